@@ -1,0 +1,27 @@
+# One entry point for people and CI. Every target installs what it needs into $(VENV) first.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test test-fast demo bench clean
+
+install: $(VENV)/.installed
+
+# torch first and pinned: 2.13.0 is the CPU build on local disk; an unpinned torch pulls GBs of CUDA wheels.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,demo]"
+	touch $@
+
+test: install  ## the whole suite, slow real-material tests included (what CI runs)
+	$(PY) -m pytest -q -ra
+
+test-fast: install  ## skip the slow real-material tests
+	$(PY) -m pytest -q -ra -m "not slow"
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

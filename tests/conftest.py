@@ -1,0 +1,66 @@
+import os
+
+import pytest
+import torch
+
+# Everything runs offline on material the project builds.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+TINY_ENCODER = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=6,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=1,
+    layer_norm_eps=1e-5,
+    pad_token_id=1,
+    bos_token_id=0,
+    eos_token_id=2,
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+)
+
+
+def tiny_config(**overrides):
+    from xlm_swcm_hf import XLMSWCMConfig
+
+    return XLMSWCMConfig(**{**TINY_ENCODER, **overrides})
+
+
+def tiny_model(seed=0, **overrides):
+    from xlm_swcm_hf import XLMSWCMForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = XLMSWCMForConditionalGeneration(tiny_config(**overrides)).eval()
+    # Non-trivial LayerNorms and biases, so a wrong residual or norm placement cannot hide behind ones/zeros.
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() == 1:
+                param.add_(0.1 * torch.randn_like(param))
+    return model
+
+
+def padded_batch():
+    """Two sources of different lengths, right-padded with pad_token_id=1."""
+    input_ids = torch.tensor([[0, 5, 6, 7, 8, 9, 2], [0, 10, 11, 2, 1, 1, 1]])
+    return {"input_ids": input_ids, "attention_mask": (input_ids != 1).long()}
+
+
+@pytest.fixture
+def tiny_encoder_dir(tmp_path):
+    """A random XLM-R encoder folder in the standard layout (config + safetensors)."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    torch.manual_seed(1)
+    encoder = XLMRobertaModel(XLMRobertaConfig(**TINY_ENCODER), add_pooling_layer=True)
+    with torch.no_grad():  # pretrained-looking: no all-zero biases or all-one LayerNorms to confuse copy checks
+        for param in encoder.parameters():
+            if param.dim() == 1:
+                param.add_(0.1 * torch.randn_like(param))
+    path = tmp_path / "tiny-xlmr"
+    encoder.save_pretrained(path)
+    return path

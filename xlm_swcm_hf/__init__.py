@@ -1,0 +1,34 @@
+"""XLM-SWCM for Hugging Face Transformers.
+
+Importing the package registers the classes with AutoConfig, AutoModel and AutoModelForSeq2SeqLM, and marks them for
+`register_for_auto_class`, so `save_pretrained` writes `auto_map` and copies the modeling files: a saved folder then
+loads with `trust_remote_code=True` where this package is not installed.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+from .configuration_xlm_swcm import XLMSWCMConfig
+from .modeling_xlm_swcm import (
+    XLMSWCMForConditionalGeneration,
+    XLMSWCMModel,
+    XLMSWCMPreTrainedModel,
+    shared_weight_mapping,
+)
+
+
+AutoConfig.register(XLMSWCMConfig.model_type, XLMSWCMConfig, exist_ok=True)
+AutoModel.register(XLMSWCMConfig, XLMSWCMModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(XLMSWCMConfig, XLMSWCMForConditionalGeneration, exist_ok=True)
+XLMSWCMConfig.register_for_auto_class()
+XLMSWCMModel.register_for_auto_class("AutoModel")
+XLMSWCMForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "XLMSWCMConfig",
+    "XLMSWCMPreTrainedModel",
+    "XLMSWCMModel",
+    "XLMSWCMForConditionalGeneration",
+    "shared_weight_mapping",
+]
