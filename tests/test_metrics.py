@@ -127,7 +127,9 @@ def test_hand_computed_kazakh_cyrillic(metric):
     #          жақсы көремін}: no match -> 0
     # ROUGE-L: LCS = 3 (мен қазақ көремін) -> P = 3/4, R = 3/5, F = 2*0.75*0.6/1.35 = 2/3
     scores = metric.compute(
-        predictions=["Мен тілін қазақ көремін"], references=["Мен қазақ тілін жақсы көремін."], translation_metrics=False
+        predictions=["Мен тілін қазақ көремін"],
+        references=["Мен қазақ тілін жақсы көремін."],
+        translation_metrics=False,
     )
     expected = {
         "rouge1": 8 / 9, "rouge1_precision": 1.0, "rouge1_recall": 0.8,
@@ -160,5 +162,104 @@ def test_multiple_references_and_options(metric):
     scores = metric.compute(predictions=["a b c"], references=[["x y", "a b c"]], rouge_types=["rouge1", "rougeLsum"])
     assert scores["rouge1"] == scores["rougeLsum"] == 1.0 and "rouge2" not in scores
     assert scores["chrf"] == pytest.approx(100.0)
-    by_space = metric.compute(predictions=["北京 我爱"], references=["北京我爱"], tokenizer=str.split)
-    assert by_space["rouge1"] == 0.5  # [北京, 我爱] vs [北京我爱]: no common token... except none -> see below
+    # custom tokenizer (callable): str.split is case-sensitive, [a, b] vs [a, B] -> 1 of 2 -> 0.5; ours casefolds
+    assert metric.compute(predictions=["a b"], references=["a B"], tokenizer=str.split)["rouge1"] == 0.5
+    assert metric.compute(predictions=["a b"], references=["a B"])["rouge1"] == 1.0
+
+
+# --- chrF and BLEU --------------------------------------------------------------------------------------------
+
+
+def test_chrf_and_bleu(metric):
+    english = [SAMPLES["en"], "A second sentence that is long enough for four-grams."]
+    same = metric.compute(predictions=english, references=english)
+    assert same["chrf"] == pytest.approx(100.0) and same["bleu"] == pytest.approx(100.0)
+
+    partial = metric.compute(predictions=["The quick brown fox jumps over a lazy cat."], references=[SAMPLES["en"]])
+    assert 0.0 < partial["bleu"] < 100.0 and 0.0 < partial["chrf"] < 100.0
+    direct = BLEU(tokenize="13a").corpus_score(["The quick brown fox jumps over a lazy cat."], [[SAMPLES["en"]]])
+    assert partial["bleu"] == pytest.approx(direct.score)
+
+    # 13a leaves unsegmented Chinese as one "word" (+ the full stop): identical text still gets BLEU 0,
+    # hence bleu_tokenize="char"/"zh" for Chinese and "multilingual" (ROUGE tokens) for Tibetan.
+    zh = [SAMPLES["zh"]]
+    assert metric.compute(predictions=zh, references=zh)["bleu"] == 0.0
+    assert metric.compute(predictions=zh, references=zh, bleu_tokenize="zh")["bleu"] == pytest.approx(100.0)
+    bo = [SAMPLES["bo"]]
+    assert metric.compute(predictions=bo, references=bo, bleu_tokenize="multilingual")["bleu"] == pytest.approx(100.0)
+    assert "chrf" not in metric.compute(predictions=zh, references=zh, translation_metrics=False)
+
+
+def test_compute_generation_metrics_reports_percent():
+    scores = compute_generation_metrics(["Мен тілін қазақ көремін"], ["Мен қазақ тілін жақсы көремін."])
+    assert set(scores) == {*ROUGE_KEYS, "chrf", "bleu"}
+    assert all(isinstance(value, float) for value in scores.values())
+    assert (scores["rouge1"], scores["rouge1_recall"], scores["rougeL"], scores["rouge2"]) == (88.89, 80.0, 66.67, 0.0)
+    assert 0.0 < scores["chrf"] < 100.0
+    same = compute_generation_metrics([SAMPLES["zh"]], [SAMPLES["zh"]], bleu_tokenize="char")
+    assert same == dict.fromkeys([*ROUGE_KEYS, "chrf", "bleu"], 100.0)
+
+
+# --- input errors ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "predictions, references, message",
+    [
+        ([], [], "must not be empty"),
+        (["a"], [], "must not be empty"),
+        (["a", "b"], ["a"], "Mismatch in the number of predictions"),
+    ],
+)
+def test_bad_inputs_raise_value_error(metric, predictions, references, message):
+    with pytest.raises(ValueError, match=message):
+        metric.compute(predictions=predictions, references=references)
+    with pytest.raises(ValueError, match=message):
+        compute_generation_metrics(predictions, references)
+
+
+def test_other_invalid_arguments():
+    with pytest.raises(ValueError, match="not a single string"):
+        compute_generation_metrics("abc", "abc")
+    with pytest.raises(ValueError, match="Invalid rouge_types"):
+        compute_generation_metrics(["a"], ["a"], rouge_types=["rougeX"])
+    with pytest.raises(ValueError, match="same number of references"):
+        compute_generation_metrics(["a", "b"], [["a"], ["b", "c"]])
+
+
+# --- offline loading by `evaluate` ----------------------------------------------------------------------------
+
+
+def test_evaluate_load_offline_from_a_copied_folder(tmp_path):
+    # A cold evaluate cache, Hub offline and a dead proxy: evaluate.load(<folder>) must not need the network.
+    # The folder is copied elsewhere to show it is self-contained (no import of the xlm_swcm_hf package).
+    folder = shutil.copytree(METRIC_PATH, tmp_path / "multilingual_rouge", ignore=shutil.ignore_patterns("__pycache__"))
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import evaluate
+        metric = evaluate.load({str(folder)!r})
+        scores = metric.compute(predictions=[{SAMPLES["bo"]!r}], references=[{SAMPLES["bo"]!r}])
+        print(json.dumps({{"name": metric.name, "scores": scores, "package": "xlm_swcm_hf" in sys.modules}}))
+        """
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_EVALUATE_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["name"] == "multilingual_rouge"
+    assert result["scores"]["rougeL"] == result["scores"]["rougeL_precision"] == 1.0
+    assert result["scores"]["chrf"] == pytest.approx(100.0)
+    assert result["package"] is False
+    assert (tmp_path / "modules" / "evaluate_modules" / "metrics" / "multilingual_rouge").is_dir()
