@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--placeholder-policy", choices=demo_data.PLACEHOLDER_POLICIES, default="keep", help="what to do with pairs that contain format placeholders (default: %(default)s)"
     )
+    parser.add_argument("--unique-sources", action="store_true", help="keep one target per English text and language (default: keep alternatives)")
     parser.add_argument("--no-monolingual", action="store_true", help="do not write Uyghur proverbs (monolingual_ug.jsonl is then empty)")
     args = parser.parse_args(argv)
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             tag_template=args.tag_template,
             placeholder_policy=args.placeholder_policy,
             include_monolingual=not args.no_monolingual,
+            unique_sources=args.unique_sources,
         )
     except (FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

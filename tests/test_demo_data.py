@@ -73,6 +73,9 @@ def test_normalisation_placeholders_and_duplicates():
         ("\u00e9", "\u00e9字"),
     ]
     assert drops == Counter({("zh", "duplicate"): 1, ("zh", "placeholder-mismatch"): 1, ("zh", "empty"): 1})
+    alternatives = [RawPair("ug", "Czech Koruna", "چېخ كورۇنىسى", "cldr-currencies"), RawPair("ug", "czech koruna", "چېخ كورۇنا", "pycountry-iso4217")]
+    assert len(dd.clean_pairs(alternatives)) == 2
+    assert [p.origin for p in dd.clean_pairs(alternatives, unique_sources=True)] == ["cldr-currencies"]
     stripped = dd.clean_pairs(pairs[:1], placeholder_policy="strip")
     assert [(p.english, p.target) for p in stripped] == [("Add", "添加")]
     assert dd.clean_pairs(pairs[:1], placeholder_policy="drop") == []

@@ -452,14 +452,19 @@ def clean_pairs(
     pairs: Iterable[RawPair],
     placeholder_policy: str = "keep",
     drop_counts: Counter | None = None,
+    unique_sources: bool = False,
 ) -> list[RawPair]:
     """Normalise, filter and de-duplicate ``pairs`` (order of first occurrence is kept).
 
-    ``drop_counts`` (optional) is updated with ``(lang, reason)`` → count."""
+    With ``unique_sources`` only the first target of an English text (case-insensitive) is
+    kept per language — otherwise different sources' translations of one English string are
+    all kept as alternative references.  ``drop_counts`` (optional) is updated with
+    ``(lang, reason)`` → count."""
     if placeholder_policy not in PLACEHOLDER_POLICIES:
         raise ValueError(f"placeholder_policy must be one of {PLACEHOLDER_POLICIES}, got {placeholder_policy!r}")
     drops = Counter() if drop_counts is None else drop_counts
     seen: set[tuple[str, str, str]] = set()
+    seen_sources: set[tuple[str, str]] = set()
     kept: list[RawPair] = []
     for pair in pairs:
         english, target = normalize_text(pair.english), normalize_text(pair.target)
@@ -489,6 +494,12 @@ def clean_pairs(
         if key in seen:
             drops[(pair.lang, "duplicate")] += 1
             continue
+        if unique_sources:
+            source_key = (pair.lang, _split_key(english))
+            if source_key in seen_sources:
+                drops[(pair.lang, "alternative-target")] += 1
+                continue
+            seen_sources.add(source_key)
         seen.add(key)
         kept.append(RawPair(pair.lang, english, target, pair.origin))
     return kept
@@ -583,6 +594,7 @@ def build_demo_dataset(
     split_fractions: Mapping[str, float] | None = None,
     placeholder_policy: str = "keep",
     include_monolingual: bool = True,
+    unique_sources: bool = False,
 ) -> dict:
     """Collect, clean and split the demo data and write it to ``output_dir`` atomically.
 
@@ -590,8 +602,9 @@ def build_demo_dataset(
     ``target``, ``lang``, ``src_lang``, ``origin``, ``license``), ``monolingual_ug.jsonl``
     (fields ``text``, ``lang``, ``origin``, ``license``), ``stats.json`` and ``LICENSES.md``
     into a temporary directory beside ``output_dir`` and renames it into place.  An existing
-    ``output_dir`` is replaced only with ``force=True``.  Returns the statistics written to
-    ``stats.json``."""
+    ``output_dir`` is replaced only with ``force=True``.  ``unique_sources=True`` keeps one
+    target per English text and language (sources in the order CLDR, Django, pycountry).
+    Returns the statistics written to ``stats.json``."""
     languages = tuple(dict.fromkeys(languages))
     _check_languages(languages)
     if "{text}" not in tag_template:
@@ -605,7 +618,7 @@ def build_demo_dataset(
     available = [s for s in ("cldr", "django", "pycountry") if sources_meta[s] is not None]
 
     drops: Counter = Counter()
-    cleaned = clean_pairs(collect_pairs(languages, available), placeholder_policy, drops)
+    cleaned = clean_pairs(collect_pairs(languages, available), placeholder_policy, drops, unique_sources)
 
     lang_rank = {lang: i for i, lang in enumerate(languages)}
     cleaned.sort(key=lambda p: (lang_rank[p.lang], p.origin, _split_key(p.english), p.english, p.target))
@@ -652,6 +665,7 @@ def build_demo_dataset(
         "src_lang": SRC_LANG,
         "tag_template": tag_template,
         "placeholder_policy": placeholder_policy,
+        "unique_sources": unique_sources,
         "split_fractions": {**{k: fractions[k] for k in sorted(fractions)}, "train": round(1.0 - sum(fractions.values()), 10)},
         "languages": {
             lang: {**{s: v[s] for s in SPLITS}, "total": v["total"], "by_origin": dict(sorted(v["by_origin"].items()))}
