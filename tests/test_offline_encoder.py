@@ -75,7 +75,8 @@ def engine_tensors(rng: np.random.Generator, vocab_rows: int) -> dict[str, tuple
         "emb.ln.b": (0, w(H)),
     }
     for layer in range(TINY["layers"]):
-        for short, (out_f, in_f) in {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (F, H), "fo": (H, F)}.items():
+        linear_shapes = {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (F, H), "fo": (H, F)}
+        for short, (out_f, in_f) in linear_shapes.items():
             tensors[f"l{layer}.{short}.w"] = (1, w(out_f, in_f, scale=0.2))
             tensors[f"l{layer}.{short}.b"] = (0, w(out_f))
         for norm in ("aln", "oln"):
@@ -155,19 +156,18 @@ def engine_forward(tensors: dict[str, tuple[int, np.ndarray]], ids: list[int]) -
     def ln(x, prefix):
         return torch.nn.functional.layer_norm(x, (H,), t(f"{prefix}.w"), t(f"{prefix}.b"), TINY["eps"])
 
+    def lin(v, name):
+        return v @ t(f"{name}.w").T + t(f"{name}.b")
+
     L = len(ids)
     x = t("emb.word")[ids] + t("emb.pos")[:L] + t("emb.type")[0]
     x = ln(x, "emb.ln")
     for layer in range(TINY["layers"]):
         p = f"l{layer}"
-
-        def lin(v, name):
-            return v @ t(f"{p}.{name}.w").T + t(f"{p}.{name}.b")
-
-        q, k, v = (lin(x, n).view(L, NH, H // NH).transpose(0, 1) for n in ("q", "k", "v"))
+        q, k, v = (lin(x, f"{p}.{n}").view(L, NH, H // NH).transpose(0, 1) for n in ("q", "k", "v"))
         attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(H // NH), dim=-1) @ v
-        x = ln(x + lin(attn.transpose(0, 1).reshape(L, H), "ao"), f"{p}.aln")
-        x = ln(x + lin(torch.nn.functional.gelu(lin(x, "fi")), "fo"), f"{p}.oln")
+        x = ln(x + lin(attn.transpose(0, 1).reshape(L, H), f"{p}.ao"), f"{p}.aln")
+        x = ln(x + lin(torch.nn.functional.gelu(lin(x, f"{p}.fi")), f"{p}.fo"), f"{p}.oln")
     return x
 
 
@@ -251,7 +251,8 @@ def test_read_weights_round_trips_within_quantization_error(tiny_source):
     assert ffn_in.shape == (TINY["ffn"], H)
     np.testing.assert_array_equal(ffn_in, q4_reference(tensors["l1.fi.w"][1]))
     assert state["encoder.layer.1.output.dense.weight"].shape == (H, TINY["ffn"])
-    np.testing.assert_array_equal(state["encoder.layer.0.attention.output.LayerNorm.bias"].numpy(), tensors["l0.aln.b"][1])
+    ln_bias = state["encoder.layer.0.attention.output.LayerNorm.bias"].numpy()
+    np.testing.assert_array_equal(ln_bias, tensors["l0.aln.b"][1])
 
     # positions: engine row p becomes XLM-R row p + 2; rows 0 and 1 (before <s>, and pad) are zero
     positions = state["embeddings.position_embeddings.weight"].numpy()
@@ -280,7 +281,8 @@ def test_built_folder_loads_and_matches_engine_forward(tiny_source, tmp_path, mo
     model = XLMRobertaModel.from_pretrained(out, add_pooling_layer=False).eval()
     assert info["num_parameters"] == sum(p.numel() for p in model.parameters())
     tokenizer = AutoTokenizer.from_pretrained(out)
-    assert (tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2, 3)
+    specials = (tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
+    assert specials == (0, 1, 2, 3)
     assert tokenizer.mask_token_id == len(TINY_PIECES) - 1
     ids = tokenizer("hello world")["input_ids"]
     assert ids == [0, 5, 6, 2]

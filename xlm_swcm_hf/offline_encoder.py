@@ -561,6 +561,7 @@ def build_encoder_folder(
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; the result is an ordinary shared model folder
     try:
         _write_folder(staging, model, tokenizer, info)
         info["seconds"] = round(time.perf_counter() - start, 2)
