@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo ablation bench clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,9 @@ test: install  ## the whole suite, slow real-material tests included (what CI ru
 
 test-fast: install  ## skip the slow real-material tests
 	$(PY) -m pytest -q -ra -m "not slow"
+
+demo: install  ## the main job: real encoder + real data -> XLM-SWCM vs random decoder -> artifacts/demo/report.md
+	$(PY) scripts/demo.py --output artifacts/demo
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

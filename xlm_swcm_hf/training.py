@@ -235,6 +235,7 @@ def build_training_arguments(recipe: dict):
     from transformers import Seq2SeqTrainingArguments
 
     arguments = dict(recipe["training"])
+    arguments.pop("overwrite_output_dir", None)  # ours, handled by run_training
     for key, value in arguments.items():
         if key.endswith("_strategy") and value is False:  # YAML reads a bare `no` as false
             arguments[key] = "no"
@@ -329,10 +330,16 @@ def run_training(recipe: dict, resume: bool = False, callbacks: list | None = No
         if checkpoint is None:
             raise RecipeError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume.")
         logger.info("Resuming from %s", checkpoint)
-    elif last_checkpoint(output_dir) is not None and not recipe["training"].get("overwrite_output_dir"):
-        raise RecipeError(
-            f"{output_dir} already holds checkpoints; pass --resume to continue, or choose another output_dir."
-        )
+    elif last_checkpoint(output_dir) is not None:
+        if not recipe["training"].get("overwrite_output_dir"):
+            raise RecipeError(
+                f"{output_dir} already holds checkpoints; pass --resume to continue, choose another output_dir, or "
+                "set training.overwrite_output_dir=true to start over."
+            )
+        import shutil
+
+        for stale in output_dir.glob("checkpoint-*"):
+            shutil.rmtree(stale)
     set_seed(recipe["training"].get("seed", 42))
     tokenizer = build_tokenizer(recipe)
     model = build_model(recipe["model"], tokenizer)

