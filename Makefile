@@ -26,5 +26,8 @@ test-fast: install  ## skip the slow real-material tests
 demo: install  ## the main job: real encoder + real data -> XLM-SWCM vs random decoder -> artifacts/demo/report.md
 	$(PY) scripts/demo.py --output artifacts/demo
 
+ablation: install  ## which decoder initialisation pays off: every variant, 2 seeds -> docs/ablation.md
+	$(PY) scripts/ablation.py --steps 600 --seeds 0,1
+
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

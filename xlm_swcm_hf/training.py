@@ -364,6 +364,9 @@ def run_training(recipe: dict, resume: bool = False, callbacks: list | None = No
         (checksums / f"rank{trainer.args.process_index}.txt").write_text(parameter_checksum(trainer.model))
     if "validation" in tokenized:
         metrics["validation"] = trainer.evaluate()
+    if "test" in tokenized and not trainer.args.predict_with_generate:
+        # Teacher-forced test loss (the NLL when label smoothing is off); generation metrics follow below.
+        metrics["test_loss"] = trainer.evaluate(tokenized["test"], metric_key_prefix="test")["test_loss"]
     if not trainer.is_world_process_zero():
         return metrics
 
