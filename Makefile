@@ -29,5 +29,9 @@ demo: install  ## the main job: real encoder + real data -> XLM-SWCM vs random d
 ablation: install  ## which decoder initialisation pays off: every variant, 2 seeds -> docs/ablation.md
 	$(PY) scripts/ablation.py --steps 600 --seeds 0,1
 
+BENCH_ARGS ?=
+bench: install  ## full-size decode/encoder/training benchmark (long); writes artifacts/bench/ (JSON, markdown, PNG)
+	$(PY) scripts/benchmark.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -484,8 +484,42 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         if self.generation_config is not None and self.generation_config.max_new_tokens is None:
             self.generation_config.max_new_tokens = min(DEFAULT_MAX_TARGET_LENGTH, max_decoder_length(config))
 
+    # Inference fast path (see docs/benchmark.md): for fp32 on CPU without autograd, the LM head multiplies by a
+    # pre-transposed, contiguous runtime copy of its weight (torch.addmm). MKL's matrix-vector product is ~1.6x faster
+    # in that layout for the (vocab, hidden) head at batch 1. Costs one extra copy of the head weight in memory; the
+    # parameter and the state dict are unchanged. Logits agree with `lm_head(...)` to float rounding (~1e-6 relative).
+    lm_head_transposed_inference = True
+
     def get_output_embeddings(self):
         return self.lm_head
+
+    def _use_transposed_lm_head(self, hidden_states: torch.Tensor) -> bool:
+        weight = self.lm_head.weight
+        return (
+            self.lm_head_transposed_inference
+            and not torch.is_grad_enabled()
+            and isinstance(self.lm_head, nn.Linear)
+            and weight.device.type == "cpu"
+            and weight.dtype == torch.float32
+            and hidden_states.dtype == torch.float32
+            and hidden_states.numel() // hidden_states.shape[-1] <= 64
+        )
+
+    def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The LM head; takes the transposed-weight fast path during CPU fp32 inference on a few positions."""
+        if not self._use_transposed_lm_head(hidden_states):
+            if torch.is_grad_enabled():  # training: drop the inference copy
+                self.__dict__.pop("_lm_head_t_cache", None)
+            return self.lm_head(hidden_states)
+        weight, bias = self.lm_head.weight, self.lm_head.bias
+        key = (weight.data_ptr(), weight._version, tuple(weight.shape))
+        cached = self.__dict__.get("_lm_head_t_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, weight.detach().t().contiguous())
+            self.__dict__["_lm_head_t_cache"] = cached  # a plain attribute: never a parameter or buffer
+        flat = hidden_states.reshape(-1, hidden_states.shape[-1])
+        logits = torch.addmm(bias, flat, cached[1]) if bias is not None else torch.mm(flat, cached[1])
+        return logits.view(*hidden_states.shape[:-1], -1)
 
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
@@ -531,7 +565,7 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             **kwargs,
         )
-        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        logits = self.compute_logits(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
 
         loss = None
         if labels is not None:
