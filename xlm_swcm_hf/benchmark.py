@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import statistics
@@ -268,9 +267,8 @@ def try_compile(args, log) -> dict:
         source = make_source(args.size, 1)
         length = min(args.ablation_length, 16)
         base, ref = generate_once(model, source, length, 1)
-        start = time.perf_counter()
         model.forward = torch.compile(model.forward, dynamic=True)
-        first, out = generate_once(model, source, length, 1)
+        first, _ = generate_once(model, source, length, 1)
         second, out2 = generate_once(model, source, length, 1)
         result.update(eager_ms_per_step=base / length * 1e3, compiled_first_call_s=first,
                       compiled_ms_per_step=second / length * 1e3, tokens_identical=bool(torch.equal(ref, out2)),
@@ -557,7 +555,7 @@ def markdown(report: dict) -> str:
                      f"{_fmt(speed, 2)}x | {_fmt(vs_bart, 2)} |")
     weights = report["weights_read_per_token"]
     bandwidth = report["bandwidth"]
-    lines += ["", f"Encoder alone (median ms): " + ", ".join(f"{k} {v['median_ms']:.1f}"
+    lines += ["", "Encoder alone (median ms): " + ", ".join(f"{k} {v['median_ms']:.1f}"
                                                               for k, v in report["encoder"].items()),
               "", f"Weights read per cached step: ours {weights['swcm']['bytes'] / 1e9:.3f} GB, BART "
               f"{weights['bart']['bytes'] / 1e9:.3f} GB, ratio {weights['ratio_swcm_over_bart']:.3f}. "

@@ -62,14 +62,14 @@ import importlib.metadata
 import json
 import os
 import re
-import shutil
-import tempfile
 import unicodedata
 import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
+
+from .files import atomic_output_dir
 
 __all__ = [
     "TAG_TEMPLATE",
@@ -560,29 +560,12 @@ def _licenses_md(sources: dict, notes: Sequence[str]) -> str:
 
 
 def _write_atomically(output_dir: Path, files: Mapping[str, str], force: bool) -> None:
-    output_dir = Path(output_dir)
-    parent = output_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    if output_dir.exists() and not force:
-        raise FileExistsError(f"{output_dir} exists; pass force=True (--force) to replace it")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=parent))
     try:
-        for name, text in files.items():
-            with open(tmp / name, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)
-        if output_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=parent))
-            os.rename(output_dir, old / "data")
-            os.rename(tmp, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_output_dir(output_dir, overwrite=force) as staging:
+            for name, text in files.items():
+                (staging / name).write_text(text, encoding="utf-8", newline="\n")
+    except FileExistsError as error:
+        raise FileExistsError(f"{error} (force=True / --force replaces it)") from None
 
 
 def build_demo_dataset(

@@ -1,14 +1,14 @@
 """Hub-ready folders: atomic writes, the model card, validation and upload."""
 
-import contextlib
 import json
 import os
 import shutil
 import string
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from .files import atomic_output_dir
 
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
@@ -25,32 +25,6 @@ CARD_DEFAULTS = {
     "parameters": "unknown",
     "layout": "",
 }
-
-
-@contextlib.contextmanager
-def atomic_output_dir(output_dir: str | os.PathLike, overwrite: bool = False):
-    """Yield a temporary folder next to `output_dir`; it becomes `output_dir` only if the block succeeds.
-
-    On any error the temporary folder is removed, so a half-written output folder is never left behind. An existing
-    `output_dir` is replaced only with `overwrite=True`, and only after the new one is complete.
-    """
-    output_dir = Path(output_dir).resolve()
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"{output_dir} exists; choose another output folder or pass overwrite/--overwrite.")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
-        yield staging
-        if output_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-            os.replace(output_dir, retired / "old")
-            os.replace(staging, output_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def render_model_card(template_path: str | os.PathLike | None = None, **fields) -> str:

