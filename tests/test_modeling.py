@@ -367,3 +367,33 @@ def test_from_encoder_head_options_and_ablation(tiny_encoder_dir):
     )
     with pytest.raises(ValueError, match="lm_head_init"):
         XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir, lm_head_init="tied")
+    with pytest.raises(ValueError, match="init_scheme"):
+        XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir, init_scheme="scaled",
+                                                     decoder_layer_norm_position="post")
+
+
+def test_scaled_init_scheme(tiny_encoder_dir):
+    copied = XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir)
+    scaled = XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir, init_scheme="scaled")
+    factor = (2 * scaled.config.decoder_layers) ** -0.5
+    for index, kind in enumerate(scaled.config.decoder_layout):
+        layer, reference = scaled.model.decoder.layers[index], copied.model.decoder.layers[index]
+        if kind == "custom":
+            assert torch.equal(layer.self_attn.q_proj.weight, reference.self_attn.q_proj.weight)
+            assert torch.equal(layer.ffn1.fc1.weight, reference.ffn1.fc1.weight)
+            for name in ("self_attn.out_proj", "ffn1.fc2", "ffn2.fc2"):
+                assert torch.allclose(layer.get_submodule(name).weight, reference.get_submodule(name).weight * factor)
+            # Cross-attention starts random, not from the encoder's self-attention.
+            assert not torch.equal(layer.encoder_attn.k_proj.weight, reference.encoder_attn.k_proj.weight)
+            assert torch.equal(layer.encoder_attn.k_proj.bias, torch.zeros_like(layer.encoder_attn.k_proj.bias))
+        else:
+            for name in ("self_attn.out_proj", "encoder_attn.out_proj", "ffn.fc2"):
+                assert not layer.get_submodule(name).weight.any() and not layer.get_submodule(name).bias.any()
+    # The point of the scheme: the pre-LN residual stream stays small at initialisation.
+    batch = padded_batch()
+    targets = torch.tensor([[0, 20, 21, 22], [0, 30, 31, 32]])
+
+    with torch.no_grad():
+        scaled_out = scaled.eval()(**batch, decoder_input_ids=targets, output_hidden_states=True).decoder_hidden_states
+        copied_out = copied.eval()(**batch, decoder_input_ids=targets, output_hidden_states=True).decoder_hidden_states
+    assert scaled_out[-1].pow(2).mean() < copied_out[-1].pow(2).mean()

@@ -22,6 +22,10 @@ VARIANTS = {
     "swcm_pre_emb_head": ("SWCM pre-LN, LM head initialised from the word embeddings",
                           {"init": "from_encoder", "lm_head_init": "embeddings",
                            "config": {"decoder_layer_norm_position": "pre"}}),
+    "swcm_pre_scaled_emb_head": ("SWCM pre-LN, init_scheme='scaled' (cross-attention random, copied outputs scaled "
+                                 "by 1/sqrt(2L), normal layers start as identity), embedding head",
+                                 {"init": "from_encoder", "lm_head_init": "embeddings", "init_scheme": "scaled",
+                                  "config": {"decoder_layer_norm_position": "pre"}}),
     "swcm_post_emb_head": ("SWCM post-LN mirror of the encoder layers (LayerNorms copied), embedding head",
                            {"init": "from_encoder", "lm_head_init": "embeddings",
                             "config": {"decoder_layer_norm_position": "post"}}),

@@ -590,8 +590,9 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         cls,
         encoder: "str | os.PathLike | PreTrainedModel",
         normal_layer_interval: int = 3,
-        lm_head_init: str = "random",
+        lm_head_init: str = "embeddings",
         share_weights: bool = True,
+        init_scheme: str = "copy",
         encoder_kwargs: dict | None = None,
         **config_overrides,
     ) -> "XLMSWCMForConditionalGeneration":
@@ -601,14 +602,24 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
             encoder: a Hub name, a local folder, or a loaded XLM-R-family model (`XLMRobertaModel`, or a model
                 with a `.roberta` base such as `XLMRobertaForMaskedLM`). The encoder weights are loaded unchanged.
             normal_layer_interval: one randomly initialised normal layer after every this many custom layers.
-            lm_head_init: `"random"` or `"embeddings"` (a copy of the word embeddings, bias zero). For a head tied to
-                the embeddings pass `tie_word_embeddings=True`.
+            lm_head_init: `"embeddings"` (a copy of the word embeddings, bias zero; the default, because it trains
+                clearly better than a random head in our ablation, docs/ablation.md) or `"random"` (the reference).
+                For a head tied to the embeddings pass `tie_word_embeddings=True`.
             share_weights: False keeps the whole decoder random (the paper's "without weight sharing" ablation).
+            init_scheme: `"copy"` (the paper: both attentions of custom layer i from encoder layer i's
+                self-attention, both FFNs from its FFN) or `"scaled"` (pre-LN only; an option from our ablation):
+                copy self-attention and FFNs, start the cross-attention random, scale every copied residual-branch
+                output projection by 1/sqrt(2 * decoder layers) and zero the normal layers' output projections, so
+                that the copied post-LN sublayers do not blow up the pre-LN residual stream at initialisation.
             encoder_kwargs: extra keyword arguments for `from_pretrained` when `encoder` is a name or folder.
             config_overrides: any `XLMSWCMConfig` field (e.g. `decoder_layer_norm_position="post"`).
         """
         if lm_head_init not in ("random", "embeddings"):
             raise ValueError(f"lm_head_init={lm_head_init!r} is invalid; allowed: 'random', 'embeddings'.")
+        if init_scheme not in ("copy", "scaled"):
+            raise ValueError(f"init_scheme={init_scheme!r} is invalid; allowed: 'copy', 'scaled'.")
+        if init_scheme == "scaled" and config_overrides.get("decoder_layer_norm_position", "pre") != "pre":
+            raise ValueError("init_scheme='scaled' is for pre-LN decoders (decoder_layer_norm_position='pre').")
         encoder_model = _load_xlmr_encoder(encoder, **(encoder_kwargs or {}))
         config = XLMSWCMConfig.from_encoder_config(
             encoder_model.config, normal_layer_interval=normal_layer_interval, **config_overrides
@@ -620,6 +631,8 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
 
         if share_weights:
             copied = model.copy_encoder_weights_into_decoder()
+            if init_scheme == "scaled":
+                model.rescale_copied_decoder()
             logger.info(
                 f"Shared-weights init: copied {len(copied)} decoder tensors from the encoder into "
                 f"{config.decoder_layout.count('custom')} custom layers; "
@@ -639,6 +652,24 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         for target, source in mapping.items():
             parameters[target].copy_(parameters[source])
         return mapping
+
+    @torch.no_grad()
+    def rescale_copied_decoder(self) -> None:
+        """The `"scaled"` shared-weights scheme, applied after the copy (see `from_encoder`)."""
+        scale = (2 * self.config.decoder_layers) ** -0.5
+        for layer in self.model.decoder.layers:
+            if isinstance(layer, XLMSWCMCustomDecoderLayer):
+                for projection in (layer.encoder_attn.q_proj, layer.encoder_attn.k_proj, layer.encoder_attn.v_proj,
+                                   layer.encoder_attn.out_proj):
+                    projection.weight.normal_(0.0, self.config.initializer_range)
+                    projection.bias.zero_()
+                for output in (layer.self_attn.out_proj, layer.ffn1.fc2, layer.encoder_attn.out_proj, layer.ffn2.fc2):
+                    output.weight.mul_(scale)
+                    output.bias.mul_(scale)
+            else:
+                for output in (layer.self_attn.out_proj, layer.encoder_attn.out_proj, layer.ffn.fc2):
+                    output.weight.zero_()
+                    output.bias.zero_()
 
 
 def _load_xlmr_encoder(encoder, **kwargs) -> PreTrainedModel:

@@ -8,7 +8,8 @@ model:        # how the model is made
   encoder: <XLM-R folder or Hub name>      # from_encoder / random_decoder
   path: <saved XLM-SWCM folder>            # pretrained
   normal_layer_interval: 3
-  lm_head_init: random | embeddings
+  lm_head_init: embeddings | random
+  init_scheme: copy | scaled
   config: {decoder_layer_norm_position: pre, ...}   # any XLMSWCMConfig field
 tokenizer: <folder or name>                 # default: model.encoder or model.path
 data:         # see xlm_swcm_hf.data
@@ -103,8 +104,9 @@ def build_model(model_section: dict, tokenizer=None):
         model = XLMSWCMForConditionalGeneration.from_encoder(
             model_section["encoder"],
             normal_layer_interval=model_section.get("normal_layer_interval", 3),
-            lm_head_init=model_section.get("lm_head_init", "random"),
+            lm_head_init=model_section.get("lm_head_init", "embeddings"),
             share_weights=init == "from_encoder",
+            init_scheme=model_section.get("init_scheme", "copy"),
             **(model_section.get("config") or {}),
         )
     if tokenizer is not None and len(tokenizer) > model.config.vocab_size:
