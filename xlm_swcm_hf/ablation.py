@@ -150,6 +150,11 @@ def run_ablation(recipe: dict, variants: list[str], seeds: list[int], steps: int
                     handle.write(json.dumps(done[key]) + "\n")
                 print(json.dumps(done[key]), flush=True)
             results.append(done[key])
+            write_ablation_docs(results, steps, recipe, docs_dir)  # after every run: partial results survive
+    return summarize(results)
+
+
+def write_ablation_docs(results: list[dict], steps: int, recipe: dict, docs_dir: Path) -> None:
     rows = summarize(results)
     commit = git_commit()
     markdown = ablation_markdown(rows, steps, recipe["training"]["per_device_train_batch_size"], commit)
@@ -157,5 +162,3 @@ def run_ablation(recipe: dict, variants: list[str], seeds: list[int], steps: int
     (docs_dir / "ablation.md").write_text(markdown)
     (docs_dir / "ablation.json").write_text(json.dumps({"commit": commit, "steps": steps, "rows": rows,
                                                         "runs": results}, indent=2))
-    return rows
-
