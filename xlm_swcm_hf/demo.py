@@ -146,30 +146,6 @@ def tokenizer_coverage(encoder_dir: Path, data_dir: Path) -> dict:
     return coverage
 
 
-def plot_runs(histories: dict[str, list[dict]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.2))
-    for name, history in histories.items():
-        train = [(e["step"], e["loss"]) for e in history if "loss" in e]
-        evaluation = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
-        line = axes.plot(*zip(*train), label=f"{name}: train")[0] if train else None
-        if evaluation:
-            axes.plot(*zip(*evaluation), marker="o", linestyle="--", color=line.get_color() if line else None,
-                      label=f"{name}: validation")
-    axes.set_xlabel("step")
-    axes.set_ylabel("cross-entropy")
-    axes.set_title("XLM-SWCM demo: shared-weights vs random decoder")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def _score_row(name: str, metrics: dict) -> str:
     test = metrics["test"]["all"]
     validation_loss = metrics.get("validation", {}).get("eval_loss")
@@ -268,8 +244,11 @@ def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | 
         print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
 
     _banner("7/7 report")
+    from .training import plot_loss_curves
+
     coverage = tokenizer_coverage(material["encoder_dir"], material["data_dir"])
-    plot_runs(histories, output_dir / "loss_curves.png")
+    plot_loss_curves(histories, output_dir / "loss_curves.png",
+                     title="XLM-SWCM demo: shared-weights vs random decoder")
     summary = {"runs": runs, "samples": samples, "tokenizer_coverage": coverage, "pruning": material["pruning"],
                "encoder_verification": material["verification"], "seconds": round(time.time() - started, 1)}
     (output_dir / "demo_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))

@@ -30,7 +30,6 @@ early_stopping_patience: 3    # optional
 import copy
 import json
 import logging
-import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -266,8 +265,6 @@ def make_compute_metrics(tokenizer):
             predictions = predictions[0]
         predictions = torch.as_tensor(predictions)
         labels = torch.as_tensor(labels)
-        if predictions.dim() == 3:  # logits, when predict_with_generate is off
-            predictions = predictions.argmax(-1)
         predictions = predictions.masked_fill(predictions < 0, tokenizer.pad_token_id)
         labels = labels.masked_fill(labels < 0, tokenizer.pad_token_id)
         decoded_predictions = [text.strip() for text in tokenizer.batch_decode(predictions, skip_special_tokens=True)]
@@ -375,7 +372,7 @@ def run_training(recipe: dict, resume: bool = False, callbacks: list | None = No
     output_dir.mkdir(parents=True, exist_ok=True)
     history = trainer.state.log_history
     (output_dir / "log_history.json").write_text(json.dumps(history, indent=2))
-    plot_loss_curve(history, output_dir / "loss_curve.png")
+    plot_loss_curves({"": history}, output_dir / "loss_curve.png")
     if "test" in formatted:
         metrics["test"] = evaluate_model(
             trainer.model, tokenizer, formatted["test"], output_dir / "test",
@@ -405,21 +402,26 @@ def _public_recipe(recipe: dict) -> dict:
     return public
 
 
-def plot_loss_curve(log_history: list[dict], path: str | os.PathLike) -> None:
+def plot_loss_curves(histories: dict[str, list[dict]], path: str | os.PathLike, title: str | None = None) -> None:
+    """Train (solid) and validation (dashed, dots) loss against step for one or more runs' Trainer log histories."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry and "step" in entry]
-    evaluation = [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry]
-    figure, axes = plt.subplots(figsize=(6, 4))
-    if train:
-        axes.plot(*zip(*train), label="train loss")
-    if evaluation:
-        axes.plot(*zip(*evaluation), marker="o", label="validation loss")
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for name, history in histories.items():
+        prefix = f"{name}: " if name else ""
+        train = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry and "step" in entry]
+        evaluation = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
+        line = axes.plot(*zip(*train), label=f"{prefix}train")[0] if train else None
+        if evaluation:
+            axes.plot(*zip(*evaluation), marker="o", linestyle="--", color=line.get_color() if line else None,
+                      label=f"{prefix}validation")
     axes.set_xlabel("step")
     axes.set_ylabel("loss")
+    if title:
+        axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -503,7 +505,3 @@ def metrics_markdown(metrics: dict) -> str:
             cells.append("" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value)))
         lines.append(f"| {group} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(loss) if loss < 50 else float("inf")
