@@ -298,6 +298,16 @@ def test_built_folder_loads_and_matches_engine_forward(tiny_source, tmp_path, mo
     torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(padded, reference, atol=1e-4, rtol=1e-4)
 
+    # XLM-SWCM builds on the folder as it is, with the folder's tokenizer, and generates.
+    from xlm_swcm_hf import XLMSWCMForConditionalGeneration
+
+    swcm = XLMSWCMForConditionalGeneration.from_encoder(out).eval()
+    assert torch.equal(swcm.model.decoder.layers[0].self_attn.q_proj.weight,
+                       model.encoder.layer[0].attention.self.query.weight)
+    batch = tokenizer(["hello world"], return_tensors="pt")
+    generated = swcm.generate(**batch, max_new_tokens=3, num_beams=2)
+    assert generated.shape[0] == 1 and generated[0, 0] == tokenizer.bos_token_id
+
 
 def test_rebuild_needs_overwrite_and_replaces_atomically(tiny_source, tmp_path):
     weights, tokenizer_json, _ = tiny_source
