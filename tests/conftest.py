@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,17 @@ TINY_ENCODER = dict(
     hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1,
 )
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def run_script(name, argv):
+    """Run `scripts/<name>.py`'s main() in-process with string arguments; returns its exit code."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main([str(argument) for argument in argv])
 
 
 def tiny_config(**overrides):

@@ -1,12 +1,11 @@
 """Original-checkpoint conversion: parity with an independent re-implementation of the reference, and loud failures."""
 
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_script
 from reference_swcm import random_reference_state_dict, tiny_config
 
 from xlm_swcm_hf import XLMSWCMConfig
@@ -17,14 +16,8 @@ from xlm_swcm_hf.convert import (
 )
 
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convert_original_checkpoint.py"
-
-
-def run_script(argv):
-    spec = importlib.util.spec_from_file_location("convert_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(a) for a in argv])
+def run_convert(argv):
+    return run_script("convert_original_checkpoint", argv)
 
 
 def source_batch():
@@ -149,7 +142,7 @@ def test_script_writes_a_verified_hub_folder(tmp_path, encoder_folder, capsys):
     reference, state_dict = random_reference_state_dict(encoder_config, 3, seed=5, self_attn_residual=False)
     checkpoint = save_checkpoint(state_dict, tmp_path / "xlm-swcm.bin", module_prefix=True)
     output = tmp_path / "converted"
-    assert run_script(["--checkpoint", checkpoint, "--encoder", folder, "--output", output, "--no-self-attn-residual"]) == 0
+    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output, "--no-self-attn-residual"]) == 0
     printed = capsys.readouterr().out
     assert "parameters:" in printed and "verified" in printed
 
@@ -169,7 +162,7 @@ def test_script_writes_a_verified_hub_folder(tmp_path, encoder_folder, capsys):
     assert torch.allclose(actual, expected, atol=1e-5)
 
     # A second run refuses to overwrite silently.
-    assert run_script(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 1
+    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 1
 
 
 def _corrupt_truncated(state_dict, path):
@@ -207,7 +200,7 @@ def test_corrupted_inputs_fail_clearly_and_leave_no_folder(tmp_path, encoder_fol
     checkpoint = tmp_path / "bad.bin"
     corrupt(state_dict, checkpoint)
     output = tmp_path / "out"
-    assert run_script(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 1
+    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 1
     assert message in capsys.readouterr().err
     assert not output.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "staging folder left behind"

@@ -1,20 +1,11 @@
-import importlib.util
-from pathlib import Path
-
 import pytest
-from conftest import tiny_model
+from conftest import run_script, tiny_model
 
 from xlm_swcm_hf.hub import atomic_output_dir, card_metadata, render_model_card, save_hub_folder
 
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "push_to_hub.py"
-
-
 def push_main(argv):
-    spec = importlib.util.spec_from_file_location("push_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(a) for a in argv])
+    return run_script("push_to_hub", argv)
 
 
 def test_model_card_template_has_the_required_metadata():

@@ -1,6 +1,5 @@
 """Seq2SeqTrainer recipes on a tiny model and real sentence pairs (CLDR/Django/pycountry via PyPI packages)."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_script
 from transformers import TrainerCallback, XLMRobertaConfig, XLMRobertaModel
 
 from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
@@ -146,12 +146,9 @@ def test_cross_lingual_recipe_trains_on_one_language_and_reports_each(real_pairs
 def test_evaluate_script_writes_predictions_and_metrics(real_pairs, tiny_encoder, tmp_path):
     output = tmp_path / "run"
     run_training(tiny_recipe(real_pairs, tiny_encoder, output, "training.max_steps=3", "training.eval_strategy=no"))
-    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "scripts" / "evaluate_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--model", str(output / "final"), "--data", str(real_pairs / "test.jsonl"),
-                        "--output", str(tmp_path / "eval"), "--num-beams", "2", "--max-new-tokens", "8",
-                        "--trust-remote-code"]) == 0
+    assert run_script("evaluate_model", ["--model", output / "final", "--data", real_pairs / "test.jsonl",
+                                         "--output", tmp_path / "eval", "--num-beams", "2", "--max-new-tokens", "8",
+                                         "--trust-remote-code"]) == 0
     predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 24 and {"source", "reference", "prediction", "lang"} <= set(predictions[0])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

@@ -44,9 +44,9 @@ def build_decoder_layout(num_custom_layers: int, normal_layer_interval: int) -> 
 
 class XLMSWCMConfig(PreTrainedConfig):
     r"""
-    Configuration of an XLM-SWCM model: an XLM-RoBERTa encoder plus a decoder whose "custom" layers are initialised
-    from the encoder's layers, with a randomly initialised "normal" layer after every `normal_layer_interval` custom
-    layers (arXiv 2502.10852).
+    Configuration of an XLM-SWCM model: an XLM-RoBERTa encoder plus a decoder whose "custom" layers start as copies of
+    the encoder's layers, with a randomly initialised "normal" layer after every `normal_layer_interval` custom layers
+    (arXiv 2502.10852).
 
     The encoder fields mirror [`XLMRobertaConfig`]. Decoder fields:
 
