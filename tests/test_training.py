@@ -207,7 +207,7 @@ def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, t
     assert [row["variant"] for row in rows] == ["swcm_pre_emb_head", "random_emb_head", "encoder_decoder_model"]
     assert all(row["seeds"] == [0, 1] and row["test_nll"] > 0 for row in rows)
     table = (tmp_path / "docs" / "ablation.md").read_text()
-    assert "| encoder_decoder_model |" in table and "Commit `" in table
+    assert "| encoder_decoder_model |" in table and "Commit `" in table and "**Verdict (chrF):**" in table
     # Finished runs are reused when the same command runs again.
     lines = (tmp_path / "ablation" / "ablation_runs.jsonl").read_text().splitlines()
     run_ablation(recipe, ["random_emb_head"], [0], 2, tmp_path / "ablation", tmp_path / "docs")

@@ -110,6 +110,31 @@ def git_commit() -> str:
         return "unknown"
 
 
+def verdict(rows: list[dict]) -> str:
+    """Plain words: does any SWCM variant beat the random decoder (and EncoderDecoderModel) beyond the seed spread?"""
+    by_name = {row["variant"]: row for row in rows}
+    randoms = [row for row in rows if row["variant"].startswith("random_")]
+    swcms = [row for row in rows if row["variant"].startswith("swcm_")]
+    if not randoms or not swcms:
+        return "Not enough variants ran for a verdict."
+    best_random = max(randoms, key=lambda row: row["chrf"])
+    best_swcm = max(swcms, key=lambda row: row["chrf"])
+    margin = best_swcm["chrf"] - best_random["chrf"]
+    spread = max(best_swcm["chrf_spread"], best_random["chrf_spread"])
+    if margin > spread:
+        sentence = (f"{best_swcm['variant']} beats the best random decoder ({best_random['variant']}) by "
+                    f"{margin:.2f} chrF, more than the seed spread ({spread:.2f}).")
+    else:
+        sentence = (f"No SWCM variant beats the random decoder by more than the seed spread: the best, "
+                    f"{best_swcm['variant']}, is {margin:+.2f} chrF against {best_random['variant']} with a seed "
+                    f"spread of {spread:.2f}.")
+    baseline = by_name.get("encoder_decoder_model")
+    if baseline:
+        relation = "matches or beats" if best_swcm["chrf"] >= baseline["chrf"] else "stays below"
+        sentence += f" It {relation} EncoderDecoderModel ({baseline['chrf']:.2f} chrF)."
+    return sentence
+
+
 def ablation_markdown(rows: list[dict], steps: int, batch_size: int, commit: str) -> str:
     lines = [
         "# Decoder initialisation ablation",
@@ -127,6 +152,7 @@ def ablation_markdown(rows: list[dict], steps: int, batch_size: int, commit: str
             f"({row['rougeL_spread']:.2f}) | {row['test_nll']:.3f} ({row['test_nll_spread']:.3f}) | "
             f"{row['step_seconds']:.2f} | {','.join(map(str, row['seeds']))} | {row['description']} |"
         )
+    lines += ["", f"**Verdict (chrF):** {verdict(rows)}"]
     return "\n".join(lines) + "\n"
 
 
