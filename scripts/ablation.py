@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from xlm_swcm_hf.ablation import VARIANTS, run_ablation
-from xlm_swcm_hf.demo import DEFAULT_RECIPE, prepare_material
+from xlm_swcm_hf.demo import DEFAULT_RECIPE, demo_recipe, prepare_material
 from xlm_swcm_hf.training import load_recipe
 
 
@@ -32,13 +32,10 @@ def main(argv=None) -> int:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    recipe = load_recipe(args.config, args.overrides)
-    material = prepare_material(Path(args.artifacts), recipe["data"]["train_languages"])
-    data = material["data_dir"]
-    recipe["model"]["encoder"] = str(material["pruned_dir"])
-    recipe["data"].update(train_file=str(data / "train.jsonl"), validation_file=str(data / "validation.jsonl"),
-                          test_file=str(data / "test.jsonl"))
-    recipe["data"].pop("validation_file")  # not used: no evaluation during the runs
+    languages = load_recipe(args.config, args.overrides)["data"]["train_languages"]
+    material = prepare_material(Path(args.artifacts), languages)
+    recipe = demo_recipe(Path(args.config), material, Path(args.output), "from_encoder", args.overrides)
+    recipe["data"].pop("validation_file")  # not used: the runs evaluate only on the test split
     rows = run_ablation(recipe, variants, [int(s) for s in args.seeds.split(",")], args.steps, Path(args.output),
                         Path(args.docs))
     print((Path(args.docs) / "ablation.md").read_text())

@@ -22,6 +22,7 @@ WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
 # Copies of the shared embedding module that the reference stores next to `encoder.embeddings.*`.
 EMBEDDING_COPY_PREFIXES = ("embed_layer.", "decoder.embed_layer.")
 DROPPED_PREFIXES = ("encoder.pooler.",)
+CARD_BASE_MODEL = "hfl/cino-base-v2"  # the released model's encoder, named in the card when a local folder is used
 
 ATTENTION_NAMES = {"self_attention": "self_attn", "cross_attention": "encoder_attn"}
 CUSTOM_LAYER_NAMES = {
@@ -306,5 +307,3 @@ def convert_checkpoint_to_folder(
     )
     return model
 
-
-CARD_BASE_MODEL = "hfl/cino-base-v2"

@@ -345,7 +345,8 @@ class XLMSWCMModel(XLMSWCMPreTrainedModel):
     ) -> torch.Tensor:
         """Word + XLM-R positions + LayerNorm with the shared module; positions continue after the cache."""
         embeddings = self.encoder.embeddings
-        target_length = cache_length + (decoder_input_ids if decoder_input_ids is not None else decoder_inputs_embeds).shape[1]
+        decoder_inputs = decoder_input_ids if decoder_input_ids is not None else decoder_inputs_embeds
+        target_length = cache_length + decoder_inputs.shape[1]
         if target_length > max_decoder_length(self.config):
             raise ValueError(
                 f"The decoder input is {target_length} tokens long but the shared position table allows at most "
@@ -627,7 +628,6 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         model = cls(config)
         encoder_state = {k: v for k, v in encoder_model.state_dict().items() if not k.startswith("pooler.")}
         model.model.encoder.load_state_dict(encoder_state, strict=True)
-        model.model.encoder.config = model.config  # load_state_dict keeps ours; make sure nothing swapped it
 
         if share_weights:
             copied = model.copy_encoder_weights_into_decoder()
