@@ -11,11 +11,13 @@ import logging
 import sys
 from pathlib import Path
 
-from xlm_swcm_hf.ablation import VARIANTS, run_ablation
-from xlm_swcm_hf.demo import DEFAULT_RECIPE, demo_recipe, prepare_material
-from xlm_swcm_hf.training import load_recipe
+from xlm_swcm_experiments.ablation import VARIANTS, run_ablation
+from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, demo_recipe, prepare_material
+from xlm_swcm_hf.checks import InputError, cli_main
+from xlm_swcm_hf.recipe import Recipe
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}")
@@ -31,13 +33,18 @@ def main(argv=None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
-        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    languages = load_recipe(args.config, args.overrides)["data"]["train_languages"]
+        raise InputError(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        raise InputError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or args.steps < 1:
+        raise InputError("--seeds needs at least one seed and --steps must be >= 1.")
+    languages = Recipe.from_yaml(args.config, args.overrides).data.train_languages
     material = prepare_material(Path(args.artifacts), languages)
     recipe = demo_recipe(Path(args.config), material, Path(args.output), "from_encoder", args.overrides)
-    recipe["data"].pop("validation_file")  # not used: the runs evaluate only on the test split
-    rows = run_ablation(recipe, variants, [int(s) for s in args.seeds.split(",")], args.steps, Path(args.output),
-                        Path(args.docs))
+    recipe.data.validation_file = None  # not used: the runs evaluate only on the test split
+    rows = run_ablation(recipe, variants, seeds, args.steps, Path(args.output), Path(args.docs))
     print((Path(args.docs) / "ablation.md").read_text())
     return 0 if rows else 1
 

@@ -11,13 +11,10 @@ See docs/benchmark.md.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from xlm_swcm_hf.benchmark import main  # noqa: E402
+from xlm_swcm_experiments.benchmark import main
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main()

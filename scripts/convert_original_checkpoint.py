@@ -4,9 +4,12 @@
 import argparse
 import sys
 
-from xlm_swcm_hf.convert import CheckpointConversionError, convert_checkpoint_to_folder
+from xlm_swcm_hf.checks import InputError, cli_main
+from xlm_swcm_hf.convert import convert_checkpoint_to_folder
+from xlm_swcm_hf.hub import layout_string, parameter_count
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="the original xlm-swcm.bin")
@@ -30,12 +33,11 @@ def main(argv=None) -> int:
             overwrite=args.overwrite,
             custom_self_attn_residual=not args.no_self_attn_residual,
         )
-    except (CheckpointConversionError, FileExistsError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except FileExistsError as error:
+        raise InputError(str(error)) from error
     config = model.config
-    count = sum(p.numel() for p in model.parameters())
-    layout = " ".join("C" if kind == "custom" else "N" for kind in config.decoder_layout)
+    count = parameter_count(model)
+    layout = layout_string(config)
     print(f"converted {args.checkpoint} -> {args.output}")
     print(f"  parameters: {count:,} ({count / 1e6:.1f}M)")
     print(f"  decoder layers: {layout}; custom_self_attn_residual={config.custom_self_attn_residual}")

@@ -5,9 +5,11 @@ import argparse
 import logging
 import sys
 
-from xlm_swcm_hf.demo import DEFAULT_RECIPE, run_demo
+from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, run_demo
+from xlm_swcm_hf.checks import cli_main
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default="artifacts/demo")

@@ -1,42 +1,66 @@
 #!/usr/bin/env python
-"""Evaluate a saved XLM-SWCM folder on a data file: batched beam search, predictions file, metrics JSON/markdown
-(overall and per language when the data has a language column)."""
+"""Evaluate a saved XLM-SWCM folder on a data file: batched generation with the folder's generation_config (options
+override it), predictions file, metrics JSON/markdown (overall and per language when the data has a language column).
+"""
 
 import argparse
 import json
 import sys
 from pathlib import Path
 
-from xlm_swcm_hf.data import format_examples, load_task_dataset
+from xlm_swcm_hf.checks import InputError, cli_main, load_tokenizer, require_model_source
+from xlm_swcm_hf.data import TASKS, format_examples, load_task_dataset
+from xlm_swcm_hf.recipe import DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
 
 
+def default_output(model: str, data: str) -> Path:
+    """Beside the model folder, never inside it (a pushed folder would carry the evaluation)."""
+    model_path = Path(model)
+    name = model_path.name if model_path.is_dir() else model.replace("/", "--")
+    parent = model_path.parent if model_path.is_dir() else Path(".")
+    return parent / f"{name}-eval-{Path(data).stem}"
+
+
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="a saved model folder (or Hub name)")
     parser.add_argument("--data", required=True, help="JSONL/CSV/Parquet file")
-    parser.add_argument("--task", default="translation", choices=["translation", "summarization", "mrc"])
+    parser.add_argument("--task", default="translation", choices=TASKS)
     parser.add_argument("--columns", type=json.loads, default=None, help='e.g. {"source": "text", "target": "summary"}')
-    parser.add_argument("--output", help="folder for predictions.jsonl and metrics (default: <model>/eval-<data name>)")
-    parser.add_argument("--num-beams", type=int, default=5)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--drop-invalid", action="store_true", help="drop rows with a missing or empty field")
+    parser.add_argument("--output", help="folder for predictions.jsonl and metrics (default: <model>-eval-<data> "
+                                         "beside the model folder)")
+    parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
+    parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-source-length", type=int, default=256)
+    parser.add_argument("--max-source-length", type=int, default=DataRecipe.max_source_length)
     parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
     args = parser.parse_args(argv)
+    for name in ("num_beams", "max_new_tokens", "batch_size", "max_source_length"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
 
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    # Data and tokenizer first: cheap, and what is most often wrong.
+    require_model_source(args.model, "--model")
+    loaded = format_examples(load_task_dataset(args.data, task=None, split="train"), args.task, args.columns,
+                             drop_invalid=args.drop_invalid, where=f"{args.data}: ")
+    dataset = loaded[0] if args.drop_invalid else loaded
+    if len(dataset) == 0:
+        raise InputError(f"{args.data}: no usable rows.")
+    tokenizer = load_tokenizer(args.model, sample_texts=list(dataset["source_text"][:200]))
+
+    from transformers import AutoModelForSeq2SeqLM
 
     if not args.trust_remote_code:
         import xlm_swcm_hf  # noqa: F401  registers the Auto classes
     model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    dataset = format_examples(load_task_dataset(args.data, task=None, split="train"), args.task, args.columns)
-    output = Path(args.output or Path(args.model) / f"eval-{Path(args.data).stem}")
-    metrics = evaluate_model(
-        model, tokenizer, dataset, output, batch_size=args.batch_size, max_source_length=args.max_source_length,
-        generation={"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens},
-    )
+    generation = {key: value for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+                  if value is not None}
+    output = Path(args.output) if args.output else default_output(args.model, args.data)
+    metrics = evaluate_model(model, tokenizer, dataset, output, batch_size=args.batch_size,
+                             max_source_length=args.max_source_length, **generation)
     print(metrics_markdown(metrics))
     print(f"wrote {output / 'predictions.jsonl'} and {output / 'metrics.json'}")
     return 0

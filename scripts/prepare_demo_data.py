@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build the offline English→X demo data set (see ``xlm_swcm_hf.demo_data``).
+"""Build the offline English→X demo data set (see ``xlm_swcm_experiments.demo.data``).
 
 Needs the ``demo`` extra (babel, django, pycountry, maqal).  Example::
 
@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-try:
-    from xlm_swcm_hf import demo_data
-except ImportError:  # run from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from xlm_swcm_hf import demo_data
+from xlm_swcm_experiments.demo import data as demo_data
+from xlm_swcm_hf.checks import InputError, cli_main
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -37,6 +33,7 @@ def _languages(values: list[str]) -> list[str]:
     return out
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="artifacts/demo-data", help="output directory (default: %(default)s)")
@@ -66,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             unique_sources=args.unique_sources,
         )
     except (FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise InputError(str(exc)) from exc
 
     splits = list(demo_data.SPLITS)
     rows = [[lang, *(v[s] for s in splits), v["total"]] for lang, v in stats["languages"].items()]

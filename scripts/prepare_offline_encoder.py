@@ -15,17 +15,14 @@ import os
 import sys
 from pathlib import Path
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from xlm_swcm_hf.offline_encoder import (  # noqa: E402
+from xlm_swcm_experiments.demo.encoder import (
     DEFAULT_OUTPUT_DIR,
     OfflineEncoderSourceMissing,
     build_encoder_folder,
     is_valid_encoder_folder,
     verify_encoder_folder,
 )
+from xlm_swcm_hf.checks import InputError, cli_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = parse_args(argv)
     output = args.output
     if is_valid_encoder_folder(output) and not args.force:
@@ -47,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             info = build_encoder_folder(output, overwrite=True)
         except OfflineEncoderSourceMissing as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+            raise InputError(str(error)) from error
         print(f"wrote {output} in {info['seconds']} s:")
         for path in sorted(output.iterdir()):
             print(f"  {path.name:28s} {path.stat().st_size / 2**20:9.1f} MiB")

@@ -11,9 +11,12 @@ import json
 import logging
 import sys
 
-from xlm_swcm_hf.training import RecipeError, load_recipe, run_training
+from xlm_swcm_hf.checks import cli_main
+from xlm_swcm_hf.recipe import Recipe
+from xlm_swcm_hf.training import run_training
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a recipe from configs/")
@@ -21,12 +24,8 @@ def main(argv=None) -> int:
     parser.add_argument("overrides", nargs="*", help="section.key=value (YAML values), e.g. training.max_steps=100")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    try:
-        recipe = load_recipe(args.config, args.overrides)
-        metrics = run_training(recipe, resume=args.resume)
-    except RecipeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    recipe = Recipe.from_yaml(args.config, args.overrides)
+    metrics = run_training(recipe, resume=args.resume)
     print(json.dumps(metrics, indent=2, ensure_ascii=False, default=str))
     return 0
 

@@ -13,7 +13,7 @@ from conftest import padded_batch, tiny_model
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
-    from xlm_swcm_hf.benchmark import main
+    from xlm_swcm_experiments.benchmark import main
 
     out = tmp_path_factory.mktemp("bench")
     report = main([
@@ -70,7 +70,7 @@ def test_benchmark_writes_json_markdown_and_plot(tiny_report):
 
 
 def test_benchmark_weights_read_counts_what_a_cached_step_reads():
-    from xlm_swcm_hf.benchmark import build_swcm, weights_read_per_token
+    from xlm_swcm_experiments.benchmark import build_swcm, weights_read_per_token
 
     model = build_swcm("tiny")
     counted = weights_read_per_token(model)["parameters"]

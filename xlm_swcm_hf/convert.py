@@ -10,11 +10,13 @@ import re
 import torch
 from transformers import AutoConfig, PretrainedConfig
 
+from .checks import InputError, load_tokenizer, looks_like_local_path, require_local_path, require_model_source
 from .configuration_xlm_swcm import XLMSWCMConfig
+from .hub import RELEASED_MODEL_CARD, load_in_clean_process, save_hub_folder
 from .modeling_xlm_swcm import XLMSWCMForConditionalGeneration
 
 
-class CheckpointConversionError(ValueError):
+class CheckpointConversionError(InputError):
     """The original checkpoint does not fit the configuration; the message says which keys and what to do."""
 
 
@@ -22,7 +24,6 @@ WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
 # Copies of the shared embedding module that the reference stores next to `encoder.embeddings.*`.
 EMBEDDING_COPY_PREFIXES = ("embed_layer.", "decoder.embed_layer.")
 DROPPED_PREFIXES = ("encoder.pooler.",)
-CARD_BASE_MODEL = "hfl/cino-base-v2"  # the released model's encoder, named in the card when a local folder is used
 
 ATTENTION_NAMES = {"self_attention": "self_attn", "cross_attention": "encoder_attn"}
 CUSTOM_LAYER_NAMES = {
@@ -145,6 +146,7 @@ def convert_original_state_dict(state_dict: dict[str, torch.Tensor], config: XLM
 
 
 def _layout_string(layout: list[str]) -> str:
+    # A checkpoint's layout may hold kinds the config does not know, so this cannot be hub.layout_string(config).
     return " ".join({"custom": "C", "normal": "N"}.get(kind, "?") for kind in layout) or "(none)"
 
 
@@ -240,10 +242,8 @@ def _infer_normal_layer_interval(state_dict: dict[str, torch.Tensor]) -> int:
 
 
 def verify_converted_folder(folder: str | os.PathLike, model: XLMSWCMForConditionalGeneration) -> None:
-    """Reload the folder as a user would (remote code) and check that it computes what `model` computes."""
-    from transformers import AutoModelForSeq2SeqLM
-
-    reloaded = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()
+    """Reload the folder as a user without this package would (its own remote code, a fresh interpreter) and check
+    that it computes what `model` computes."""
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(4, vocab, (2, 9), generator=generator)
@@ -251,10 +251,12 @@ def verify_converted_folder(folder: str | os.PathLike, model: XLMSWCMForConditio
     attention_mask = (input_ids != model.config.pad_token_id).long()
     decoder_input_ids = torch.randint(4, vocab, (2, 5), generator=generator)
     decoder_input_ids[:, 0] = model.config.decoder_start_token_id
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": decoder_input_ids}
     with torch.no_grad():
-        expected = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
-        actual = reloaded(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
-    if not torch.equal(expected, actual):
+        expected = model(**inputs).logits
+    answer = load_in_clean_process(folder, {"logits_inputs": {key: value.tolist() for key, value in inputs.items()}})
+    actual = torch.tensor(answer["logits"], dtype=expected.dtype)
+    if not torch.allclose(expected, actual, rtol=1e-5, atol=1e-5):
         raise RuntimeError(
             f"The saved folder does not reproduce the converted model (max |diff| "
             f"{(expected - actual).abs().max().item():.3g}); nothing was written."
@@ -273,30 +275,23 @@ def convert_checkpoint_to_folder(
 
     The folder appears only after it has been reloaded with `trust_remote_code=True` and checked.
     """
-    from transformers import AutoTokenizer
-
-    from .hub import save_hub_folder
-
     output_dir = os.fspath(output_dir)
     if os.path.exists(output_dir) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists; choose another output folder or pass --overwrite.")
+        raise InputError(f"{output_dir} exists; choose another output folder or pass --overwrite.")
+    require_local_path(checkpoint, "checkpoint", folder=False)
+    require_model_source(encoder, "encoder folder")
+    what = "tokenizer (--tokenizer, default the encoder's)"
+    tokenizer_object = load_tokenizer(tokenizer or encoder, what=what)  # cheap: before the checkpoint is read
     model = load_original_checkpoint(checkpoint, encoder, **config_overrides)
-    tokenizer_object = AutoTokenizer.from_pretrained(tokenizer or encoder)
     if len(tokenizer_object) > model.config.vocab_size:
         raise CheckpointConversionError(
-            f"The tokenizer has {len(tokenizer_object)} tokens but the model only {model.config.vocab_size} rows; "
+            f"The {what} has {len(tokenizer_object)} tokens but the model only {model.config.vocab_size} rows; "
             "pass the tokenizer the checkpoint was trained with (--tokenizer)."
         )
-    card = {
-        "model_name": "XLM-SWCM (converted original checkpoint)",
-        "base_model": str(encoder) if not os.path.isdir(encoder) else CARD_BASE_MODEL,
-        "description": (
-            f"The authors' released XLM-SWCM weights, converted from `{os.path.basename(os.fspath(checkpoint))}` to "
-            "the Hugging Face Transformers layout (xlm-swcm-hf). The conversion was checked key by key and the "
-            "saved folder was reloaded and compared before it was written."
-        ),
-        "training": "Pretrained by the authors with denoising auto-encoding and machine translation on MC2 + Chinese.",
-    }
+    card = {**RELEASED_MODEL_CARD, "description": RELEASED_MODEL_CARD["description"] + f" Source file: "
+            f"`{os.path.basename(os.fspath(checkpoint))}`."}
+    if not looks_like_local_path(encoder):
+        card["base_model"] = os.fspath(encoder)
     save_hub_folder(
         output_dir,
         model,

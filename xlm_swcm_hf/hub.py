@@ -1,36 +1,98 @@
-"""Hub-ready folders: atomic writes, the model card, validation and upload."""
+"""Hub-ready folders: the model summary (layout string, parameter count), the model card, validation, upload."""
+
+from __future__ import annotations
 
 import json
 import os
 import shutil
 import string
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
+from .checks import TOKENIZER_VOCABULARY_FILES, InputError, looks_like_local_path
 from .files import atomic_output_dir
 
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
+REMOTE_CHECK_SCRIPT = Path(__file__).resolve().parent / "remote_check.py"
 REMOTE_CODE_FILES = ("configuration_xlm_swcm.py", "modeling_xlm_swcm.py")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
-
+REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
+REQUIRED_CARD_METADATA = ("license", "language", "pipeline_tag", "library_name")
 CARD_DEFAULTS = {
     "license": "apache-2.0",
-    "base_model": "hfl/cino-base-v2",
     "model_name": "XLM-SWCM",
     "description": "An XLM-SWCM sequence-to-sequence model.",
     "training": "See the repository that produced this folder.",
     "results": "No evaluation results were recorded.",
-    "parameters": "unknown",
-    "layout": "",
+}
+# The card of the authors' released model, as the converter writes it (also `model_card.md` at the repository root).
+RELEASED_MODEL_CARD = {
+    "model_name": "XLM-SWCM (converted original checkpoint)",
+    "base_model": "hfl/cino-base-v2",
+    "languages": ["bo", "ug", "kk", "mn", "zh"],
+    "datasets": ["pkupie/mc2_corpus"],
+    "description": (
+        "The authors' released XLM-SWCM weights, converted to the Hugging Face Transformers layout (xlm-swcm-hf). "
+        "The conversion was checked key by key and the saved folder was reloaded and compared before it was written."
+    ),
+    "training": "Pretrained by the authors with denoising auto-encoding and machine translation on MC2 + Chinese.",
 }
 
 
-def render_model_card(template_path: str | os.PathLike | None = None, **fields) -> str:
-    """Fill the card template (`$name` placeholders) and check that its YAML metadata parses."""
+class HubFolderError(InputError):
+    """A folder that would not work on the Hub; the message lists every problem."""
+
+
+def layout_string(config) -> str:
+    """The decoder layout as the paper writes it, e.g. `C C C N C C C N C C C N C C C`."""
+    return " ".join("C" if kind == "custom" else "N" for kind in config.decoder_layout)
+
+
+def parameter_count(model) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def describe_model(model) -> dict:
+    """Card fields that come from the model itself."""
+    config = model.config
+    return {
+        "parameters": f"{parameter_count(model) / 1e6:.1f}M",
+        "layout": (
+            f"{config.num_hidden_layers} encoder layers; decoder `{layout_string(config)}` "
+            f"(normal_layer_interval={config.normal_layer_interval}, {config.decoder_layer_norm_position}-LN, "
+            f"custom_self_attn_residual={config.custom_self_attn_residual}); hidden {config.hidden_size}, "
+            f"vocabulary {config.vocab_size}"
+        ),
+    }
+
+
+def card_metadata_block(languages=None, base_model=None, datasets=None, license="apache-2.0") -> dict:
+    """The card's YAML metadata: only what is true of the model in the folder (no base model or data it lacks)."""
+    if base_model is not None and looks_like_local_path(base_model):
+        raise InputError(f"base_model={base_model!r} is a local path; the card needs a Hub id or none.")
+    metadata = {"license": license, "language": list(languages or ["multilingual"])}
+    if base_model:
+        metadata["base_model"] = base_model
+    if datasets:
+        metadata["datasets"] = list(datasets)
+    metadata.update({"pipeline_tag": "text2text-generation", "library_name": "transformers",
+                     "tags": ["xlm-swcm", "low-resource", "seq2seq", "custom_code"]})
+    return metadata
+
+
+def render_model_card(template_path: str | os.PathLike | None = None, *, languages=None, base_model=None,
+                      datasets=None, **fields) -> str:
+    """Fill the card template (`$name` placeholders) with its metadata block; checks that the metadata parses."""
     template = Path(template_path or MODEL_CARD_TEMPLATE).read_text(encoding="utf-8")
-    values = {**CARD_DEFAULTS, **{key: value for key, value in fields.items() if value is not None}}
+    values = {"parameters": "unknown", "layout": "", **CARD_DEFAULTS,
+              **{key: value for key, value in fields.items() if value is not None}}
+    metadata = card_metadata_block(languages, base_model, datasets, values["license"])
+    values["metadata"] = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     card = string.Template(template).substitute(values)
     card_metadata(card)
     return card
@@ -47,22 +109,6 @@ def card_metadata(card: str) -> dict:
     if not isinstance(metadata, dict):
         raise ValueError("The model card's metadata block is not a YAML mapping.")
     return metadata
-
-
-def describe_model(model) -> dict:
-    """Card fields that come from the model itself."""
-    config = model.config
-    count = sum(p.numel() for p in model.parameters())
-    layout = " ".join("C" if kind == "custom" else "N" for kind in config.decoder_layout)
-    return {
-        "parameters": f"{count / 1e6:.1f}M",
-        "layout": (
-            f"{config.num_hidden_layers} encoder layers; decoder `{layout}` "
-            f"(normal_layer_interval={config.normal_layer_interval}, {config.decoder_layer_norm_position}-LN, "
-            f"custom_self_attn_residual={config.custom_self_attn_residual}); hidden {config.hidden_size}, "
-            f"vocabulary {config.vocab_size}"
-        ),
-    }
 
 
 def save_hub_folder(
@@ -94,47 +140,87 @@ def save_hub_folder(
     return Path(output_dir)
 
 
-def validate_hub_folder(folder: str | os.PathLike, load_weights: bool = True) -> list[str]:
-    """Check that a folder will work on the Hub. Returns the files to upload; raises ValueError listing problems."""
+def load_in_clean_process(folder: str | os.PathLike, request: dict | None = None, timeout: int = 900) -> dict:
+    """Load `folder` in a child interpreter where this package is not importable (see `remote_check.py`).
+
+    `request` may ask for `sources` + `generation` (translations) or `logits_inputs` (logits). Raises HubFolderError
+    with the child's last error line when loading fails.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        request_path, answer_path = Path(scratch) / "request.json", Path(scratch) / "answer.json"
+        request_path.write_text(json.dumps(request or {}, ensure_ascii=False), encoding="utf-8")
+        result = subprocess.run(
+            [sys.executable, str(REMOTE_CHECK_SCRIPT), os.fspath(folder), str(request_path), str(answer_path)],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=scratch,
+        )
+        if result.returncode != 0:
+            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+            last = lines[-1] if lines else f"exit status {result.returncode}"
+            raise HubFolderError(
+                f"{folder} does not load with its own code where xlm_swcm_hf is not installed: "
+                f"{last if len(last) <= 400 else last[:400] + ' ...'}"
+            )
+        return json.loads(answer_path.read_text(encoding="utf-8"))
+
+
+def folder_problems(folder: str | os.PathLike) -> list[str]:
+    """Static checks of a saved folder: auto_map and its code files, weights, tokenizer files, card metadata."""
     folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
     problems = []
-    config_path = folder / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"{folder} has no config.json; is it a saved model folder?")
-    config = json.loads(config_path.read_text())
     auto_map = config.get("auto_map") or {}
-    if "AutoModelForSeq2SeqLM" not in auto_map or "AutoConfig" not in auto_map:
-        problems.append("config.json has no auto_map for AutoConfig and AutoModelForSeq2SeqLM")
+    missing = [name for name in REQUIRED_AUTO_CLASSES if name not in auto_map]
+    if missing:
+        problems.append(f"config.json's auto_map lacks {', '.join(missing)}")
     for reference in auto_map.values():
         module = reference.split("--")[-1].split(".")[0] + ".py"
         if not (folder / module).exists():
             problems.append(f"auto_map refers to {module}, which is not in the folder")
     if not any((folder / name).exists() for name in WEIGHT_FILES):
         problems.append("no safetensors weights (model.safetensors)")
+    if not any((folder / name).exists() for name in TOKENIZER_VOCABULARY_FILES):
+        problems.append(f"no tokenizer files (none of {', '.join(TOKENIZER_VOCABULARY_FILES)})")
     if not (folder / "README.md").exists():
         problems.append("no README.md model card")
     else:
         try:
             metadata = card_metadata((folder / "README.md").read_text(encoding="utf-8"))
-            for key in ("license", "language", "pipeline_tag", "library_name"):
-                if key not in metadata:
-                    problems.append(f"model card metadata lacks '{key}'")
         except (ValueError, yaml.YAMLError) as error:
             problems.append(f"model card metadata invalid: {error}")
-    if not problems and load_weights:
-        from transformers import AutoModelForSeq2SeqLM
+        else:
+            problems += [f"model card metadata lacks '{key}'" for key in REQUIRED_CARD_METADATA if key not in metadata]
+            base = metadata.get("base_model")
+            if base is not None and (not isinstance(base, str) or looks_like_local_path(base)):
+                problems.append(f"model card base_model {base!r} is a local path, not a Hub id")
+    return problems
 
+
+def validate_hub_folder(folder: str | os.PathLike, load_weights: bool = True) -> list[str]:
+    """Check that a folder will work on the Hub. Returns the files to upload; raises HubFolderError listing problems.
+
+    With `load_weights`, the folder is also loaded in a process where this package is not importable.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HubFolderError(f"{folder} is not a folder; pass a saved model folder.")
+    if not (folder / "config.json").exists():
+        raise HubFolderError(f"{folder} has no config.json; is it a saved model folder?")
+    problems = folder_problems(folder)
+    if not problems and load_weights:
         try:
-            AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True)
-        except Exception as error:  # report, don't crash: this is a validator
-            problems.append(f"weights do not load: {type(error).__name__}: {error}")
+            load_in_clean_process(folder)
+        except HubFolderError as error:
+            problems.append(str(error))
     if problems:
-        raise ValueError(f"{folder} is not ready for the Hub:\n- " + "\n- ".join(problems))
+        raise HubFolderError(f"{folder} is not ready for the Hub: " + "; ".join(problems))
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
 
 
 def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = False, dry_run: bool = False) -> list[str]:
     """Validate, then upload the folder with `huggingface_hub`. With `dry_run`, only validate and list."""
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise InputError(f"--repo-id {repo_id!r} must look like USER/NAME.")
     files = validate_hub_folder(folder)
     if dry_run:
         return files

@@ -42,7 +42,7 @@ def prune_encoder_vocabulary(
     from tokenizers import Tokenizer
     from transformers import AutoModel, AutoTokenizer, XLMRobertaTokenizer
 
-    from .hub import atomic_output_dir
+    from .files import atomic_output_dir
 
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     encoder = AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False)

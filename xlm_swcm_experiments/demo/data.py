@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from .files import atomic_output_dir
+from xlm_swcm_hf.files import atomic_output_dir
 
 __all__ = [
     "TAG_TEMPLATE",

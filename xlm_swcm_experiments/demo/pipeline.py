@@ -9,21 +9,21 @@
 7. `report.md` with both runs, per-language scores, samples and the tokenizer's coverage; loss curves as PNG.
 """
 
+import dataclasses
 import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from xlm_swcm_hf.hub import load_in_clean_process
+from xlm_swcm_hf.recipe import Recipe
+from xlm_swcm_hf.training import plot_loss_curves, run_training
 
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = ROOT / "configs" / "demo.yaml"
 COVERAGE_EXTRA = {
     # Traditional Mongolian script: no package ships parallel data in it; one sentence shows the coverage.
@@ -37,9 +37,10 @@ def _banner(step: str) -> None:
 
 def prepare_material(artifacts: Path, languages: list[str]) -> dict:
     """Encoder folder, data splits, pruned-vocabulary encoder; each built once and reused."""
-    from .demo_data import build_demo_dataset
-    from .offline_encoder import build_encoder_folder, is_valid_encoder_folder, verify_encoder_folder
-    from .vocabulary import prune_encoder_vocabulary
+    from xlm_swcm_hf.vocabulary import prune_encoder_vocabulary
+
+    from .data import build_demo_dataset
+    from .encoder import build_encoder_folder, is_valid_encoder_folder, verify_encoder_folder
 
     encoder_dir = artifacts / "e5-small-xlmr"
     if not is_valid_encoder_folder(encoder_dir):
@@ -71,66 +72,38 @@ def prepare_material(artifacts: Path, languages: list[str]) -> dict:
     }
 
 
-def demo_recipe(recipe_path: Path, material: dict, output_dir: Path, init: str, overrides: list[str]) -> dict:
-    from .training import load_recipe
-
+def demo_recipe(recipe_path: Path, material: dict, output_dir: Path, init: str, overrides: list[str]) -> Recipe:
+    """The demo recipe with the built material's paths; the model's init and output folder per run."""
+    recipe = Recipe.from_yaml(recipe_path, overrides)
     data_dir = material["data_dir"]
-    return load_recipe(
-        recipe_path,
-        [
-            f"model.init={init}",
-            f"model.encoder={material['pruned_dir']}",
-            f"data.train_file={data_dir / 'train.jsonl'}",
-            f"data.validation_file={data_dir / 'validation.jsonl'}",
-            f"data.test_file={data_dir / 'test.jsonl'}",
-            f"training.output_dir={output_dir}",
-            "training.overwrite_output_dir=true",
-            *overrides,
-        ],
+    recipe.model = dataclasses.replace(recipe.model, init=init, encoder=str(material["pruned_dir"]))
+    recipe.data = dataclasses.replace(
+        recipe.data, train_file=str(data_dir / "train.jsonl"), validation_file=str(data_dir / "validation.jsonl"),
+        test_file=str(data_dir / "test.jsonl"),
     )
+    recipe.training.update(output_dir=str(output_dir), overwrite_output_dir=True)
+    return recipe
 
 
-def train_run(recipe: dict) -> dict:
-    from .training import run_training
-
+def train_run(recipe: Recipe) -> dict:
     started = time.time()
     metrics = run_training(recipe)
     metrics["wall_seconds"] = round(time.time() - started, 1)
-    history = json.loads((Path(recipe["training"]["output_dir"]) / "log_history.json").read_text())
+    history = json.loads((recipe.output_dir / "log_history.json").read_text())
     metrics["train_steps"] = max((entry.get("step", 0) for entry in history), default=0)
     return metrics
 
 
 def reload_and_translate(folder: Path, sources: list[str], generation: dict) -> list[str]:
     """Load the saved folder through its own remote code in a fresh interpreter where xlm_swcm_hf is unimportable."""
-    script = (
-        "import json, sys\n"
-        "sys.modules['xlm_swcm_hf'] = None\n"
-        "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
-        "folder, sources, generation, answer = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]\n"
-        "model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()\n"
-        "tokenizer = AutoTokenizer.from_pretrained(folder)\n"
-        "batch = tokenizer(sources, return_tensors='pt', padding=True)\n"
-        "output = model.generate(**batch, **generation)\n"
-        "texts = tokenizer.batch_decode(output, skip_special_tokens=True)\n"
-        "open(answer, 'w', encoding='utf-8').write(json.dumps(texts, ensure_ascii=False))\n"
-    )
-    with tempfile.TemporaryDirectory() as scratch:
-        answer = Path(scratch) / "predictions.json"
-        result = subprocess.run(
-            [sys.executable, "-c", script, str(folder), json.dumps(sources), json.dumps(generation), str(answer)],
-            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"Reloading {folder} with trust_remote_code failed:\n{result.stderr[-3000:]}")
-        return [text.strip() for text in json.loads(answer.read_text(encoding="utf-8"))]
+    return load_in_clean_process(folder, {"sources": sources, "generation": generation})["predictions"]
 
 
 def tokenizer_coverage(encoder_dir: Path, data_dir: Path) -> dict:
     """Share of characters the original (unpruned) tokenizer maps to <unk>, per target language."""
     from transformers import AutoTokenizer
 
-    from .offline_encoder import unk_coverage
+    from .encoder import unk_coverage
 
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     by_language: dict[str, list[str]] = {}
@@ -154,7 +127,7 @@ def _score_row(name: str, metrics: dict) -> str:
             f"{metrics['wall_seconds']:.0f} |")
 
 
-def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, material: dict, recipe: dict) -> str:
+def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, material: dict, recipe: Recipe) -> str:
     swcm, random_decoder = runs["XLM-SWCM (shared weights)"], runs["random decoder"]
     swcm_chrf, random_chrf = swcm["test"]["all"]["chrf"], random_decoder["test"]["all"]["chrf"]
     lines = [
@@ -164,9 +137,9 @@ def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, ma
         f"pruned from {material['pruning']['original_vocab_size']:,} to {material['pruning']['pruned_vocab_size']:,} "
         "pieces used by the demo corpus. Data: English -> ug/kk/mn/zh display names and UI strings (CLDR via babel, "
         "Django, pycountry; licenses in the data folder's LICENSES.md). Same budget for both runs: "
-        f"{recipe['training']['max_steps']} steps of batch {recipe['training']['per_device_train_batch_size']}, "
-        f"{'bf16' if recipe['training'].get('bf16') else 'fp32'}; test split decoded with "
-        f"{', '.join(f'{k}={v}' for k, v in recipe['generation'].items())}.",
+        f"{recipe.training['max_steps']} steps of batch {recipe.training['per_device_train_batch_size']}, "
+        f"{'bf16' if recipe.training.get('bf16') else 'fp32'}; test split decoded with "
+        f"{', '.join(f'{k}={v}' for k, v in recipe.generation.settings().items())}.",
         "",
         "## Test results",
         "",
@@ -213,8 +186,7 @@ def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | 
     started = time.time()
     output_dir, artifacts = Path(output_dir), Path(artifacts)
     output_dir.mkdir(parents=True, exist_ok=True)
-    base = yaml.safe_load(Path(recipe_path).read_text())
-    languages = base["data"]["train_languages"]
+    languages = Recipe.from_yaml(recipe_path, overrides).data.train_languages
 
     _banner("1-3/7 real encoder, real data, pruned vocabulary")
     material = prepare_material(artifacts, languages)
@@ -237,16 +209,14 @@ def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | 
     per_language = max(1, sample_count // len(languages))
     chosen = [row for language in languages for row in [r for r in test_rows if r["lang"] == language][:per_language]]
     final = output_dir / "swcm" / "final"
-    generation = recipes["XLM-SWCM (shared weights)"]["generation"]
-    predictions = reload_and_translate(final, [row["source"] for row in chosen], generation)
+    # The folder's generation_config carries the recipe's settings: nothing is passed again.
+    predictions = reload_and_translate(final, [row["source"] for row in chosen], {})
     samples = [{"source": row["source"], "reference": row["target"], "prediction": prediction}
                for row, prediction in zip(chosen, predictions)]
     for sample in samples:
         print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
 
     _banner("7/7 report")
-    from .training import plot_loss_curves
-
     coverage = tokenizer_coverage(material["encoder_dir"], material["data_dir"])
     plot_loss_curves(histories, output_dir / "loss_curves.png",
                      title="XLM-SWCM demo: shared-weights vs random decoder")

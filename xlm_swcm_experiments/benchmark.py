@@ -42,14 +42,14 @@ TRAIN_MODES = ("fp32", "bf16_autocast", "grad_checkpointing", "minimal_fp32")
 
 
 def swcm_config(size: str):
-    from .configuration_xlm_swcm import XLMSWCMConfig
+    from xlm_swcm_hf import XLMSWCMConfig
 
     dims = {k: v for k, v in SIZES[size].items() if k not in ("source_length", "train_batch", "train_target_length")}
     return XLMSWCMConfig(**dims, max_position_embeddings=514)
 
 
 def build_swcm(size: str, seed: int = 0, attn_implementation: str = "sdpa", dtype=torch.float32):
-    from .modeling_xlm_swcm import XLMSWCMForConditionalGeneration
+    from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 
     torch.manual_seed(seed)
     config = swcm_config(size)
@@ -371,7 +371,7 @@ def _reset_peak_rss() -> bool:
 
 def train_child(size: str, mode: str, repeats: int) -> dict:
     """One training configuration in a fresh process: step time and peak RSS above the pre-step baseline."""
-    from .modeling_xlm_swcm import XLMSWCMForConditionalGeneration
+    from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 
     torch.manual_seed(0)
     config = swcm_config(size)
@@ -443,11 +443,10 @@ def run_training(args, log) -> list[dict]:
             rows.append(row)
             log(f"  train {mode:20s}: {row['step']['median_ms'] / 1e3:7.2f} s/step (in process)")
             continue
-        command = [sys.executable, "-c",
-                   "import json,sys,torch; torch.set_num_threads(int(sys.argv[4])); "
-                   "from xlm_swcm_hf.benchmark import train_child; "
-                   "print('RESULT' + json.dumps(train_child(sys.argv[1], sys.argv[2], int(sys.argv[3]))))",
-                   args.size, mode, str(args.train_repeats), str(torch.get_num_threads())]
+        # A fresh process per mode, so its peak memory is its own.
+        command = [sys.executable, "-m", "xlm_swcm_experiments.benchmark", "--train-child", mode,
+                   "--size", args.size, "--train-repeats", str(args.train_repeats),
+                   "--threads", str(torch.get_num_threads())]
         done = subprocess.run(command, env=env, capture_output=True, text=True,
                               cwd=str(Path(__file__).resolve().parents[1]))
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
@@ -644,6 +643,7 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out-dir", default="artifacts/bench")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--train-child", metavar="MODE", help=argparse.SUPPRESS)  # one training mode, in a child
     args = parser.parse_args(argv)
     args.lengths = [int(x) for x in args.lengths.split(",") if x]
     args.lengths_for = {k: [int(x) for x in v.split(",") if x] for k, v in (item.split("=") for item in args.lengths_for)}
@@ -664,6 +664,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.train_child:
+        print("RESULT" + json.dumps(train_child(args.size, args.train_child, args.train_repeats)), flush=True)
+        return {}
     out_dir = Path(args.out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     log = lambda message: print(message, flush=True)
     import transformers
@@ -712,3 +715,7 @@ def main(argv=None) -> dict:
     log(table)
     log(f"wrote {out_dir / 'benchmark.json'} and {out_dir / 'benchmark.md'} in {meta['wall_seconds']:.0f} s")
     return report
+
+
+if __name__ == "__main__":
+    main()

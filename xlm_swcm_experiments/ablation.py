@@ -7,11 +7,15 @@ encoder, cross-attention random, LM head tied to the embeddings) is the outside 
 """
 
 import copy
+import dataclasses
 import json
 import statistics
 import subprocess
 import time
 from pathlib import Path
+
+from xlm_swcm_hf.recipe import Recipe
+from xlm_swcm_hf.training import build, evaluate_model, markdown_table
 
 
 # name -> (description, model section overrides). "encoder_decoder_model" is transformers' warm start.
@@ -40,48 +44,53 @@ VARIANTS = {
 }
 
 
-def build_encoder_decoder_baseline(encoder_dir: str, tokenizer):
-    from transformers import EncoderDecoderModel
+# Every ablation table so far decodes greedily, without n-gram blocking: the recipe's beam settings are for the demo.
+ABLATION_DECODING = {"num_beams": 1, "do_sample": False, "no_repeat_ngram_size": None}
 
+
+def build_encoder_decoder_baseline(encoder_dir: str):
+    from transformers import AutoConfig, EncoderDecoderModel
+
+    ids = AutoConfig.from_pretrained(encoder_dir)
     model = EncoderDecoderModel.from_encoder_decoder_pretrained(encoder_dir, encoder_dir)
-    model.config.decoder_start_token_id = tokenizer.bos_token_id
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.decoder_start_token_id = tokenizer.bos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    for config in (model.config, model.generation_config):
+        config.decoder_start_token_id = ids.bos_token_id
+        config.pad_token_id = ids.pad_token_id
+        config.eos_token_id = ids.eos_token_id
     model.config.tie_word_embeddings = True
     model.tie_weights()
     return model
 
 
-def run_variant(recipe: dict, variant: str, seed: int, steps: int, output_dir: Path) -> dict:
+def variant_recipe(recipe: Recipe, variant: str, seed: int, output_dir: Path) -> Recipe:
+    """The recipe with the variant's model section, the seed, its own output folder and greedy decoding."""
+    recipe = recipe.copy()
+    _, model_changes = VARIANTS[variant]
+    if model_changes.get("init") != "encoder_decoder_model":
+        recipe.model = dataclasses.replace(recipe.model, **copy.deepcopy(model_changes))
+    recipe.generation = dataclasses.replace(recipe.generation, **ABLATION_DECODING)
+    recipe.training.update(output_dir=str(output_dir), seed=seed)
+    return recipe
+
+
+def run_variant(recipe: Recipe, variant: str, seed: int, steps: int, output_dir: Path) -> dict:
     """Train one variant with the recipe's data and budget; greedy test metrics, test NLL, step time."""
     from transformers import set_seed
 
-    from .training import build_model, build_tokenizer, build_trainer, evaluate_model, prepare_datasets
-
-    recipe = copy.deepcopy(recipe)
-    description, model_section = VARIANTS[variant]
-    recipe["model"].update(copy.deepcopy(model_section))
-    recipe["training"].update({"output_dir": str(output_dir), "max_steps": steps, "seed": seed,
-                               "save_strategy": "no", "eval_strategy": "no", "predict_with_generate": False,
-                               "report_to": "none", "disable_tqdm": True})
+    recipe = variant_recipe(recipe, variant, seed, output_dir)
+    description, model_changes = VARIANTS[variant]
     set_seed(seed)
-    tokenizer = build_tokenizer(recipe)
-    if model_section["init"] == "encoder_decoder_model":
-        model = build_encoder_decoder_baseline(recipe["model"]["encoder"], tokenizer)
-    else:
-        model = build_model(recipe["model"], tokenizer)
-    tokenized, formatted = prepare_datasets(recipe, tokenizer)
-    trainer = build_trainer(recipe, model, tokenizer, tokenized)
+    baseline = None
+    if model_changes.get("init") == "encoder_decoder_model":
+        baseline = build_encoder_decoder_baseline(recipe.model.encoder)
+    parts = build(recipe, model=baseline, max_steps=steps, save_strategy="no", eval_strategy="no",
+                  predict_with_generate=False, report_to="none", disable_tqdm=True)
     started = time.time()
-    trainer.train()
+    parts.trainer.train()
     step_seconds = (time.time() - started) / steps
-    test_nll = trainer.evaluate(tokenized["test"], metric_key_prefix="test")["test_loss"]
-    metrics = evaluate_model(trainer.model, tokenizer, formatted["test"], output_dir / "test",
-                             generation={"num_beams": 1, "do_sample": False, "max_new_tokens": 48},
-                             batch_size=32, max_source_length=recipe["data"].get("max_source_length", 64))
+    test_nll = parts.trainer.evaluate(parts.datasets["test"], metric_key_prefix="test")["test_loss"]
+    metrics = evaluate_model(parts.trainer.model, parts.tokenizer, parts.formatted["test"], output_dir / "test",
+                             batch_size=32, max_source_length=recipe.data.max_source_length)
     return {"variant": variant, "description": description, "seed": seed, "steps": steps,
             "chrf": metrics["all"]["chrf"], "rougeL": metrics["all"]["rougeL"], "test_nll": round(test_nll, 4),
             "step_seconds": round(step_seconds, 3),
@@ -143,20 +152,20 @@ def ablation_markdown(rows: list[dict], steps: int, batch_size: int, commit: str
         "encoder (vocabulary pruned to the corpus), real en -> ug/kk/mn/zh pairs; greedy decoding on the test split.",
         "Means over seeds, with the spread (max - min) in brackets.",
         "",
-        "| variant | chrF | ROUGE-L F | test NLL | s/step | seeds | what |",
-        "|---|---:|---:|---:|---:|---|---|",
     ]
-    for row in sorted(rows, key=lambda r: -r["chrf"]):
-        lines.append(
-            f"| {row['variant']} | {row['chrf']:.2f} ({row['chrf_spread']:.2f}) | {row['rougeL']:.2f} "
-            f"({row['rougeL_spread']:.2f}) | {row['test_nll']:.3f} ({row['test_nll_spread']:.3f}) | "
-            f"{row['step_seconds']:.2f} | {','.join(map(str, row['seeds']))} | {row['description']} |"
-        )
+    table = [
+        [row["variant"], f"{row['chrf']:.2f} ({row['chrf_spread']:.2f})",
+         f"{row['rougeL']:.2f} ({row['rougeL_spread']:.2f})", f"{row['test_nll']:.3f} ({row['test_nll_spread']:.3f})",
+         row["step_seconds"], ",".join(map(str, row["seeds"])), row["description"]]
+        for row in sorted(rows, key=lambda r: -r["chrf"])
+    ]
+    lines.append(markdown_table(["variant", "chrF", "ROUGE-L F", "test NLL", "s/step", "seeds", "what"], table,
+                                numeric=[False, True, True, True, True, False, False]).rstrip("\n"))
     lines += ["", f"**Verdict (chrF):** {verdict(rows)}"]
     return "\n".join(lines) + "\n"
 
 
-def run_ablation(recipe: dict, variants: list[str], seeds: list[int], steps: int, output_dir: Path,
+def run_ablation(recipe: Recipe, variants: list[str], seeds: list[int], steps: int, output_dir: Path,
                  docs_dir: Path) -> list[dict]:
     output_dir.mkdir(parents=True, exist_ok=True)
     results_file = output_dir / "ablation_runs.jsonl"
@@ -180,10 +189,10 @@ def run_ablation(recipe: dict, variants: list[str], seeds: list[int], steps: int
     return summarize(results)
 
 
-def write_ablation_docs(results: list[dict], steps: int, recipe: dict, docs_dir: Path) -> None:
+def write_ablation_docs(results: list[dict], steps: int, recipe: Recipe, docs_dir: Path) -> None:
     rows = summarize(results)
     commit = git_commit()
-    markdown = ablation_markdown(rows, steps, recipe["training"]["per_device_train_batch_size"], commit)
+    markdown = ablation_markdown(rows, steps, recipe.training["per_device_train_batch_size"], commit)
     docs_dir.mkdir(parents=True, exist_ok=True)
     (docs_dir / "ablation.md").write_text(markdown)
     (docs_dir / "ablation.json").write_text(json.dumps({"commit": commit, "steps": steps, "rows": rows,

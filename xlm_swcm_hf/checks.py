@@ -1,0 +1,113 @@
+"""Input checks shared by every entry point: they run before any work is spent and say in one sentence what to fix.
+
+`InputError` is the base of every "you gave me something wrong" error (recipes, data, checkpoints, folders);
+scripts turn it into one `error: ...` line and exit status 2 (`cli_main`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Something the user gave cannot work; the message says what and how to fix it."""
+
+
+# Files from which `AutoTokenizer` can build a real vocabulary. Without one of them it silently builds a tokenizer
+# that knows only the special tokens and maps all text to <unk>.
+TOKENIZER_VOCABULARY_FILES = (
+    "tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "vocab.json", "vocab.txt",
+)
+# Above this share of <unk> in a data sample the tokenizer is not the one the data (or the model) needs.
+MAX_UNK_SHARE = 0.5
+
+
+def looks_like_local_path(name: str | os.PathLike) -> bool:
+    """A Hub id is `name` or `owner/name`; anything else (absolute, ./, ~, more parts, an existing path) is local."""
+    text = os.fspath(name)
+    return (
+        Path(text).exists()
+        or text.startswith((".", "/", "~"))
+        or text.count("/") > 1
+        or "\\" in text
+    )
+
+
+def require_local_path(path: str | os.PathLike, what: str, *, folder: bool | None = None, hint: str = "") -> Path:
+    """`path` must exist (as a folder or a file when `folder` says so); otherwise an InputError naming it."""
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise InputError(f"{what} {os.fspath(path)} does not exist{'; ' + hint if hint else ''}.")
+    if folder is True and not resolved.is_dir():
+        raise InputError(f"{what} {os.fspath(path)} is a file; a folder is expected.")
+    if folder is False and not resolved.is_file():
+        raise InputError(f"{what} {os.fspath(path)} is a folder; a file is expected.")
+    return resolved
+
+
+def require_model_source(name: str | os.PathLike, what: str, hint: str = "") -> str:
+    """A folder or Hub name: a local-looking path must exist and be a folder with a config.json."""
+    if looks_like_local_path(name):
+        folder = require_local_path(name, what, folder=True, hint=hint)
+        if not (folder / "config.json").is_file():
+            raise InputError(f"{what} {os.fspath(name)} has no config.json; is it a saved model folder?")
+    return os.fspath(name)
+
+
+def load_tokenizer(source: str | os.PathLike, *, vocab_size: int | None = None, sample_texts=None, what="tokenizer"):
+    """`AutoTokenizer.from_pretrained(source)`, refusing a folder without vocabulary files, a tokenizer larger than
+    the model's vocabulary, and one that turns a sample of the data into mostly <unk>."""
+    from transformers import AutoTokenizer
+
+    source = require_model_source(source, what) if looks_like_local_path(source) else os.fspath(source)
+    if Path(source).is_dir():
+        present = [name for name in TOKENIZER_VOCABULARY_FILES if (Path(source) / name).is_file()]
+        if not present:
+            raise InputError(
+                f"{what} folder {source} has no tokenizer files (none of {', '.join(TOKENIZER_VOCABULARY_FILES)}); "
+                "save the tokenizer there (tokenizer.save_pretrained) or name a tokenizer folder explicitly."
+            )
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if vocab_size is not None and len(tokenizer) > vocab_size:
+        raise InputError(
+            f"The {what} from {source} has {len(tokenizer)} tokens but the model's vocabulary only {vocab_size}; "
+            "use the encoder's own tokenizer (or resize the model's embeddings)."
+        )
+    if sample_texts:
+        check_unk_share(tokenizer, sample_texts, f"the {what} from {source}")
+    return tokenizer
+
+
+def check_unk_share(tokenizer, texts, description: str) -> float:
+    """Share of <unk> among the tokens of `texts`; an InputError above MAX_UNK_SHARE."""
+    unk = tokenizer.unk_token_id
+    texts = [text for text in texts if text]
+    if unk is None or not texts:
+        return 0.0
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    total = sum(len(row) for row in ids)
+    share = sum(row.count(unk) for row in ids) / max(1, total)
+    if share > MAX_UNK_SHARE:
+        raise InputError(
+            f"{description} maps {share:.0%} of the tokens of a data sample to <unk>; it does not cover this text "
+            "(wrong tokenizer, or a folder whose tokenizer files are missing)."
+        )
+    return share
+
+
+def cli_main(main):
+    """Wrap a script's `main(argv)`: an InputError (or a missing file) becomes one `error: ...` line and status 2."""
+
+    @functools.wraps(main)
+    def wrapped(argv=None) -> int:
+        try:
+            return main(argv)
+        except (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+            message = str(error).strip().replace("\n", " ") or type(error).__name__
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+
+    return wrapped

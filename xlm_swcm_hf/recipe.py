@@ -1,0 +1,379 @@
+"""The typed training recipe: the single home of every training, data and generation default.
+
+A recipe (`configs/*.yaml`) has these sections; anything else is an error that names the closest valid key.
+
+```yaml
+model:        # how the model is made (ModelRecipe)
+  init: from_encoder | pretrained | random_decoder
+  encoder: <XLM-R folder or Hub name>      # from_encoder / random_decoder
+  path: <saved XLM-SWCM folder>            # pretrained
+  normal_layer_interval: 3                 # unset: XLMSWCMConfig's default
+  lm_head_init: embeddings | random        # unset: from_encoder's default
+  init_scheme: copy | scaled               # unset: from_encoder's default
+  config: {decoder_layer_norm_position: pre, ...}   # any XLMSWCMConfig field
+tokenizer: <folder or name>                 # default: model.path or model.encoder
+data:         # DataRecipe: task, files or a `datasets` name, columns, lengths, denoising noise
+training:     # Seq2SeqTrainingArguments keyword arguments (checked against its fields)
+generation:   # GenerationRecipe: written into the model's generation_config, which Seq2SeqTrainer and generate read
+early_stopping_patience: 3                  # optional
+```
+
+The library's lower layers read their defaults from here (e.g. `DenoisingCollator(mask_ratio=DataRecipe.mask_ratio)`),
+so a default is never stated twice. Model defaults (layout interval, head init) belong to the model:
+`XLMSWCMConfig` and `from_encoder` own them, and an unset recipe field means "theirs".
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checks import InputError
+
+
+class RecipeError(InputError):
+    """A recipe that cannot run; the message names the field to fix."""
+
+
+MODEL_INITS = ("from_encoder", "pretrained", "random_decoder")
+LM_HEAD_INITS = ("embeddings", "random")
+INIT_SCHEMES = ("copy", "scaled")
+DATA_TASKS = ("translation", "summarization", "mrc", "denoising")
+
+
+def _closest(name: str, valid) -> str:
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else f"; valid: {', '.join(sorted(valid))}"
+
+
+def _matches(value: Any, annotation) -> bool:
+    """A small runtime check of the annotations used in this module (YAML gives ints where floats are meant)."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_matches(entry, item) for entry in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation) -> str:
+    return str(annotation).replace("typing.", "").replace("NoneType", "None").replace("<class '", "").replace("'>", "")
+
+
+def _build_section(cls, values: Any, section: str):
+    """`cls(**values)` with unknown keys and wrong types reported by their dotted name."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise RecipeError(f"{section} must be a mapping of keys to values, got {type(values).__name__}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key, value in values.items():
+        if key not in hints:
+            raise RecipeError(f"Unknown recipe key {section}.{key}{_closest(key, names)}.")
+        if not _matches(value, hints[key]):
+            raise RecipeError(
+                f"{section}.{key}={value!r} has the wrong type: expected {_type_name(hints[key])}."
+            )
+    try:
+        return cls(**values)
+    except RecipeError as error:
+        raise RecipeError(f"{section}: {error}") from None
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value is not None and value not in choices:
+        raise RecipeError(f"{name}={value!r} is invalid; choose one of {', '.join(choices)}.")
+
+
+@dataclass
+class ModelRecipe:
+    """How the model is made. Unset model fields fall back to `XLMSWCMConfig` / `from_encoder`."""
+
+    init: str = "from_encoder"
+    encoder: str | None = None
+    path: str | None = None
+    normal_layer_interval: int | None = None
+    lm_head_init: str | None = None
+    init_scheme: str | None = None
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_choice("init", self.init, MODEL_INITS)
+        _check_choice("lm_head_init", self.lm_head_init, LM_HEAD_INITS)
+        _check_choice("init_scheme", self.init_scheme, INIT_SCHEMES)
+        if self.init == "pretrained" and not self.path:
+            raise RecipeError("init=pretrained needs path (a saved XLM-SWCM folder).")
+        if self.init != "pretrained" and not self.encoder:
+            raise RecipeError(f"init={self.init} needs encoder (an XLM-R folder or Hub name).")
+
+    def from_encoder_kwargs(self) -> dict:
+        """Keyword arguments for `from_encoder`: only what the recipe sets, so the model's own defaults apply."""
+        kwargs = {"share_weights": self.init == "from_encoder", **self.config}
+        for name in ("normal_layer_interval", "lm_head_init", "init_scheme"):
+            if getattr(self, name) is not None:
+                kwargs[name] = getattr(self, name)
+        return kwargs
+
+
+@dataclass
+class DataRecipe:
+    """Which data, how it is formatted and tokenized, and (for `task: denoising`) how it is noised and mixed."""
+
+    task: str = "translation"
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    dataset_name: str | None = None
+    dataset_config: str | None = None
+    columns: dict | None = None
+    train_languages: list[str] | None = None
+    eval_languages: list[str] | None = None
+    drop_invalid: bool = False
+    max_source_length: int = 128
+    max_target_length: int = 128
+    # Pretraining (task: denoising): mBART's text infilling, XLM-R's language sampling (alpha 0.3 = T 1/0.3).
+    monolingual_files: dict | None = None
+    text_column: str = "text"
+    translation_files: dict | None = None
+    mt_ratio: float = 0.5
+    mask_ratio: float = 0.35
+    poisson_lambda: float = 3.5
+    permute_sentences: bool = False
+    sampling_temperature: float = 1 / 0.3
+
+    def __post_init__(self):
+        _check_choice("task", self.task, DATA_TASKS)
+        if self.max_source_length < 3:
+            raise RecipeError(f"max_source_length={self.max_source_length} must be >= 3 (<s>, a token, </s>).")
+        if self.max_target_length < 2:
+            raise RecipeError(f"max_target_length={self.max_target_length} must be >= 2 (a token and </s>).")
+        if not 0 <= self.mt_ratio <= 1:
+            raise RecipeError(f"mt_ratio={self.mt_ratio} must be in [0, 1].")
+        if not 0 <= self.mask_ratio <= 1:
+            raise RecipeError(f"mask_ratio={self.mask_ratio} must be in [0, 1].")
+        if self.poisson_lambda <= 0 or self.sampling_temperature <= 0:
+            raise RecipeError("poisson_lambda and sampling_temperature must be > 0.")
+        if self.task == "denoising":
+            if not self.monolingual_files:
+                raise RecipeError("task=denoising needs monolingual_files: {language: file, ...}.")
+        elif not (self.split_files() or self.dataset_name):
+            raise RecipeError("needs train_file / validation_file / test_file or dataset_name.")
+
+    def split_files(self) -> dict[str, str]:
+        files = {"train": self.train_file, "validation": self.validation_file, "test": self.test_file}
+        return {split: path for split, path in files.items() if path}
+
+    def local_paths(self) -> list[str]:
+        """Every local file the recipe names, to check before anything is loaded."""
+        paths = list(self.split_files().values())
+        for mapping in (self.monolingual_files or {}, self.translation_files or {}):
+            for value in mapping.values():
+                paths += value if isinstance(value, list) else [value]
+        return [str(path) for path in paths]
+
+
+@dataclass
+class GenerationRecipe:
+    """Generation settings; written once into the model's `generation_config` (unset fields keep the model's)."""
+
+    num_beams: int = 4
+    max_new_tokens: int | None = None
+    max_length: int | None = None
+    min_new_tokens: int | None = None
+    no_repeat_ngram_size: int | None = None
+    length_penalty: float | None = None
+    repetition_penalty: float | None = None
+    early_stopping: bool | str | None = None
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self):
+        if self.num_beams < 1:
+            raise RecipeError(f"num_beams={self.num_beams} must be >= 1.")
+        for name in ("max_new_tokens", "max_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise RecipeError(f"{name}={getattr(self, name)} must be >= 1.")
+
+    def settings(self) -> dict:
+        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+
+    def apply_to(self, model) -> None:
+        for key, value in self.settings().items():
+            setattr(model.generation_config, key, value)
+
+
+# Our defaults for Seq2SeqTrainingArguments (theirs apply to everything else). Evaluation runs generate() with the
+# model's generation_config, so generation_max_length / generation_num_beams are left unset on purpose.
+TRAINING_DEFAULTS = {"predict_with_generate": True, "report_to": "none", "save_total_limit": 2}
+# Recipe-only training keys, handled by the runner rather than Seq2SeqTrainingArguments.
+TRAINING_EXTRAS = ("overwrite_output_dir",)
+
+
+def _training_argument_names() -> set[str]:
+    from transformers import Seq2SeqTrainingArguments
+
+    return {f.name for f in dataclasses.fields(Seq2SeqTrainingArguments) if f.init}
+
+
+@dataclass
+class Recipe:
+    model: ModelRecipe
+    data: DataRecipe
+    training: dict
+    generation: GenerationRecipe = field(default_factory=GenerationRecipe)
+    tokenizer: str | None = None
+    early_stopping_patience: int | None = None
+
+    SECTIONS = ("model", "data", "training", "generation", "tokenizer", "early_stopping_patience")
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Recipe:
+        if not isinstance(raw, dict):
+            raise RecipeError(f"A recipe is a mapping of sections, got {type(raw).__name__}.")
+        for key in raw:
+            if key not in cls.SECTIONS:
+                raise RecipeError(f"Unknown recipe section {key!r}{_closest(str(key), cls.SECTIONS)}.")
+        for name in ("model", "data", "training"):
+            if name not in raw:
+                raise RecipeError(f"The recipe has no {name}: section.")
+        training = raw.get("training") or {}
+        if not isinstance(training, dict):
+            raise RecipeError("training must be a mapping of Seq2SeqTrainingArguments fields.")
+        valid = _training_argument_names() | set(TRAINING_EXTRAS)
+        for key in training:
+            if key not in valid:
+                raise RecipeError(f"Unknown recipe key training.{key}{_closest(key, valid)}.")
+        if not training.get("output_dir"):
+            raise RecipeError("training.output_dir is required.")
+        patience = raw.get("early_stopping_patience")
+        if patience is not None and (not _matches(patience, int) or patience < 1):
+            raise RecipeError(f"early_stopping_patience={patience!r} must be a positive integer.")
+        tokenizer = raw.get("tokenizer")
+        if tokenizer is not None and not isinstance(tokenizer, str):
+            raise RecipeError(f"tokenizer={tokenizer!r} must be a folder or Hub name.")
+        recipe = cls(
+            model=_build_section(ModelRecipe, raw.get("model"), "model"),
+            data=_build_section(DataRecipe, raw.get("data"), "data"),
+            training=dict(training),
+            generation=_build_section(GenerationRecipe, raw.get("generation"), "generation"),
+            tokenizer=tokenizer,
+            early_stopping_patience=patience,
+        )
+        recipe.check()
+        return recipe
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+        """Read a YAML recipe and apply `section.key=value` overrides (values parsed as YAML)."""
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"Recipe file {path} does not exist.")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise RecipeError(f"{path} is not valid YAML: {error}") from None
+        if not isinstance(raw, dict):
+            raise RecipeError(f"{path} is not a YAML mapping of sections.")
+        for override in overrides or []:
+            key, separator, value = override.partition("=")
+            if not separator or not key:
+                raise RecipeError(f"Override {override!r} must look like section.key=value.")
+            target = raw
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                if not isinstance(target.get(parent, {}), dict):
+                    raise RecipeError(f"Override {override!r}: {parent} is not a section.")
+                target = target.setdefault(parent, {})
+            target[leaf] = yaml.safe_load(value)
+        try:
+            return cls.from_dict(raw)
+        except RecipeError as error:
+            raise RecipeError(f"{path}: {error}") from None
+
+    def check(self) -> None:
+        """Cross-section rules (run again after a caller edits the recipe)."""
+        if self.training.get("fp16") and self.training.get("bf16"):
+            raise RecipeError("training.fp16 and training.bf16 are both set; choose one.")
+        if self.training.get("fp16"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise RecipeError(
+                    "training.fp16 needs a CUDA GPU and none is available. On CPU use training.bf16=true "
+                    "(bfloat16 autocast) or neither."
+                )
+
+    def copy(self) -> Recipe:
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict:
+        """The recipe as YAML-ready data (tokens and other secrets left out), e.g. for the model card."""
+        public = {
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "training": {k: v for k, v in self.training.items() if "token" not in k},
+            "generation": self.generation.settings(),
+        }
+        if self.tokenizer:
+            public["tokenizer"] = self.tokenizer
+        if self.early_stopping_patience:
+            public["early_stopping_patience"] = self.early_stopping_patience
+        return public
+
+    def training_arguments(self, **changes):
+        """`Seq2SeqTrainingArguments` from the training section, our defaults, and `changes` on top."""
+        from transformers import Seq2SeqTrainingArguments
+        import torch
+
+        arguments = {**TRAINING_DEFAULTS, **self.training, **changes}
+        for key in TRAINING_EXTRAS:
+            arguments.pop(key, None)
+        for key, value in arguments.items():
+            if key.endswith("_strategy") and value is False:  # YAML reads a bare `no` as false
+                arguments[key] = "no"
+        if self.data.task == "denoising":
+            arguments.setdefault("remove_unused_columns", False)  # the collator needs the raw text
+            arguments["predict_with_generate"] = self.training.get("predict_with_generate", False)
+        if not torch.cuda.is_available():
+            arguments.setdefault("use_cpu", True)
+        if self.early_stopping_patience:
+            arguments.setdefault("load_best_model_at_end", True)
+            arguments.setdefault("metric_for_best_model", "eval_loss")
+            arguments.setdefault("greater_is_better", False)
+        try:
+            return Seq2SeqTrainingArguments(**arguments)
+        except (ValueError, TypeError) as error:
+            raise RecipeError(f"training: {error}") from None
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.training["output_dir"])
+
+    @property
+    def seed(self) -> int:
+        from transformers import TrainingArguments
+
+        return self.training.get("seed", TrainingArguments.seed)

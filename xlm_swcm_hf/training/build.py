@@ -1,0 +1,222 @@
+"""The one builder: recipe -> tokenizer, datasets, model, collator, trainer.
+
+Training, evaluation, the demo and the ablation all go through these functions, in this order: inputs are checked
+(paths, tokenizer files, data) before a model is loaded or a step is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from itertools import islice
+
+from ..checks import load_tokenizer, require_model_source
+from ..recipe import Recipe, RecipeError
+
+
+logger = logging.getLogger(__name__)
+
+# How many texts of the data are tokenized to check that the tokenizer covers them.
+TOKENIZER_CHECK_SAMPLE = 200
+
+
+@dataclass
+class TrainingParts:
+    """Everything `build` makes from a recipe."""
+
+    tokenizer: object
+    model: object
+    datasets: dict  # split -> tokenized (or, for denoising, raw-text) dataset
+    formatted: dict = field(default_factory=dict)  # split -> `source_text`/`target_text`(/`lang`) dataset
+    collator: object = None
+    trainer: object = None
+
+
+def check_recipe_paths(recipe: Recipe) -> None:
+    """Every local path the recipe names exists, before anything is loaded."""
+    from ..data.loading import check_data_file
+
+    hint = ""
+    if recipe.model.init == "pretrained":
+        hint = "it is the final/ folder of an earlier run (e.g. configs/pretrain_dae_mt.yaml writes outputs/pretrain-dae-mt/final)"
+        require_model_source(recipe.model.path, "model.path", hint=hint)
+    else:
+        require_model_source(recipe.model.encoder, "model.encoder")
+    if recipe.tokenizer:
+        require_model_source(recipe.tokenizer, "tokenizer")
+    for path in recipe.data.local_paths():
+        check_data_file(path)
+
+
+def tokenizer_source(recipe: Recipe) -> str:
+    return recipe.tokenizer or recipe.model.path or recipe.model.encoder
+
+
+def build_tokenizer(recipe: Recipe, sample_texts=None):
+    return load_tokenizer(tokenizer_source(recipe), sample_texts=sample_texts)
+
+
+def build_model(recipe: Recipe, tokenizer=None):
+    from .. import XLMSWCMForConditionalGeneration
+
+    if recipe.model.init == "pretrained":
+        model = XLMSWCMForConditionalGeneration.from_pretrained(recipe.model.path)
+    else:
+        model = XLMSWCMForConditionalGeneration.from_encoder(recipe.model.encoder, **recipe.model.from_encoder_kwargs())
+    if tokenizer is not None and len(tokenizer) > model.config.vocab_size:
+        raise RecipeError(
+            f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {model.config.vocab_size}; "
+            "use the encoder's own tokenizer."
+        )
+    recipe.generation.apply_to(model)
+    return model
+
+
+def load_formatted_splits(recipe: Recipe) -> dict:
+    """The recipe's splits, formatted (`source_text`, `target_text`, `lang`) and filtered by language."""
+    from ..data import format_examples, load_task_dataset
+    from ..data.formatting import DataError
+
+    data = recipe.data
+    files = data.split_files()
+    if files:
+        raw = {split: load_task_dataset(path, task=None, split="train") for split, path in files.items()}
+        where = {split: f"{path}: " for split, path in files.items()}
+    else:
+        kwargs = {"name": data.dataset_config} if data.dataset_config else {}
+        raw = dict(load_task_dataset(data.dataset_name, task=None, **kwargs))
+        where = {split: f"{data.dataset_name} split {split!r}: " for split in raw}
+    filters = {"train": data.train_languages, "validation": data.eval_languages, "test": data.eval_languages}
+    formatted = {}
+    for split, dataset in raw.items():
+        result = format_examples(dataset, data.task, data.columns, drop_invalid=data.drop_invalid, where=where[split])
+        dataset = result[0] if data.drop_invalid else result
+        if len(dataset) == 0:
+            raise DataError(f"{where[split]}no usable rows.")
+        languages = filters.get(split)
+        if languages:
+            if "lang" not in dataset.column_names:
+                raise DataError(f"{where[split]}data.{'train' if split == 'train' else 'eval'}_languages is set but "
+                                "the data has no language column.")
+            wanted = set(languages)
+            dataset = dataset.filter(lambda example: example["lang"] in wanted)
+            if len(dataset) == 0:
+                raise DataError(f"{where[split]}no rows left for languages {languages}.")
+        formatted[split] = dataset
+    return formatted
+
+
+def _sample_texts(formatted: dict) -> list[str]:
+    dataset = next(iter(formatted.values()))
+    rows = islice(zip(dataset["source_text"], dataset["target_text"]), TOKENIZER_CHECK_SAMPLE)
+    return [text for pair in rows for text in pair]
+
+
+def tokenize_splits(recipe: Recipe, formatted: dict, tokenizer) -> dict:
+    from ..data import tokenize_for_seq2seq
+
+    tokenized = {}
+    for split, dataset in formatted.items():
+        tokenized[split], stats = tokenize_for_seq2seq(
+            dataset, tokenizer, recipe.data.max_source_length, recipe.data.max_target_length
+        )
+        logger.info("%s: %d examples; %s", split, len(dataset), stats)
+    return tokenized
+
+
+def load_pretraining_splits(recipe: Recipe) -> dict:
+    """The paper's objectives: DAE on monolingual text of every language (temperature-sampled) mixed with MT pairs.
+
+    `data.monolingual_files` maps language -> text files (JSONL with `text_column`, or .txt); optional
+    `data.translation_files` ({train, validation} -> files with source/target columns) are mixed in with probability
+    `data.mt_ratio`.
+    """
+    from datasets import interleave_datasets
+
+    from ..data import format_examples, interleave_languages, load_task_dataset
+    from ..data.formatting import DataError
+
+    data, seed = recipe.data, recipe.seed
+    monolingual = {}
+    for language, files in data.monolingual_files.items():
+        dataset = load_task_dataset(files, task=None, split="train")
+        if data.text_column not in dataset.column_names:
+            raise DataError(f"{files}: no column {data.text_column!r} (set data.text_column); "
+                            f"it has {dataset.column_names}.")
+        dataset = dataset.select_columns([data.text_column])
+        monolingual[language] = dataset if data.text_column == "text" else dataset.rename_column(data.text_column, "text")
+    train = interleave_languages(monolingual, temperature=data.sampling_temperature, seed=seed)
+    splits = {"train": train}
+    if data.translation_files:
+        parallel = {split: format_examples(load_task_dataset(files, task=None, split="train"), "translation",
+                                           data.columns, where=f"{files}: ")
+                    for split, files in data.translation_files.items()}
+        if "train" in parallel:
+            splits["train"] = interleave_datasets(
+                [train, parallel["train"]], probabilities=[1 - data.mt_ratio, data.mt_ratio], seed=seed,
+                stopping_strategy="all_exhausted",
+            )
+        if "validation" in parallel:
+            splits["validation"] = parallel["validation"]
+    return splits
+
+
+def build_pretraining_collator(recipe: Recipe, tokenizer, model):
+    """Noises DAE rows on the fly, deterministically per seed; MT rows are tokenized as pairs."""
+    from ..data import DenoisingCollator, MixedObjectiveCollator
+
+    data = recipe.data
+    denoising = DenoisingCollator(
+        tokenizer, model, mask_ratio=data.mask_ratio, poisson_lambda=data.poisson_lambda,
+        permute_sentences=data.permute_sentences, max_length=data.max_source_length, seed=recipe.seed,
+        text_column="text",
+    )
+    return MixedObjectiveCollator(
+        denoising, max_source_length=data.max_source_length, max_target_length=data.max_target_length
+    )
+
+
+def build_trainer(recipe: Recipe, model, tokenizer, datasets: dict, collator=None, **argument_changes):
+    """`Seq2SeqTrainer` for the recipe; `argument_changes` override training arguments (e.g. the ablation's budget)."""
+    from transformers import EarlyStoppingCallback, Seq2SeqTrainer
+
+    from ..data import make_seq2seq_collator
+    from .evaluation import make_compute_metrics
+
+    arguments = recipe.training_arguments(**argument_changes)
+    callbacks = []
+    if recipe.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
+    return Seq2SeqTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=datasets.get("train"),
+        eval_dataset=datasets.get("validation"),
+        data_collator=collator or make_seq2seq_collator(tokenizer, model),
+        processing_class=tokenizer,
+        compute_metrics=make_compute_metrics(tokenizer) if arguments.predict_with_generate else None,
+        callbacks=callbacks,
+    )
+
+
+def build(recipe: Recipe, model=None, with_trainer: bool = True, **argument_changes) -> TrainingParts:
+    """Check, then make every part. `model`: use this model instead of the recipe's (e.g. an outside baseline)."""
+    recipe.check()
+    recipe.training_arguments(**argument_changes)  # bad training arguments fail here, before any loading
+    check_recipe_paths(recipe)
+    if recipe.data.task == "denoising":
+        tokenizer = build_tokenizer(recipe)
+        splits, formatted = load_pretraining_splits(recipe), {}
+    else:
+        formatted = load_formatted_splits(recipe)
+        tokenizer = build_tokenizer(recipe, sample_texts=_sample_texts(formatted))
+        splits = tokenize_splits(recipe, formatted, tokenizer)
+    if model is None:
+        model = build_model(recipe, tokenizer)
+    else:
+        recipe.generation.apply_to(model)
+    collator = build_pretraining_collator(recipe, tokenizer, model) if recipe.data.task == "denoising" else None
+    parts = TrainingParts(tokenizer=tokenizer, model=model, datasets=splits, formatted=formatted, collator=collator)
+    if with_trainer:
+        parts.trainer = build_trainer(recipe, model, tokenizer, splits, collator, **argument_changes)
+    return parts

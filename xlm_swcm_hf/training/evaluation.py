@@ -1,0 +1,86 @@
+"""Generation-based evaluation: batched decoding with the model's generation_config, per-language metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from ..recipe import DataRecipe
+from .reporting import metrics_markdown
+
+
+def make_compute_metrics(tokenizer):
+    """Seq2SeqTrainer hook: decode generated ids and labels, score with the multilingual metrics."""
+    from ..metrics import compute_generation_metrics
+
+    def compute_metrics(eval_prediction):
+        predictions, labels = eval_prediction.predictions, eval_prediction.label_ids
+        if isinstance(predictions, tuple):
+            predictions = predictions[0]
+        predictions = torch.as_tensor(predictions)
+        labels = torch.as_tensor(labels)
+        predictions = predictions.masked_fill(predictions < 0, tokenizer.pad_token_id)
+        labels = labels.masked_fill(labels < 0, tokenizer.pad_token_id)
+        decoded_predictions = [text.strip() for text in tokenizer.batch_decode(predictions, skip_special_tokens=True)]
+        decoded_labels = [text.strip() for text in tokenizer.batch_decode(labels, skip_special_tokens=True)]
+        return compute_generation_metrics(decoded_predictions, decoded_labels)
+
+    return compute_metrics
+
+
+@torch.no_grad()
+def generate_predictions(model, tokenizer, sources: list[str], batch_size: int = 16,
+                         max_source_length: int = DataRecipe.max_source_length, **generation_kwargs) -> list[str]:
+    """Batched generation with the model's generation_config (`generation_kwargs` override it), with progress."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    predictions = []
+    order = sorted(range(len(sources)), key=lambda index: len(sources[index]))  # less padding per batch
+    for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch"):
+        indices = order[start : start + batch_size]
+        batch = tokenizer([sources[i] for i in indices], return_tensors="pt", padding=True, truncation=True,
+                          max_length=max_source_length).to(model.device)
+        output = model.generate(**batch, **generation_kwargs)
+        texts = tokenizer.batch_decode(output, skip_special_tokens=True)
+        predictions.extend(zip(indices, (text.strip() for text in texts)))
+    return [text for _, text in sorted(predictions)]
+
+
+def evaluate_model(model, tokenizer, dataset, output_dir: str | os.PathLike, batch_size: int = 16,
+                   max_source_length: int = DataRecipe.max_source_length, **generation_kwargs) -> dict:
+    """Generate for a formatted dataset (`source_text`, `target_text`, optional `lang`); write predictions + metrics.
+
+    Metrics are overall and, when the data has a `lang` column, per language (the cross-lingual transfer table).
+    """
+    from ..metrics import compute_generation_metrics
+
+    output_dir = Path(output_dir)
+    sources, references = list(dataset["source_text"]), list(dataset["target_text"])
+    languages = list(dataset["lang"]) if "lang" in dataset.column_names else [None] * len(sources)
+    predictions = generate_predictions(model, tokenizer, sources, batch_size=batch_size,
+                                       max_source_length=max_source_length, **generation_kwargs)
+    metrics = {"all": {**compute_generation_metrics(predictions, references), "count": len(predictions)}}
+    if any(language is not None for language in languages):
+        grouped = defaultdict(lambda: ([], []))
+        for prediction, reference, language in zip(predictions, references, languages):
+            grouped[language][0].append(prediction)
+            grouped[language][1].append(reference)
+        for language in sorted(grouped):
+            group_predictions, group_references = grouped[language]
+            metrics[language] = {**compute_generation_metrics(group_predictions, group_references),
+                                 "count": len(group_predictions)}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for source, reference, prediction, language in zip(sources, references, predictions, languages):
+            record = {"source": source, "reference": reference, "prediction": prediction}
+            if language is not None:
+                record["lang"] = language
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    (output_dir / "metrics.md").write_text(metrics_markdown(metrics))
+    return metrics
