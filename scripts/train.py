@@ -19,7 +19,8 @@ from xlm_swcm_hf.training import run_training
 @cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="a recipe from configs/")
+    parser.add_argument("--config", required=True, action="append",
+                        help="a recipe from configs/; repeat to merge override files (configs/overrides/*.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
     parser.add_argument("overrides", nargs="*", help="section.key=value (YAML values), e.g. training.max_steps=100")
     args = parser.parse_args(argv)

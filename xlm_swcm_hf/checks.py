@@ -82,18 +82,23 @@ def load_tokenizer(source: str | os.PathLike, *, vocab_size: int | None = None, 
 
 
 def check_unk_share(tokenizer, texts, description: str) -> float:
-    """Share of <unk> among the tokens of `texts`; an InputError above MAX_UNK_SHARE."""
+    """Share of the (non-space) characters of `texts` that the tokenizer maps to <unk>; an InputError above
+    MAX_UNK_SHARE. Characters, not tokens: a Unigram tokenizer folds a run of unknown characters into one <unk>."""
     unk = tokenizer.unk_token_id
-    texts = [text for text in texts if text]
+    texts = [text for text in texts if text and text.strip()]
     if unk is None or not texts:
         return 0.0
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    total = sum(len(row) for row in ids)
-    share = sum(row.count(unk) for row in ids) / max(1, total)
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    unknown = total = 0
+    for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"]):
+        total += sum(not ch.isspace() for ch in text)
+        unknown += sum(sum(not ch.isspace() for ch in text[start:end])
+                       for token, (start, end) in zip(ids, offsets) if token == unk)
+    share = unknown / max(1, total)
     if share > MAX_UNK_SHARE:
         raise InputError(
-            f"{description} maps {share:.0%} of the tokens of a data sample to <unk>; it does not cover this text "
-            "(wrong tokenizer, or a folder whose tokenizer files are missing)."
+            f"{description} maps {share:.0%} of the characters of a data sample to <unk>; it does not cover this "
+            "text (wrong tokenizer, or a folder whose tokenizer files are missing)."
         )
     return share
 

@@ -106,6 +106,27 @@ def _check_choice(name: str, value, choices) -> None:
         raise RecipeError(f"{name}={value!r} is invalid; choose one of {', '.join(choices)}.")
 
 
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise RecipeError(f"Recipe file {path} does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path} is not a YAML mapping of sections.")
+    return raw
+
+
+def _merge(base: dict, update: dict) -> None:
+    """Merge `update` into `base`: mappings key by key, other values replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
 @dataclass
 class ModelRecipe:
     """How the model is made. Unset model fields fall back to `XLMSWCMConfig` / `from_encoder`."""
@@ -286,17 +307,13 @@ class Recipe:
         return recipe
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
-        """Read a YAML recipe and apply `section.key=value` overrides (values parsed as YAML)."""
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"Recipe file {path} does not exist.")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise RecipeError(f"{path} is not valid YAML: {error}") from None
-        if not isinstance(raw, dict):
-            raise RecipeError(f"{path} is not a YAML mapping of sections.")
+    def from_yaml(cls, paths, overrides: list[str] | None = None) -> Recipe:
+        """Read a YAML recipe (or several: later files are merged into earlier ones section by section, like
+        `configs/overrides/*.yaml`) and apply `section.key=value` overrides (values parsed as YAML)."""
+        paths = [Path(path) for path in (paths if isinstance(paths, (list, tuple)) else [paths])]
+        raw: dict = {}
+        for path in paths:
+            _merge(raw, _read_yaml(path))
         for override in overrides or []:
             key, separator, value = override.partition("=")
             if not separator or not key:
@@ -311,7 +328,7 @@ class Recipe:
         try:
             return cls.from_dict(raw)
         except RecipeError as error:
-            raise RecipeError(f"{path}: {error}") from None
+            raise RecipeError(f"{', '.join(map(str, paths))}: {error}") from None
 
     def check(self) -> None:
         """Cross-section rules (run again after a caller edits the recipe)."""

@@ -185,8 +185,8 @@ def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.time()
     output_dir, artifacts = Path(output_dir), Path(artifacts)
+    languages = Recipe.from_yaml(recipe_path, overrides).data.train_languages  # a bad recipe fails before any work
     output_dir.mkdir(parents=True, exist_ok=True)
-    languages = Recipe.from_yaml(recipe_path, overrides).data.train_languages
 
     _banner("1-3/7 real encoder, real data, pruned vocabulary")
     material = prepare_material(artifacts, languages)

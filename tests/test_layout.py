@@ -1,0 +1,68 @@
+"""The house rules that keep one home for each thing."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "xlm_swcm_hf"
+REMOTE_CODE = ("configuration_xlm_swcm.py", "modeling_xlm_swcm.py")
+
+
+def imported_modules(path: Path) -> list[tuple[str, int]]:
+    """(module, level) for every import in a file, including imports inside functions."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level))
+    return found
+
+
+LIBRARY_FILES = sorted(LIBRARY.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", LIBRARY_FILES, ids=[str(p.relative_to(ROOT)) for p in LIBRARY_FILES])
+def test_the_library_never_imports_the_experiments(path):
+    offending = [module for module, level in imported_modules(path) if module.split(".")[0] == "xlm_swcm_experiments"]
+    assert not offending, f"{path.relative_to(ROOT)} imports {offending}"
+
+
+@pytest.mark.parametrize("name", REMOTE_CODE)
+def test_remote_code_imports_only_torch_transformers_and_each_other(name):
+    allowed = {"torch", "transformers", "typing", "math", "dataclasses", "collections", "functools", "itertools",
+               "warnings", "copy", "os", "re", "enum", "abc", "__future__"}
+    for module, level in imported_modules(LIBRARY / name):
+        if level:  # relative: must be the other remote-code file
+            assert f"{module}.py" in REMOTE_CODE, f"{name} imports .{module}, which does not travel to the Hub"
+        else:
+            assert module.split(".")[0] in allowed, f"{name} imports {module}, which a Hub user may not have"
+
+
+def test_the_library_does_not_import_the_experiments_at_runtime():
+    import subprocess
+    import sys
+
+    code = ("import sys, xlm_swcm_hf, xlm_swcm_hf.training, xlm_swcm_hf.data, xlm_swcm_hf.convert, xlm_swcm_hf.hub, "
+            "xlm_swcm_hf.metrics, xlm_swcm_hf.vocabulary; "
+            "print(sorted(m for m in sys.modules if m.startswith('xlm_swcm_experiments')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_scripts_are_thin_and_import_one_way(path):
+    text = path.read_text(encoding="utf-8")
+    assert "sys.path" not in text, "scripts import the installed package, never by editing sys.path"
+    for module, level in imported_modules(path):
+        assert level == 0
+    project = [m for m, _ in imported_modules(path) if m.split(".")[0] in ("xlm_swcm_hf", "xlm_swcm_experiments")]
+    # `from xlm_swcm_hf.<module> import ...`; a bare `import xlm_swcm_hf` only registers the Auto classes.
+    assert project and all(m.count(".") >= 1 or m == "xlm_swcm_hf" for m in project)
+    assert "def main(" in text and "@cli_main" in text or path.stem == "benchmark"

@@ -1,0 +1,99 @@
+"""The typed recipe: every default in one place, unknown keys refused by name, overrides and override files."""
+
+from pathlib import Path
+
+import pytest
+
+from xlm_swcm_hf.data import DenoisingCollator, noise_spans, temperature_sampling_probabilities
+from xlm_swcm_hf.recipe import DataRecipe, GenerationRecipe, Recipe, RecipeError
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[path.stem for path in CONFIGS])
+def test_every_shipped_recipe_is_valid(path):
+    recipe = Recipe.from_yaml(path)
+    recipe.training_arguments()  # every training key is a real Seq2SeqTrainingArguments field with a valid value
+
+
+def test_override_files_merge_section_by_section():
+    recipe = Recipe.from_yaml([ROOT / "configs" / "translation.yaml", ROOT / "configs" / "overrides" / "smoke.yaml"])
+    assert recipe.training["max_steps"] == 20 and recipe.training["learning_rate"] == 5.0e-5  # merged, not replaced
+    assert recipe.generation.num_beams == 2 and recipe.data.max_source_length == 256
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("peft.r=8", "Unknown recipe section 'peft'"),
+        ("model.normal_layer_intervall=4", "model.normal_layer_intervall (did you mean 'normal_layer_interval'?)"),
+        ("data.max_source_lenght=64", "did you mean 'max_source_length'"),
+        ("training.learning_rte=1e-4", "did you mean 'learning_rate'"),
+        ("generation.num_beam=3", "did you mean 'num_beams'"),
+        ("model.normal_layer_interval=true", "model.normal_layer_interval=True has the wrong type"),
+        ("data.max_source_length=2", "max_source_length=2 must be >= 3"),
+        ("data.task=qa", "task='qa' is invalid"),
+        ("model.path=null", "init=pretrained needs path"),
+        ("generation.num_beams=0", "num_beams=0 must be >= 1"),
+        ("training.output_dir=", "training.output_dir is required"),
+        ("data.train_languages=zh", "data.train_languages='zh' has the wrong type"),
+    ],
+)
+def test_bad_recipes_name_the_key(override, message):
+    with pytest.raises(RecipeError, match=rf"translation.yaml: .*{_escape(message)}"):
+        Recipe.from_yaml(ROOT / "configs" / "translation.yaml", [override])
+
+
+def _escape(text):
+    import re
+
+    return re.escape(text)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        Recipe.from_yaml(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        Recipe.from_yaml(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(RecipeError, match="not a YAML mapping"):
+        Recipe.from_yaml(tmp_path / "list.yaml")
+
+
+def test_defaults_are_stated_once_and_read_from_the_recipe():
+    import inspect
+
+    collator = inspect.signature(DenoisingCollator).parameters
+    assert collator["mask_ratio"].default == DataRecipe.mask_ratio == 0.35
+    assert collator["poisson_lambda"].default == DataRecipe.poisson_lambda
+    assert collator["max_length"].default == DataRecipe.max_source_length
+    assert inspect.signature(noise_spans).parameters["mask_ratio"].default == DataRecipe.mask_ratio
+    temperature = inspect.signature(temperature_sampling_probabilities).parameters["temperature"].default
+    assert temperature == DataRecipe.sampling_temperature == pytest.approx(1 / 0.3)
+
+
+def test_generation_travels_one_way():
+    recipe = Recipe.from_yaml(ROOT / "configs" / "demo.yaml")
+    arguments = recipe.training_arguments()
+    # The trainer falls back to the model's generation_config when these are unset.
+    assert arguments.generation_num_beams is None and arguments.generation_max_length is None
+
+    class Holder:
+        from transformers import GenerationConfig
+
+        generation_config = GenerationConfig()
+
+    model = Holder()
+    recipe.generation.apply_to(model)
+    assert model.generation_config.num_beams == 4 and model.generation_config.no_repeat_ngram_size == 3
+    assert GenerationRecipe().settings() == {"num_beams": 4}
+
+
+def test_model_defaults_belong_to_the_model():
+    recipe = Recipe.from_yaml(ROOT / "configs" / "tiny.yaml", ["model.lm_head_init=null"])
+    kwargs = recipe.model.from_encoder_kwargs()
+    assert "lm_head_init" not in kwargs and "init_scheme" not in kwargs  # from_encoder's own defaults apply
+    assert kwargs["normal_layer_interval"] == 3 and kwargs["share_weights"] is True
