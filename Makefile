@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast demo ablation bench clean
+.PHONY: install test test-fast lint format core-check model-card demo ablation bench clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,26 @@ test: install  ## the whole suite, slow real-material tests included (what CI ru
 test-fast: install  ## skip the slow real-material tests
 	$(PY) -m pytest -q -ra -m "not slow"
 
+lint: install  ## ruff: lint and formatting check (configured in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install  ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# The package with its core dependencies only (no extras) in its own virtualenv: a tiny training must finish.
+CORE_VENV ?= .venv-core
+core-check:
+	$(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CORE_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(CORE_VENV)/bin/python -m pip install -q -e .
+	$(CORE_VENV)/bin/python .ci/core_install_check.py
+
+model-card: install  ## regenerate model_card.md (the released model's card) from the template
+	$(PY) -c "from xlm_swcm_hf.hub import write_released_model_card; write_released_model_card('model_card.md')"
+
 demo: install  ## the main job: real encoder + real data -> XLM-SWCM vs random decoder -> artifacts/demo/report.md
 	$(PY) scripts/demo.py --output artifacts/demo
 
@@ -34,4 +54,4 @@ bench: install  ## full-size decode/encoder/training benchmark (long); writes ar
 	$(PY) scripts/benchmark.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache
+	rm -rf $(VENV) .venv-core artifacts .pytest_cache

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import run_script
-from transformers import TrainerCallback, XLMRobertaConfig, XLMRobertaModel
+from transformers import AutoTokenizer, TrainerCallback, XLMRobertaConfig, XLMRobertaModel
 
 from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
 from xlm_swcm_hf.training import RecipeError, build, load_recipe, run_training
@@ -213,3 +213,27 @@ def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, t
     lines = (tmp_path / "ablation" / "ablation_runs.jsonl").read_text().splitlines()
     run_ablation(recipe, ["random_emb_head"], [0], 2, tmp_path / "ablation", tmp_path / "docs")
     assert (tmp_path / "ablation" / "ablation_runs.jsonl").read_text().splitlines() == lines
+
+
+def test_training_without_matplotlib_skips_the_plot_with_a_note(real_pairs, tiny_encoder, tmp_path, monkeypatch,
+                                                                  caplog):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the core install has no matplotlib
+    output = tmp_path / "core"
+    run_training(tiny_recipe(real_pairs, tiny_encoder, output, "training.max_steps=2", "training.eval_strategy=no"))
+    assert (output / "final" / "model.safetensors").exists() and (output / "metrics.json").exists()
+    assert not (output / "loss_curve.png").exists() and not (output / "final" / "loss_curve.png").exists()
+    assert "matplotlib is not installed" in caplog.text
+
+
+def test_evaluate_writes_beside_the_model_folder_by_default(real_pairs, tiny_encoder, tmp_path):
+    output = tmp_path / "run"
+    run_training(tiny_recipe(real_pairs, tiny_encoder, output, "training.max_steps=2", "training.eval_strategy=no",
+                             "generation.max_new_tokens=4", "generation.num_beams=1"))
+    before = sorted(path.name for path in (output / "final").iterdir())
+    assert run_script("evaluate_model", ["--model", output / "final", "--data", real_pairs / "test.jsonl"]) == 0
+    assert sorted(path.name for path in (output / "final").iterdir()) == before  # nothing written into the model
+    assert (output / "final-eval-test" / "metrics.json").exists()
+    # The folder's generation_config carries the recipe's settings: the evaluation used them without options.
+    predictions = [json.loads(line) for line in (output / "final-eval-test" / "predictions.jsonl").open()]
+    tokenizer = AutoTokenizer.from_pretrained(output / "final")
+    assert max(len(tokenizer(p["prediction"], add_special_tokens=False)["input_ids"]) for p in predictions) <= 4

@@ -44,6 +44,10 @@ RELEASED_MODEL_CARD = {
 }
 
 
+# What the released model's card says about its size (the converter measures it from the weights it writes).
+RELEASED_MODEL_SUMMARY = {"parameters": "491.6M", "layout": "12 encoder layers; decoder `C C C N C C C N C C C N C C C`"}
+
+
 class HubFolderError(InputError):
     """A folder that would not work on the Hub; the message lists every problem."""
 
@@ -96,6 +100,11 @@ def render_model_card(template_path: str | os.PathLike | None = None, *, languag
     card = string.Template(template).substitute(values)
     card_metadata(card)
     return card
+
+
+def write_released_model_card(path: str | os.PathLike) -> None:
+    """`model_card.md` at the repository root: the card the converter writes for the released model."""
+    Path(path).write_text(render_model_card(**RELEASED_MODEL_CARD, **RELEASED_MODEL_SUMMARY), encoding="utf-8")
 
 
 def card_metadata(card: str) -> dict:
