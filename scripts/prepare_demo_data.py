@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Build the offline English→X demo data set (see ``xlm_swcm_experiments.demo.data``).
+"""Build the offline English→X demo data set (see `xlm_swcm_experiments.demo.data`).
 
-Needs the ``demo`` extra (babel, django, pycountry, maqal).  Example::
+Needs the `demo` extra (babel, django, pycountry, maqal).  Example:
 
     python scripts/prepare_demo_data.py --output artifacts/demo-data --force
     python scripts/prepare_demo_data.py --languages ug zh --output /tmp/demo --force

@@ -1,11 +1,11 @@
-"""Independent, minimal re-implementation of the reference XLM-SWCM ``Seq2SeqModel`` forward pass.
+"""Independent, minimal re-implementation of the reference XLM-SWCM `Seq2SeqModel` forward pass.
 
-Written only from ``/work/shared/REFERENCE.md`` (the description of the authors' model and its
+Written only from `/work/shared/REFERENCE.md` (the description of the authors' model and its
 defects), *not* from the authors' code and *not* from this package's implementation.  Parity tests
-use it as an oracle: its ``state_dict()`` has exactly the layout of the original ``xlm-swcm.bin``
+use it as an oracle: its `state_dict()` has exactly the layout of the original `xlm-swcm.bin`
 checkpoint, so a converted checkpoint loaded into our Transformers model must give the same logits.
 
-Layout (reference parameter names)::
+Layout (reference parameter names):
 
     encoder.*                 XLMRobertaModel(config, add_pooling_layer=True)   (incl. encoder.pooler.*)
     embed_layer.*             == encoder.embeddings  (the same module object)
@@ -17,28 +17,28 @@ Deviations from the published reference code (REFERENCE.md "Defects"), all delib
 
 1. The decoder embeds its input once, at the decoder input, with the shared embedding module
    (word + XLM-R padding-offset positions + token type 0 + LayerNorm), i.e. exactly
-   ``encoder.embeddings(input_ids=decoder_input_ids)``.
-2. Selectable with ``self_attn_residual``: ``True`` adds the self-attention residual in the custom
-   layers (the fix); ``False`` reproduces the literal behaviour, in which the self-attention output
-   *replaces* the hidden states: ``h = SelfAttn(norm1(h))``.
+   `encoder.embeddings(input_ids=decoder_input_ids)`.
+2. Selectable with `self_attn_residual`: `True` adds the self-attention residual in the custom
+   layers (the fix); `False` reproduces the literal behaviour, in which the self-attention output
+   *replaces* the hidden states: `h = SelfAttn(norm1(h))`.
 3. Irrelevant for a forward pass (weights come from a state dict).
-4. Decoder self-attention is causal (boolean upper-triangular ``attn_mask``).  No decoder key
+4. Decoder self-attention is causal (boolean upper-triangular `attn_mask`).  No decoder key
    padding mask is applied: right-padded decoder positions only influence later positions.
-5./6. The encoder runs with ``attention_mask`` and cross-attention uses
-   ``key_padding_mask = attention_mask == 0`` (True = ignore).
-7. No KV cache: ``greedy_generate`` recomputes the whole decoder over the prefix at every step.
+5./6. The encoder runs with `attention_mask` and cross-attention uses
+   `key_padding_mask = attention_mask == 0` (True = ignore).
+7. No KV cache: `greedy_generate` recomputes the whole decoder over the prefix at every step.
 
 Dropout placement (irrelevant in eval mode, documented for completeness):
 * custom layer: dropout (hidden_dropout_prob) after the FFN1, cross-attention and FFN2 sublayers,
   none after the self-attention (REFERENCE.md: "after each sublayer except the self-attention");
-* normal layer: ``dropout1`` after both attentions, ``dropout2`` after the FFN (REFERENCE.md names
+* normal layer: `dropout1` after both attentions, `dropout2` after the FFN (REFERENCE.md names
   only two dropouts for three sublayers; the choice is ours).
-Attention modules have no attention dropout (``dropout=0``).
+Attention modules have no attention dropout (`dropout=0`).
 
 Decoder LayerNorm epsilon: REFERENCE.md does not state it.  The decoder layers are plain
-``nn.LayerNorm(hidden)`` modules of the authors' own code (not Transformers modules), so the default
-here is PyTorch's default ``1e-5`` (the encoder and the shared embedding keep ``config.layer_norm_eps``,
-1e-12 for XLM-R).  Override with ``decoder_layer_norm_eps``.
+`nn.LayerNorm(hidden)` modules of the authors' own code (not Transformers modules), so the default
+here is PyTorch's default `1e-5` (the encoder and the shared embedding keep `config.layer_norm_eps`,
+1e-12 for XLM-R).  Override with `decoder_layer_norm_eps`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ __all__ = ["ReferenceSeq2Seq", "random_reference_state_dict", "layer_kinds", "ti
 
 
 def layer_kinds(num_custom_layers: int, normal_layer_interval: int) -> list[str]:
-    """``"C"``/``"N"`` pattern: an N after every ``interval`` C layers, except after the last C."""
+    """`"C"`/`"N"` pattern: an N after every `interval` C layers, except after the last C."""
     kinds: list[str] = []
     for i in range(num_custom_layers):
         kinds.append("C")

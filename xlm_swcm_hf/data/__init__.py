@@ -2,40 +2,40 @@
 
 Fine-tuning
 -----------
-1. :func:`load_task_dataset` loads local JSONL / JSON / CSV / TSV / Parquet / text files (the `datasets` builder is
-   inferred from the extension; a ``{split: path}`` dict is allowed) or any `datasets` name, and (given a task)
-   formats it with :func:`format_examples`.
-2. :func:`format_examples` turns a task's columns into ``source_text`` / ``target_text`` (plus ``lang`` when the
+1. `load_task_dataset` loads local JSONL / JSON / CSV / TSV / Parquet / text files (the `datasets` builder is
+   inferred from the extension; a `{split: path}` dict is allowed) or any `datasets` name, and (given a task)
+   formats it with `format_examples`.
+2. `format_examples` turns a task's columns into `source_text` / `target_text` (plus `lang` when the
    dataset has a language column):
 
    =================  ===========================================  =======================
    task               source                                       target
    =================  ===========================================  =======================
-   ``summarization``  ``text``                                     ``summary``
-   ``mrc``            ``question`` + ``context`` (MRC_TEMPLATE)    ``answer``
-   ``translation``    ``source``                                   ``target``
+   `summarization`  `text`                                     `summary`
+   `mrc`            `question` + `context` (MRC_TEMPLATE)    `answer`
+   `translation`    `source`                                   `target`
    =================  ===========================================  =======================
 
-   Column names are configurable with :class:`TaskColumns` or a dict of its fields. Values are stripped of
-   surrounding whitespace; a missing (``None``) or empty value is an error naming the row and column, or with
-   ``drop_invalid=True`` the row is dropped and the count logged and returned.
-3. :func:`tokenize_for_seq2seq` tokenizes with truncation and counts what was truncated.
-4. :func:`make_seq2seq_collator` is transformers' ``DataCollatorForSeq2Seq`` (labels padded with -100; with the
-   model given it also builds ``decoder_input_ids``).
+   Column names are configurable with `TaskColumns` or a dict of its fields. Values are stripped of
+   surrounding whitespace; a missing (`None`) or empty value is an error naming the row and column, or with
+   `drop_invalid=True` the row is dropped and the count logged and returned.
+3. `tokenize_for_seq2seq` tokenizes with truncation and counts what was truncated.
+4. `make_seq2seq_collator` is transformers' `DataCollatorForSeq2Seq` (labels padded with -100; with the
+   model given it also builds `decoder_input_ids`).
 
 Label convention
 ----------------
-Sources are the usual XLM-R single sequence ``<s> x1 … xm </s>``. Targets (``labels``) are ``y1 … yn </s>``,
-*without* the tokenizer's leading ``<s>``: the model's decoder starts from ``decoder_start_token_id`` (``<s>`` = 0)
-and shifts the labels right itself, so its inputs are ``<s> y1 … yn`` — never ``<s> <s> y1 …``.
+Sources are the usual XLM-R single sequence `<s> x1 … xm </s>`. Targets (`labels`) are `y1 … yn </s>`,
+*without* the tokenizer's leading `<s>`: the model's decoder starts from `decoder_start_token_id` (`<s>` = 0)
+and shifts the labels right itself, so its inputs are `<s> y1 … yn` — never `<s> <s> y1 …`.
 
 Pretraining (the paper's DAE + MT objectives)
 ---------------------------------------------
-* :class:`DenoisingCollator`: mBART-style text infilling on raw text (see :func:`noise_spans` for the span
-  sampling), optional sentence permutation (:func:`split_sentences`), target = the original text.
-* :class:`MixedObjectiveCollator`: one batch may mix monolingual rows (DAE) and parallel rows (MT), e.g. from
-  ``datasets.interleave_datasets`` over a monolingual and a parallel dataset (missing columns become ``None``).
-* :func:`temperature_sampling_probabilities` and :func:`interleave_languages`: temperature-based language sampling.
+* `DenoisingCollator`: mBART-style text infilling on raw text (see `noise_spans` for the span
+  sampling), optional sentence permutation (`split_sentences`), target = the original text.
+* `MixedObjectiveCollator`: one batch may mix monolingual rows (DAE) and parallel rows (MT), e.g. from
+  `datasets.interleave_datasets` over a monolingual and a parallel dataset (missing columns become `None`).
+* `temperature_sampling_probabilities` and `interleave_languages`: temperature-based language sampling.
 """
 
 

@@ -21,11 +21,11 @@ from .tokenization import (
 
 
 # --------------------------------------------------------------------------------------------------- DAE noise
-#: Sentence-final punctuation: Latin . ! ?, Chinese 。！？, Tibetan shad ། and nyis shad ༎, Mongolian full stop ᠃
-#: and four dots ᠉, Arabic-script question mark ؟ and full stop ۔.
+# Sentence-final punctuation: Latin . ! ?, Chinese 。！？, Tibetan shad ། and nyis shad ༎, Mongolian full stop ᠃
+# and four dots ᠉, Arabic-script question mark ؟ and full stop ۔.
 SENTENCE_TERMINATORS = ".!?。！？།༎᠃᠉؟۔"
-#: Terminators that end a sentence even without a following space (scripts written without spaces there; Tibetan
-#: separates syllables with the tsheg, so a shad is always a boundary).
+# Terminators that end a sentence even without a following space (scripts written without spaces there; Tibetan
+# separates syllables with the tsheg, so a shad is always a boundary).
 _UNSPACED_TERMINATORS = set("。！？᠃᠉།༎")
 # A cluster of terminators (possibly "། །" or "?!"), closing quotes/brackets after them, then any whitespace.
 _TERMINATOR_CLUSTER = re.compile(
@@ -34,11 +34,11 @@ _TERMINATOR_CLUSTER = re.compile(
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split ``text`` after sentence-final punctuation (:data:`SENTENCE_TERMINATORS`).
+    """Split `text` after sentence-final punctuation (`SENTENCE_TERMINATORS`).
 
     A terminator cluster ends a sentence when whitespace or the end of the text follows it, or when its last
-    terminator is one of 。！？᠃᠉།༎ (scripts that need no space there); so ``3.5`` and ``e.g.x`` stay whole. Runs such
-    as Tibetan ``། །`` or ``?!`` are one cluster. Sentences are stripped; a trailing fragment without a terminator
+    terminator is one of 。！？᠃᠉།༎ (scripts that need no space there); so `3.5` and `e.g.x` stay whole. Runs such
+    as Tibetan `། །` or `?!` are one cluster. Sentences are stripped; a trailing fragment without a terminator
     is a sentence too. The Tibetan shad also ends clauses, so Tibetan "sentences" can be clauses.
     """
     sentences, start = [], 0
@@ -53,7 +53,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 def permute_sentences(text: str, rng: np.random.Generator) -> str:
-    """The sentences of ``text`` (:func:`split_sentences`) in a random order from ``rng``, joined by one space if
+    """The sentences of `text` (`split_sentences`) in a random order from `rng`, joined by one space if
     the text has whitespace between its sentences, else directly (e.g. Chinese)."""
     sentences = split_sentences(text)
     if len(sentences) < 2:
@@ -68,16 +68,16 @@ def noise_spans(
     mask_ratio: float = DataRecipe.mask_ratio,
     poisson_lambda: float = DataRecipe.poisson_lambda,
 ) -> list[tuple[int, int]]:
-    """Text-infilling spans over a sequence of ``length`` tokens: a sorted list of ``(start, span_length)``.
+    """Text-infilling spans over a sequence of `length` tokens: a sorted list of `(start, span_length)`.
 
-    * Tokens to mask: ``length * mask_ratio`` rounded stochastically (floor + Bernoulli of the fraction), so the
-      expected masked fraction is exactly ``mask_ratio`` for every length.
-    * Span lengths are Poisson(``poisson_lambda``) draws, taken until they cover that number; the last one is cut
-      to fit (so the mean span length is a little below ``poisson_lambda`` on short sequences: about 3.3 for
+    * Tokens to mask: `length * mask_ratio` rounded stochastically (floor + Bernoulli of the fraction), so the
+      expected masked fraction is exactly `mask_ratio` for every length.
+    * Span lengths are Poisson(`poisson_lambda`) draws, taken until they cover that number; the last one is cut
+      to fit (so the mean span length is a little below `poisson_lambda` on short sequences: about 3.3 for
       λ = 3.5 over 20–200 tokens). Zero-length draws are kept: they *insert* a mask token (as BART's text
       infilling does).
     * Placement: the spans go into distinct gaps between the unmasked tokens (chosen uniformly without
-      replacement), so spans never overlap or touch and each becomes exactly one ``<mask>``. If there are more
+      replacement), so spans never overlap or touch and each becomes exactly one `<mask>`. If there are more
       spans than gaps (very short sequences), the last spans are merged.
     """
     if length < 0:
@@ -115,7 +115,7 @@ def noise_spans(
 
 
 def apply_infilling(token_ids: Sequence[int], spans: Sequence[tuple[int, int]], mask_token_id: int) -> list[int]:
-    """Replace each ``(start, length)`` span of ``token_ids`` by one ``mask_token_id`` (length 0: insert one)."""
+    """Replace each `(start, length)` span of `token_ids` by one `mask_token_id` (length 0: insert one)."""
     out, position = [], 0
     for start, span in spans:
         out.extend(token_ids[position:start])
@@ -126,15 +126,15 @@ def apply_infilling(token_ids: Sequence[int], spans: Sequence[tuple[int, int]], 
 
 
 class _SeededCollator:
-    """A seeded numpy Generator per process: the main process uses ``seed``; a DataLoader worker uses
-    ``(seed, worker seed)`` — the worker seed differs per worker and per epoch and follows torch's seed — so workers
+    """A seeded numpy Generator per process: the main process uses `seed`; a DataLoader worker uses
+    `(seed, worker seed)` — the worker seed differs per worker and per epoch and follows torch's seed — so workers
     do not repeat each other's noise and a run is reproducible."""
 
     def __init__(self, seed: int):
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
-        """Restart the random stream from ``seed``."""
+        """Restart the random stream from `seed`."""
         self.seed = int(seed)
         self._rngs: dict[int | None, np.random.Generator] = {}
 
@@ -152,18 +152,18 @@ class _SeededCollator:
 class DenoisingCollator(_SeededCollator):
     """mBART-style denoising auto-encoding (DAE) batches from raw text.
 
-    For each feature's ``text_column``: optionally permute its sentences (:func:`permute_sentences`), tokenize,
-    replace spans (:func:`noise_spans`: ``mask_ratio`` of the tokens, Poisson(``poisson_lambda``) span lengths) by one
-    ``tokenizer.mask_token_id`` each. ``input_ids`` = ``<s> noised </s>``; ``labels`` = the original, unpermuted
-    text as ``y1 … </s>`` (no leading ``<s>``). ``<s>``/``</s>`` are added after noising, so they are never masked.
-    Both sides are cut to ``max_length`` tokens before noising (keep it within the decoder's limit, 512 for
-    XLM-R). Padding and (with ``model``) ``decoder_input_ids`` come from ``DataCollatorForSeq2Seq``.
+    For each feature's `text_column`: optionally permute its sentences (`permute_sentences`), tokenize,
+    replace spans (`noise_spans`: `mask_ratio` of the tokens, Poisson(`poisson_lambda`) span lengths) by one
+    `tokenizer.mask_token_id` each. `input_ids` = `<s> noised </s>`; `labels` = the original, unpermuted
+    text as `y1 … </s>` (no leading `<s>`). `<s>`/`</s>` are added after noising, so they are never masked.
+    Both sides are cut to `max_length` tokens before noising (keep it within the decoder's limit, 512 for
+    XLM-R). Padding and (with `model`) `decoder_input_ids` come from `DataCollatorForSeq2Seq`.
 
     Not done (unlike BART): random-token replacement of masked tokens, document rotation. The input text should be
-    plain text (a literal ``</s>`` in it would be tokenized as the special token).
+    plain text (a literal `</s>` in it would be tokenized as the special token).
 
-    Deterministic: the same ``seed`` gives the same sequence of batches. With ``Trainer``, set
-    ``remove_unused_columns=False`` so the text column reaches the collator.
+    Deterministic: the same `seed` gives the same sequence of batches. With `Trainer`, set
+    `remove_unused_columns=False` so the text column reaches the collator.
     """
 
     def __init__(
@@ -203,13 +203,13 @@ class DenoisingCollator(_SeededCollator):
         )
 
     def noise(self, token_ids: Sequence[int], rng: np.random.Generator | None = None):
-        """``(noised_ids, spans)`` for content ids (no ``<s>``/``</s>``), with the collator's RNG by default."""
+        """`(noised_ids, spans)` for content ids (no `<s>`/`</s>`), with the collator's RNG by default."""
         rng = self.rng if rng is None else rng
         spans = noise_spans(len(token_ids), rng, self.mask_ratio, self.poisson_lambda)
         return apply_infilling(list(token_ids), spans, self.tokenizer.mask_token_id), spans
 
     def encode_texts(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
-        """Unpadded ``{"input_ids", "attention_mask", "labels"}`` per text (advances the RNG)."""
+        """Unpadded `{"input_ids", "attention_mask", "labels"}` per text (advances the RNG)."""
         bos, eos = _special_ids(self.tokenizer)
         rng = self.rng
         for i, text in enumerate(texts):
@@ -238,14 +238,14 @@ class DenoisingCollator(_SeededCollator):
 class MixedObjectiveCollator:
     """Batches that mix the paper's pretraining objectives: each feature is routed by what it has
 
-    * ``input_ids`` and ``labels`` (already tokenized, e.g. by :func:`tokenize_for_seq2seq`): used as they are;
-    * ``source_column`` and ``target_column`` not ``None``: machine translation, tokenized like
-      :func:`tokenize_for_seq2seq` (a target-language tag, if any, is part of the source text);
-    * otherwise the denoising collator's ``text_column``: DAE through ``denoising``.
+    * `input_ids` and `labels` (already tokenized, e.g. by `tokenize_for_seq2seq`): used as they are;
+    * `source_column` and `target_column` not `None`: machine translation, tokenized like
+      `tokenize_for_seq2seq` (a target-language tag, if any, is part of the source text);
+    * otherwise the denoising collator's `text_column`: DAE through `denoising`.
 
-    A mixed dataset is e.g. ``datasets.interleave_datasets([monolingual, parallel], probabilities=..., seed=...)``;
-    the columns one side lacks are ``None`` in the other side's rows. Tokenizer, model, padding and the RNG are the
-    ``denoising`` collator's. ``last_objectives`` lists the objective ("pretokenized"/"mt"/"dae") of each row of
+    A mixed dataset is e.g. `datasets.interleave_datasets([monolingual, parallel], probabilities=..., seed=...)`;
+    the columns one side lacks are `None` in the other side's rows. Tokenizer, model, padding and the RNG are the
+    `denoising` collator's. `last_objectives` lists the objective ("pretokenized"/"mt"/"dae") of each row of
     the last batch.
     """
 

@@ -22,12 +22,12 @@ class DataError(InputError):
 
 TASKS = ("summarization", "mrc", "translation")
 
-#: How a reading-comprehension example becomes one source string: question first, then the context, joined by
-#: ``</s></s>``. An XLM-R tokenizer keeps ``</s>`` whole (it is a special token) and gives every text segment its
-#: own leading ``▁``, so ``tokenizer(MRC_TEMPLATE.format(question=q, context=c))`` is exactly XLM-R's own pair
-#: encoding ``tokenizer(q, c)`` = ``<s> q </s></s> c </s>`` — the format XLM-R-family encoders are fine-tuned on.
-#: With the question first, truncation (which cuts from the end) shortens the context, never the question.
-#: (A tokenizer created with ``split_special_tokens=True`` would cut ``</s>`` into pieces: do not use one.)
+# How a reading-comprehension example becomes one source string: question first, then the context, joined by
+# `</s></s>`. An XLM-R tokenizer keeps `</s>` whole (it is a special token) and gives every text segment its
+# own leading `▁`, so `tokenizer(MRC_TEMPLATE.format(question=q, context=c))` is exactly XLM-R's own pair
+# encoding `tokenizer(q, c)` = `<s> q </s></s> c </s>` — the format XLM-R-family encoders are fine-tuned on.
+# With the question first, truncation (which cuts from the end) shortens the context, never the question.
+# (A tokenizer created with `split_special_tokens=True` would cut `</s>` into pieces: do not use one.)
 MRC_TEMPLATE = "{question}</s></s>{context}"
 
 
@@ -36,9 +36,9 @@ MRC_TEMPLATE = "{question}</s></s>{context}"
 class TaskColumns:
     """Which dataset columns a task reads.
 
-    ``source``: the input text (summarization: the document; translation: the source sentence; mrc: the
-    *context*). ``target``: the output text. ``question``: mrc only. ``lang``: an optional language column, carried
-    over as ``lang`` when the dataset has it (``None`` = never).
+    `source`: the input text (summarization: the document; translation: the source sentence; mrc: the
+    *context*). `target`: the output text. `question`: mrc only. `lang`: an optional language column, carried
+    over as `lang` when the dataset has it (`None` = never).
     """
 
     source: str
@@ -60,7 +60,7 @@ def _check_task(task: str) -> None:
 
 
 def default_columns(task: str) -> TaskColumns:
-    """The default :class:`TaskColumns` of a task."""
+    """The default `TaskColumns` of a task."""
     _check_task(task)
     return _DEFAULT_COLUMNS[task]
 
@@ -90,8 +90,8 @@ def _resolve_columns(task: str, columns: TaskColumns | Mapping[str, str | None] 
 def _field_text(value: Any) -> tuple[str, str | None]:
     """(text, problem): the stripped text of a field value, or what is wrong with it.
 
-    Lists give their first non-empty text and ``{"text": [...]}`` (SQuAD-style answers) its ``text``; numbers are
-    written out; ``None`` and NaN are missing."""
+    Lists give their first non-empty text and `{"text": [...]}` (SQuAD-style answers) its `text`; numbers are
+    written out; `None` and NaN are missing."""
     if value is None:
         return "", "is missing"
     if isinstance(value, str):
@@ -201,18 +201,18 @@ def format_examples(
     num_proc: int | None = None,
     where: str = "",
 ):
-    """Map a task's columns to ``source_text`` and ``target_text`` (+ ``lang`` if the dataset has the language
+    """Map a task's columns to `source_text` and `target_text` (+ `lang` if the dataset has the language
     column); every other column is removed.
 
-    ``columns``: a :class:`TaskColumns`, a dict overriding some of the task defaults (e.g. ``{"source": "article"}``),
-    or ``None`` for the defaults (:func:`default_columns`). mrc sources are ``mrc_template.format(question=...,
-    context=...)`` (default :data:`MRC_TEMPLATE`). Texts are stripped of surrounding whitespace. The language
+    `columns`: a `TaskColumns`, a dict overriding some of the task defaults (e.g. `{"source": "article"}`),
+    or `None` for the defaults (`default_columns`). mrc sources are ``mrc_template.format(question=...,
+    context=...)`` (default `MRC_TEMPLATE`). Texts are stripped of surrounding whitespace. The language
     column, when the dataset has it, must be filled too.
 
-    A missing or empty field raises ``ValueError("row 17: column 'summary' is empty ...")`` (row = 0-based index in
-    the split; a ``DatasetDict`` adds the split name). With ``drop_invalid=True`` such rows are dropped, the count is
-    logged as a warning, and the function returns ``(formatted, dropped)`` — ``dropped`` an int for a ``Dataset``,
-    a ``{split: int}`` dict for a ``DatasetDict``. Without it, only the formatted dataset is returned.
+    A missing or empty field raises `ValueError("row 17: column 'summary' is empty ...")` (row = 0-based index in
+    the split; a `DatasetDict` adds the split name). With `drop_invalid=True` such rows are dropped, the count is
+    logged as a warning, and the function returns `(formatted, dropped)` — `dropped` an int for a `Dataset`,
+    a `{split: int}` dict for a `DatasetDict`. Without it, only the formatted dataset is returned.
     """
     cols = _resolve_columns(task, columns)
     if task == "mrc" and not ("{question}" in mrc_template and "{context}" in mrc_template):

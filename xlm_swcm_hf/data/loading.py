@@ -36,8 +36,8 @@ def _extension(path: str | os.PathLike) -> str:
 
 
 def infer_builder(paths: str | os.PathLike | Sequence | Mapping) -> str:
-    """The `datasets` builder (``json``, ``csv``, ``parquet``, ``text``, ``arrow``) for local files, from their
-    extension (a compression suffix such as ``.gz`` is skipped). All files must share one builder."""
+    """The `datasets` builder (`json`, `csv`, `parquet`, `text`, `arrow`) for local files, from their
+    extension (a compression suffix such as `.gz` is skipped). All files must share one builder."""
     builders = {}
     for path in _flatten_paths(paths):
         ext = _extension(path)
@@ -78,7 +78,7 @@ def _is_glob(path: str) -> bool:
 
 def _names_local_files(data_files_or_name) -> bool:
     """Lists and split dicts are data files; so is a string naming a file, a glob or a path with a data file
-    extension (a missing file is then reported as such). Folders and other names go to ``load_dataset`` as they are."""
+    extension (a missing file is then reported as such). Folders and other names go to `load_dataset` as they are."""
     if isinstance(data_files_or_name, (Mapping, list, tuple)):
         return True
     path = Path(data_files_or_name)
@@ -97,16 +97,16 @@ def load_task_dataset(
     mrc_template: str = MRC_TEMPLATE,
     **load_kwargs,
 ):
-    """Load a dataset and (with a ``task``) format it with :func:`format_examples`.
+    """Load a dataset and (with a `task`) format it with `format_examples`.
 
-    ``data_files_or_name``: a local file (``.jsonl``/``.json``, ``.csv``/``.tsv``, ``.parquet``, ``.txt``,
-    ``.arrow``, optionally compressed), a list of them, a ``{split: path_or_paths}`` dict, or anything else
-    ``datasets.load_dataset`` accepts (a Hub name, a builder name, a local folder). A single file or list becomes the
-    ``train`` split. ``split=None`` returns a ``DatasetDict``, otherwise a ``Dataset``. ``load_kwargs`` go to
-    ``datasets.load_dataset`` (e.g. ``cache_dir``, ``name``; ``.tsv`` files get ``delimiter="\\t"`` unless given).
+    `data_files_or_name`: a local file (`.jsonl`/`.json`, `.csv`/`.tsv`, `.parquet`, `.txt`,
+    `.arrow`, optionally compressed), a list of them, a `{split: path_or_paths}` dict, or anything else
+    `datasets.load_dataset` accepts (a Hub name, a builder name, a local folder). A single file or list becomes the
+    `train` split. `split=None` returns a `DatasetDict`, otherwise a `Dataset`. `load_kwargs` go to
+    `datasets.load_dataset` (e.g. `cache_dir`, `name`; `.tsv` files get `delimiter="\\t"` unless given).
 
-    ``task=None`` returns the raw dataset. With a task the result is the formatted dataset, or with
-    ``drop_invalid=True`` the pair ``(formatted, dropped)`` as :func:`format_examples` returns it.
+    `task=None` returns the raw dataset. With a task the result is the formatted dataset, or with
+    `drop_invalid=True` the pair `(formatted, dropped)` as `format_examples` returns it.
     """
     if task is not None:
         _resolve_columns(task, columns)  # fail before loading anything

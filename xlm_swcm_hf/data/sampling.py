@@ -20,11 +20,11 @@ logger = logging.getLogger(__name__)
 def temperature_sampling_probabilities(
     sizes: Mapping[str, int], temperature: float = DataRecipe.sampling_temperature
 ) -> dict[str, float]:
-    """Language sampling probabilities ``p_i ∝ (n_i / N) ** (1 / T)``.
+    """Language sampling probabilities `p_i ∝ (n_i / N) ** (1 / T)`.
 
-    ``T = 1`` samples in proportion to size; ``T > 1`` flattens the distribution, up-sampling low-resource
-    languages (``T = inf``: uniform over the non-empty languages); ``T < 1`` sharpens it. The default is XLM-R's
-    ``alpha = 1 / T = 0.3``. Empty languages get probability 0.
+    `T = 1` samples in proportion to size; `T > 1` flattens the distribution, up-sampling low-resource
+    languages (`T = inf`: uniform over the non-empty languages); `T < 1` sharpens it. The default is XLM-R's
+    `alpha = 1 / T = 0.3`. Empty languages get probability 0.
     """
     if not sizes:
         raise ValueError("sizes is empty")
@@ -56,12 +56,12 @@ def interleave_languages(
     stopping_strategy: str = "all_exhausted",
     lang_column: str | None = "lang",
 ):
-    """One dataset drawing from the per-language datasets with :func:`temperature_sampling_probabilities`
-    (``datasets.interleave_datasets(probabilities=..., seed=seed, stopping_strategy=...)``).
+    """One dataset drawing from the per-language datasets with `temperature_sampling_probabilities`
+    (`datasets.interleave_datasets(probabilities=..., seed=seed, stopping_strategy=...)`).
 
-    With ``"all_exhausted"`` it stops once every language has been seen completely, so small languages are
-    repeated. ``sizes`` defaults to the datasets' lengths (give it for streaming datasets). Empty languages are left
-    out. With ``lang_column``, a dataset without that column gets it, filled with its language key.
+    With `"all_exhausted"` it stops once every language has been seen completely, so small languages are
+    repeated. `sizes` defaults to the datasets' lengths (give it for streaming datasets). Empty languages are left
+    out. With `lang_column`, a dataset without that column gets it, filled with its language key.
     """
     if not datasets_by_lang:
         raise ValueError("datasets_by_lang is empty")

@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------------- tokenization
 @dataclass(frozen=True)
 class TruncationStats:
-    """What :func:`tokenize_for_seq2seq` truncated. Lengths count special tokens: sources ``<s> … </s>``,
-    targets ``… </s>``; ``longest_*`` are the untruncated maxima."""
+    """What `tokenize_for_seq2seq` truncated. Lengths count special tokens: sources `<s> … </s>`,
+    targets `… </s>`; `longest_*` are the untruncated maxima."""
 
     num_examples: int
     truncated_sources: int
@@ -49,13 +49,13 @@ def _content_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 
 
 def _encode_source(content: list[int], max_length: int, bos: int, eos: int) -> list[int]:
-    """``<s> x1 … </s>`` cut to ``max_length`` — the same ids as ``tokenizer(text, truncation=True,
+    """`<s> x1 … </s>` cut to `max_length` — the same ids as ``tokenizer(text, truncation=True,
     max_length=max_length)`` for an XLM-R tokenizer."""
     return [bos, *content[: max_length - 2], eos]
 
 
 def _encode_target(content: list[int], max_length: int, eos: int) -> list[int]:
-    """Labels ``y1 … </s>`` (no leading ``<s>``) cut to ``max_length``."""
+    """Labels `y1 … </s>` (no leading `<s>`) cut to `max_length`."""
     return [*content[: max_length - 1], eos]
 
 
@@ -119,15 +119,15 @@ def tokenize_for_seq2seq(
     num_proc: int | None = None,
     batch_size: int = 1000,
 ):
-    """Tokenize ``source_column`` → ``input_ids``/``attention_mask`` and ``target_column`` → ``labels``.
+    """Tokenize `source_column` → `input_ids`/`attention_mask` and `target_column` → `labels`.
 
-    Sources are ``<s> x1 … </s>`` with at most ``max_source_length`` tokens; labels are ``y1 … yn </s>`` with at most
-    ``max_target_length`` tokens and no leading ``<s>`` (see the module's label convention). Each text is tokenized
+    Sources are `<s> x1 … </s>` with at most `max_source_length` tokens; labels are `y1 … yn </s>` with at most
+    `max_target_length` tokens and no leading `<s>` (see the module's label convention). Each text is tokenized
     once without truncation, so the untruncated lengths are known; the sequences are then cut keeping the closing
-    ``</s>`` (for sources the same ids as the tokenizer's own ``truncation=True``). Other columns are removed except
-    ``keep_columns`` (string columns such as ``lang`` cannot go through the padding collator).
+    `</s>` (for sources the same ids as the tokenizer's own `truncation=True`). Other columns are removed except
+    `keep_columns` (string columns such as `lang` cannot go through the padding collator).
 
-    Returns ``(tokenized, stats)``: a :class:`TruncationStats` (for a ``DatasetDict``, a ``{split: stats}`` dict).
+    Returns `(tokenized, stats)`: a `TruncationStats` (for a `DatasetDict`, a `{split: stats}` dict).
     A warning is logged with the counts when anything was truncated.
     """
     _check_lengths(max_source_length, max_target_length)
@@ -163,10 +163,10 @@ def make_seq2seq_collator(
     label_pad_token_id: int = -100,
     return_tensors: str = "pt",
 ) -> DataCollatorForSeq2Seq:
-    """transformers' ``DataCollatorForSeq2Seq`` for :func:`tokenize_for_seq2seq` output: pads ``input_ids`` /
-    ``attention_mask`` with the tokenizer and ``labels`` with -100. With ``model`` (an
-    ``XLMSWCMForConditionalGeneration``) it adds ``decoder_input_ids = model.prepare_decoder_input_ids_from_labels``
-    = ``<s> y1 … yn`` (padding where the labels are -100)."""
+    """transformers' `DataCollatorForSeq2Seq` for `tokenize_for_seq2seq` output: pads `input_ids` /
+    `attention_mask` with the tokenizer and `labels` with -100. With `model` (an
+    `XLMSWCMForConditionalGeneration`) it adds `decoder_input_ids = model.prepare_decoder_input_ids_from_labels`
+    = `<s> y1 … yn` (padding where the labels are -100)."""
     _check_model_tokenizer(tokenizer, model)
     return DataCollatorForSeq2Seq(
         tokenizer,

@@ -1,10 +1,10 @@
 """Generation metrics for XLM-SWCM: ROUGE-1/2/L F/P/R with a script-aware tokenizer, chrF and BLEU.
 
-* ``load_metric()`` -> the bundled `evaluate` module ``multilingual_rouge`` (loads offline from this package).
-* ``compute_generation_metrics(predictions, references)`` -> plain dict of floats in percent, for training and
-  evaluation scripts (calls the module's ``compute_scores`` directly: no `evaluate` cache files, so it is safe
+* `load_metric()` -> the bundled `evaluate` module `multilingual_rouge` (loads offline from this package).
+* `compute_generation_metrics(predictions, references)` -> plain dict of floats in percent, for training and
+  evaluation scripts (calls the module's `compute_scores` directly: no `evaluate` cache files, so it is safe
   in every process of a distributed run).
-* ``multilingual_tokenize`` / ``MultilingualTokenizer``: the tokenizer (see ``tokenization``).
+* `multilingual_tokenize` / `MultilingualTokenizer`: the tokenizer (see `tokenization`).
 
 `evaluate` is imported lazily so that importing the tokenizer stays cheap.
 """
@@ -26,7 +26,7 @@ __all__ = [
 
 
 def load_metric(**kwargs):
-    """``evaluate.load`` of the bundled ``multilingual_rouge`` module (keyword arguments go to ``evaluate.load``)."""
+    """`evaluate.load` of the bundled `multilingual_rouge` module (keyword arguments go to `evaluate.load`)."""
     import evaluate
 
     return evaluate.load(METRIC_PATH, **kwargs)
@@ -41,12 +41,12 @@ def compute_generation_metrics(
     tokenizer=None,
     ndigits=2,
 ) -> dict[str, float]:
-    """ROUGE F/P/R (keys ``rougeL``, ``rougeL_precision``, ``rougeL_recall``, ...), ``chrf`` and ``bleu``.
+    """ROUGE F/P/R (keys `rougeL`, `rougeL_precision`, `rougeL_recall`, ...), `chrf` and `bleu`.
 
-    All values are percentages (0-100) rounded to ``ndigits``; ROUGE is the mean over examples, chrF (chrF2) and
-    BLEU are sacrebleu corpus scores. ``bleu_tokenize``: "13a" (default), "char"/"zh" for Chinese, or
-    "multilingual" (BLEU over the ROUGE tokenizer's tokens, e.g. for Tibetan). ``references`` may hold one string
-    or a list of strings per prediction. Raises ``ValueError`` on empty or mismatched inputs.
+    All values are percentages (0-100) rounded to `ndigits`; ROUGE is the mean over examples, chrF (chrF2) and
+    BLEU are sacrebleu corpus scores. `bleu_tokenize`: "13a" (default), "char"/"zh" for Chinese, or
+    "multilingual" (BLEU over the ROUGE tokenizer's tokens, e.g. for Tibetan). `references` may hold one string
+    or a list of strings per prediction. Raises `ValueError` on empty or mismatched inputs.
     """
     from .multilingual_rouge.multilingual_rouge import compute_scores
 

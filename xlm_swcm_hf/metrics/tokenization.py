@@ -1,7 +1,7 @@
-"""Script-aware tokenizer for multilingual ROUGE: ``multilingual_tokenize`` and ``MultilingualTokenizer``.
+"""Script-aware tokenizer for multilingual ROUGE: `multilingual_tokenize` and `MultilingualTokenizer`.
 
-The implementation (and its documentation) is ``multilingual_rouge/script_tokenizer.py``: it sits inside the
-`evaluate` module folder so that folder loads on its own (``evaluate`` copies same-folder imports into its cache,
+The implementation (and its documentation) is `multilingual_rouge/script_tokenizer.py`: it sits inside the
+`evaluate` module folder so that folder loads on its own (`evaluate` copies same-folder imports into its cache,
 but cannot reach this file). This module is the package's import path for it; nothing is duplicated.
 
     >>> from xlm_swcm_hf.metrics.tokenization import multilingual_tokenize

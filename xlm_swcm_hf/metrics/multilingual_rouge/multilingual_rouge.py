@@ -1,20 +1,20 @@
 """Multilingual ROUGE (F/P/R) + chrF + BLEU as an `evaluate` metric module, usable offline.
 
-Load it from its folder: ``evaluate.load("<...>/xlm_swcm_hf/metrics/multilingual_rouge")`` or
-``xlm_swcm_hf.metrics.load_metric()``; it never touches the Hugging Face Hub, so ``HF_HUB_OFFLINE=1`` is fine.
+Load it from its folder: `evaluate.load("<...>/xlm_swcm_hf/metrics/multilingual_rouge")` or
+`xlm_swcm_hf.metrics.load_metric()`; it never touches the Hugging Face Hub, so `HF_HUB_OFFLINE=1` is fine.
 
 Design:
 
-* ROUGE is computed by ``rouge_score.rouge_scorer.RougeScorer`` with the script-aware tokenizer of
-  ``script_tokenizer.py`` (Tibetan syllables, one token per CJK character, words elsewhere) instead of the
-  stock ``[a-z0-9]``-only tokenizer, which turns Tibetan/Uyghur/Kazakh/Mongolian/Chinese text into no tokens.
+* ROUGE is computed by `rouge_score.rouge_scorer.RougeScorer` with the script-aware tokenizer of
+  `script_tokenizer.py` (Tibetan syllables, one token per CJK character, words elsewhere) instead of the
+  stock `[a-z0-9]`-only tokenizer, which turns Tibetan/Uyghur/Kazakh/Mongolian/Chinese text into no tokens.
 * The folder is self-contained: the tokenizer is a same-folder relative import, which `evaluate` copies into
   its module cache together with this file (and includes in the cache hash). It deliberately does not
-  import ``xlm_swcm_hf``, whose ``__init__`` imports transformers/torch.
-* One module for all generation metrics (ROUGE, chrF, BLEU) so that one ``compute`` call gives every number
+  import `xlm_swcm_hf`, whose `__init__` imports transformers/torch.
+* One module for all generation metrics (ROUGE, chrF, BLEU) so that one `compute` call gives every number
   the paper reports; chrF/BLEU are thin wrappers around sacrebleu.
 * Scales follow the libraries: ROUGE values are fractions in [0, 1] (as `evaluate`'s "rouge"), chrF and BLEU
-  are sacrebleu's 0-100 scores. ``xlm_swcm_hf.metrics.compute_generation_metrics`` reports all in percent.
+  are sacrebleu's 0-100 scores. `xlm_swcm_hf.metrics.compute_generation_metrics` reports all in percent.
 """
 
 import re
@@ -73,15 +73,15 @@ Args:
         newlines). Default ("rouge1", "rouge2", "rougeL").
     use_aggregator (bool): True (default) returns the mean over examples; False returns one value per example
         for the ROUGE keys (chrF and BLEU stay corpus-level scalars).
-    tokenizer: None for the built-in script-aware tokenizer, an object with a ``tokenize(text)`` method, or a
-        callable ``text -> list[str]``.
+    tokenizer: None for the built-in script-aware tokenizer, an object with a `tokenize(text)` method, or a
+        callable `text -> list[str]`.
     translation_metrics (bool): also compute "chrf" and "bleu" (default True).
     bleu_tokenize (str): sacrebleu tokenizer for BLEU. Default "13a" (sacrebleu's default). Use "char" or "zh"
         for Chinese / CJK-heavy text, or "multilingual" to pre-tokenize with the ROUGE tokenizer (Tibetan
         syllables, CJK characters, words; this also lowercases). "flores200"/"flores101" are not the default
         because sacrebleu downloads their SentencePiece model on first use.
 Returns:
-    For each ROUGE type ``t``: ``t`` (F-measure), ``t + "_precision"`` and ``t + "_recall"``, fractions in [0, 1];
+    For each ROUGE type `t`: `t` (F-measure), `t + "_precision"` and `t + "_recall"`, fractions in [0, 1];
     if translation_metrics: "chrf" and "bleu", sacrebleu corpus scores in [0, 100].
 Examples:
     >>> metric = evaluate.load("xlm_swcm_hf/metrics/multilingual_rouge")
@@ -93,7 +93,7 @@ _ROUGE_TYPE = re.compile(r"rouge(?:[1-9]|L|Lsum)")
 
 
 class _CallableTokenizer:
-    """Adapts a ``text -> list[str]`` callable to rouge_score's ``tokenize`` protocol."""
+    """Adapts a `text -> list[str]` callable to rouge_score's `tokenize` protocol."""
 
     def __init__(self, function):
         self.function = function
@@ -144,7 +144,7 @@ def compute_scores(
     translation_metrics=True,
     bleu_tokenize=DEFAULT_BLEU_TOKENIZE,
 ):
-    """Plain-Python implementation behind the metric (arguments and return value: see ``_KWARGS_DESCRIPTION``)."""
+    """Plain-Python implementation behind the metric (arguments and return value: see `_KWARGS_DESCRIPTION`)."""
     predictions, references = _validate(predictions, references)
     rouge_types = [rouge_types] if isinstance(rouge_types, str) else list(rouge_types)
     bad_types = [t for t in rouge_types if not _ROUGE_TYPE.fullmatch(t)]

@@ -1,25 +1,25 @@
 """Script-aware word tokenizer for ROUGE on Tibetan, Uyghur, Kazakh, Mongolian, Chinese (and Latin) text.
 
-This file is the single implementation of the tokenizer. It lives next to ``multilingual_rouge.py`` so that the
-`evaluate` module folder is self-contained (``evaluate`` copies same-folder ``from .x import`` files into its
-module cache); the package re-exports it as ``xlm_swcm_hf.metrics.tokenization``. Standard library only.
+This file is the single implementation of the tokenizer. It lives next to `multilingual_rouge.py` so that the
+`evaluate` module folder is self-contained (`evaluate` copies same-folder `from .x import` files into its
+module cache); the package re-exports it as `xlm_swcm_hf.metrics.tokenization`. Standard library only.
 
-Why: ``rouge_score``'s default tokenizer keeps only ``[a-z0-9]``, so text in any other script becomes an empty
+Why: `rouge_score`'s default tokenizer keeps only `[a-z0-9]`, so text in any other script becomes an empty
 token list and scores 0.0 even against itself.
 
-Rules, applied to ``unicodedata.normalize("NFKC", text).casefold()``:
+Rules, applied to `unicodedata.normalize("NFKC", text).casefold()`:
 
 * CJK ideographs, kana, bopomofo and hangul: one token per character (a following combining mark, e.g. a
   variation selector, stays with its character).
 * Every other script (Latin, Cyrillic, Arabic-script Uyghur/Kazakh, traditional Mongolian, Tibetan, ...): a token
-  is a maximal run of letters, digits and combining marks (Unicode categories ``L*``, ``N*``, ``M*``).
-  Mongolian free variation selectors U+180B-U+180D and U+180F are ``Mn``, so they stay inside the word; the
+  is a maximal run of letters, digits and combining marks (Unicode categories `L*`, `N*`, `M*`).
+  Mongolian free variation selectors U+180B-U+180D and U+180F are `Mn`, so they stay inside the word; the
   Mongolian vowel separator U+180E, ZWNJ and ZWJ are kept when they sit *between* word characters.
 * Everything else splits: whitespace (including U+202F, the narrow no-break space before Mongolian suffixes),
-  punctuation, symbols, U+200B. Invisible format characters (``Cf``: LRM/RLM, soft hyphen, BOM, word joiner)
+  punctuation, symbols, U+200B. Invisible format characters (`Cf`: LRM/RLM, soft hyphen, BOM, word joiner)
   are dropped without splitting.
 * Tibetan needs no special case: tsheg U+0F0B/U+0F0C, shad U+0F0D-U+0F12, U+0F14 and the other Tibetan
-  punctuation and symbols are ``Po``/``So`` and split, while vowel signs and subjoined consonants are ``Mn`` and
+  punctuation and symbols are `Po`/`So` and split, while vowel signs and subjoined consonants are `Mn` and
   stay inside the syllable, so a token is one syllable: "བོད་ཀྱི་སྐད་ཡིག།" -> ["བོད", "ཀྱི", "སྐད", "ཡིག"].
 """
 
@@ -61,7 +61,7 @@ def _code(char: str) -> str:
 
 
 def multilingual_tokenize(text: str) -> list[str]:
-    """Split ``text`` into casefolded word / syllable / CJK-character tokens (see the module docstring)."""
+    """Split `text` into casefolded word / syllable / CJK-character tokens (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text).casefold()
     kept = [(char, code) for char in text if (code := _code(char))]
     chars = "".join(char for char, _ in kept)
@@ -70,7 +70,7 @@ def multilingual_tokenize(text: str) -> list[str]:
 
 
 class MultilingualTokenizer:
-    """Tokenizer object for ``rouge_score.rouge_scorer.RougeScorer(rouge_types, tokenizer=MultilingualTokenizer())``."""
+    """Tokenizer object for `rouge_score.rouge_scorer.RougeScorer(rouge_types, tokenizer=MultilingualTokenizer())`."""
 
     def tokenize(self, text: str) -> list[str]:
         return multilingual_tokenize(text)
