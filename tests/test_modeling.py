@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -33,7 +34,11 @@ def test_layout_follows_the_paper():
     assert config.decoder_layers == 15
     assert tiny_config(num_hidden_layers=12, normal_layer_interval=0).decoder_layout == ["custom"] * 12
     assert tiny_config(num_hidden_layers=4, normal_layer_interval=2).decoder_layout == [
-        "custom", "custom", "normal", "custom", "custom"
+        "custom",
+        "custom",
+        "normal",
+        "custom",
+        "custom",
     ]
     # The cache is sized from the decoder's view of the config.
     assert config.get_text_config(decoder=True).num_hidden_layers == 15
@@ -44,15 +49,71 @@ def test_layout_follows_the_paper():
     [
         ("decoder_layer_norm_position", "middle", "decoder_layer_norm_position"),
         ("normal_layer_interval", -1, "normal_layer_interval"),
+        ("normal_layer_interval", True, "normal_layer_interval"),
+        ("normal_layer_interval", 1.5, "normal_layer_interval"),
         ("num_attention_heads", 5, "num_attention_heads"),
         ("decoder_layout", ["custom", "weird"], "decoder_layout"),
-        ("decoder_layout", ["custom"] * 6, "does not match"),
+        ("decoder_layout", ["custom"] * 5, "decoder_layout.*num_hidden_layers=6"),
+        ("decoder_layout", ["custom"] * 7 + ["normal"], "decoder_layout.*num_hidden_layers=6"),
+        ("decoder_layout", "custom", "decoder_layout"),
         ("hidden_dropout_prob", 1.5, "hidden_dropout_prob"),
+        ("pad_token_id", None, "pad_token_id"),
+        ("pad_token_id", 99, "pad_token_id.*vocab_size=99"),
+        ("decoder_start_token_id", -1, "decoder_start_token_id"),
+        ("decoder_start_token_id", None, "decoder_start_token_id"),
+        ("eos_token_id", 120, "eos_token_id"),
+        ("eos_token_id", [2, 99], "eos_token_id"),
+        ("bos_token_id", 99, "bos_token_id"),
     ],
 )
 def test_bad_config_values_name_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(**{field: value})
+
+
+def test_explicit_layout_is_any_sequence_with_one_custom_layer_per_encoder_layer():
+    layout = ["normal", "custom", "custom", "normal", "normal", "custom", "custom", "custom", "custom"]
+    config = tiny_config(decoder_layout=layout)
+    assert config.decoder_layout == layout and config.decoder_layers == 9
+    assert config.normal_layer_interval is None  # no interval derives this layout
+    model = XLMSWCMForConditionalGeneration(config)
+    assert [
+        "normal" if "Normal" in type(layer).__name__ else "custom" for layer in model.model.decoder.layers
+    ] == layout
+    # A layout that an interval derives records that interval; both given and disagreeing is refused.
+    assert tiny_config(decoder_layout=["custom"] * 6).normal_layer_interval == 0
+    assert tiny_config(decoder_layout=tiny_config(normal_layer_interval=2).decoder_layout).normal_layer_interval == 2
+    with pytest.raises(ValueError, match="does not match"):
+        tiny_config(decoder_layout=["custom"] * 6, normal_layer_interval=3)
+
+
+def test_configs_saved_before_the_interval_default_changed_still_load(tmp_path):
+    # Older saves omitted normal_layer_interval when it equalled the then-default 3; the stored layout says it all.
+    values = {**TINY_ENCODER, "model_type": "xlm-swcm", "decoder_layout": tiny_config().decoder_layout}
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    config = XLMSWCMConfig.from_pretrained(tmp_path)
+    assert config.normal_layer_interval == 3 and config.decoder_layout == tiny_config().decoder_layout
+
+
+@pytest.mark.parametrize("edit", [dict(normal_layer_interval=2), dict(num_hidden_layers=4)])
+def test_config_edited_after_construction_cannot_change_the_model_silently(tmp_path, edit):
+    model = tiny_model()
+    for field, value in edit.items():
+        setattr(model.config, field, value)
+    with pytest.raises(ValueError, match="decoder_layout"):
+        model.save_pretrained(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="decoder_layout"):
+        XLMSWCMForConditionalGeneration(model.config)
+    # Re-deriving the layout on purpose is possible, and then builds (and saves) the new model consistently.
+    model.config.decoder_layout = model.config.decoder_layers = None
+    if "num_hidden_layers" in edit:
+        return  # the encoder weights no longer fit; nothing else to check
+    rebuilt = XLMSWCMForConditionalGeneration(model.config)
+    rebuilt.save_pretrained(tmp_path / "rebuilt")
+    reloaded = XLMSWCMForConditionalGeneration.from_pretrained(tmp_path / "rebuilt")
+    assert reloaded.config.decoder_layout == tiny_config(**edit).decoder_layout
+    assert len(reloaded.model.decoder.layers) == len(tiny_config(**edit).decoder_layout)
 
 
 def test_from_encoder_config_rejects_non_xlmr(tmp_path):
@@ -189,7 +250,8 @@ def test_self_attention_residual_switch_changes_the_computation():
 def test_over_long_and_empty_inputs_get_clear_errors():
     model = tiny_model()
     limit = TINY_ENCODER["max_position_embeddings"] - TINY_ENCODER["pad_token_id"] - 1
-    assert model.generation_config.max_new_tokens == limit
+    # The default length (start token + new tokens) stays within the position table; callers can override it.
+    assert model.generation_config.max_length == limit + 1 and model.generation_config.max_new_tokens is None
     long_source = torch.full((1, limit + 1), 5)
     with pytest.raises(ValueError, match="Truncate the input"):
         model(input_ids=long_source, decoder_input_ids=decoder_targets()[:1])
@@ -274,23 +336,43 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, tied):
 def test_auto_class_with_remote_code_where_package_is_absent(tmp_path):
     model = tiny_model()
     model.save_pretrained(tmp_path / "model")
+    model.model.save_pretrained(tmp_path / "base")
+    for folder, own_class in (("model", "AutoModelForSeq2SeqLM"), ("base", "AutoModel")):
+        auto_map = json.loads((tmp_path / folder / "config.json").read_text())["auto_map"]
+        assert auto_map["AutoModel"] == "modeling_xlm_swcm.XLMSWCMModel", auto_map
+        assert own_class in auto_map and "AutoConfig" in auto_map
     expected = model.generate(**padded_batch(), max_new_tokens=6, num_beams=2).tolist()
+    targets = decoder_targets()
+    with torch.no_grad():
+        expected_hidden = model.model(**padded_batch(), decoder_input_ids=targets).last_hidden_state
     script = textwrap.dedent(
         f"""
         import json, sys
         sys.modules["xlm_swcm_hf"] = None  # make the installed package unimportable
         import torch
-        from transformers import AutoModelForSeq2SeqLM
+        from transformers import AutoModel, AutoModelForSeq2SeqLM
         try:
             import xlm_swcm_hf
             raise SystemExit("package still importable")
         except ImportError:
             pass
+        input_ids = torch.tensor({padded_batch()["input_ids"].tolist()})
+        attention_mask = (input_ids != 1).long()
+        targets = torch.tensor({targets.tolist()})
+        hidden = {{}}
+        for folder in ("model", "base"):
+            base = AutoModel.from_pretrained({str(tmp_path)!r} + "/" + folder, trust_remote_code=True).eval()
+            assert type(base).__name__ == "XLMSWCMModel", type(base)
+            assert type(base).__module__.startswith("transformers_modules"), type(base).__module__
+            with torch.no_grad():
+                out = base(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=targets)
+            hidden[folder] = out.last_hidden_state.tolist()
         model = AutoModelForSeq2SeqLM.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        input_ids = torch.tensor({padded_batch()["input_ids"].tolist()})
-        out = model.generate(input_ids=input_ids, attention_mask=(input_ids != 1).long(), max_new_tokens=6, num_beams=2)
-        print(json.dumps(out.tolist()))
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=6, num_beams=2)
+        # A folder saved from the remote-code classes lists the base model as well.
+        model.save_pretrained({str(tmp_path / "resaved")!r})
+        print(json.dumps({{"generated": out.tolist(), "hidden": hidden}}))
         """
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
@@ -298,7 +380,12 @@ def test_auto_class_with_remote_code_where_package_is_absent(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+    child = json.loads(result.stdout.strip().splitlines()[-1])
+    assert child["generated"] == expected
+    for folder in ("model", "base"):
+        assert torch.allclose(torch.tensor(child["hidden"][folder]), expected_hidden, atol=1e-6), folder
+    resaved = json.loads((tmp_path / "resaved" / "config.json").read_text())["auto_map"]
+    assert resaved["AutoModel"] == "modeling_xlm_swcm.XLMSWCMModel"
 
 
 # ---------------------------------------------------------------- shared-weights initialisation
@@ -335,11 +422,70 @@ def test_from_encoder_copies_exactly_the_mapped_tensors(tiny_encoder_dir, positi
             # Nothing else came from the encoder: fresh LayerNorms are exactly ones/zeros, the rest random.
             same = [t for t in encoder_tensors if t.shape == tensor.shape and torch.equal(t, tensor)]
             if "layer_norm" in name:
-                assert torch.equal(tensor, torch.ones_like(tensor) if name.endswith("weight") else torch.zeros_like(tensor))
+                assert torch.equal(
+                    tensor, torch.ones_like(tensor) if name.endswith("weight") else torch.zeros_like(tensor)
+                )
             else:
                 assert not same, name
     # Layer 3 is a normal layer: nothing copied into it.
     assert not any(name.startswith("decoder.layers.3.") for name in mapping)
+
+
+def test_from_encoder_maps_custom_layer_i_to_encoder_layer_i_in_any_layout(tiny_encoder_dir):
+    from transformers import XLMRobertaModel
+
+    layout = ["normal", "custom", "custom", "normal", "normal", "custom", "custom", "custom", "custom"]
+    encoder = XLMRobertaModel.from_pretrained(tiny_encoder_dir)
+    model = XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir, decoder_layout=layout).eval()
+    assert model.config.decoder_layout == layout
+    custom_positions = [index for index, kind in enumerate(layout) if kind == "custom"]
+    for encoder_index, decoder_index in enumerate(custom_positions):
+        layer, source = model.model.decoder.layers[decoder_index], encoder.encoder.layer[encoder_index]
+        assert type(layer).__name__ == "XLMSWCMCustomDecoderLayer"
+        assert torch.equal(layer.self_attn.q_proj.weight, source.attention.self.query.weight)
+        assert torch.equal(layer.encoder_attn.v_proj.bias, source.attention.self.value.bias)
+        assert torch.equal(layer.ffn2.fc2.weight, source.output.dense.weight)
+    mapped_layers = {int(name.split(".")[2]) for name in shared_weight_mapping(model.config)}
+    assert mapped_layers == set(custom_positions)
+    batch = padded_batch()
+    cached = model.generate(**batch, max_new_tokens=5, num_beams=2)
+    assert torch.equal(cached, model.generate(**batch, max_new_tokens=5, num_beams=2, use_cache=False))
+
+
+class _RecordTransformersWarnings(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        logging.getLogger("transformers").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        logging.getLogger("transformers").removeHandler(self)
+
+
+def test_from_encoder_logs_no_load_report_for_deliberately_unused_weights(tiny_encoder_dir, tmp_path):
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
+
+    XLMRobertaForMaskedLM(XLMRobertaConfig(**TINY_ENCODER)).save_pretrained(tmp_path / "masked-lm")
+    for encoder in (tiny_encoder_dir, tmp_path / "masked-lm"):  # with a pooler; with a masked-LM head
+        with _RecordTransformersWarnings() as log:
+            model = XLMSWCMForConditionalGeneration.from_encoder(encoder)
+        assert not [message for message in log.messages if "LOAD REPORT" in message], log.messages
+        assert torch.equal(
+            model.model.encoder.encoder.layer[5].output.dense.weight,
+            XLMRobertaModel.from_pretrained(encoder).encoder.layer[5].output.dense.weight,
+        )
+    # Genuinely missing encoder weights are still reported.
+    config = json.loads((tiny_encoder_dir / "config.json").read_text())
+    (tiny_encoder_dir / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 7}))
+    with _RecordTransformersWarnings() as log:
+        XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir)
+    assert any("LOAD REPORT" in message and "encoder.layer.6." in message for message in log.messages), log.messages
 
 
 def test_from_encoder_head_options_and_ablation(tiny_encoder_dir):
@@ -368,8 +514,9 @@ def test_from_encoder_head_options_and_ablation(tiny_encoder_dir):
     with pytest.raises(ValueError, match="lm_head_init"):
         XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir, lm_head_init="tied")
     with pytest.raises(ValueError, match="init_scheme"):
-        XLMSWCMForConditionalGeneration.from_encoder(tiny_encoder_dir, init_scheme="scaled",
-                                                     decoder_layer_norm_position="post")
+        XLMSWCMForConditionalGeneration.from_encoder(
+            tiny_encoder_dir, init_scheme="scaled", decoder_layer_norm_position="post"
+        )
 
 
 def test_scaled_init_scheme(tiny_encoder_dir):

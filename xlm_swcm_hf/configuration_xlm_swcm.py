@@ -8,6 +8,8 @@ from transformers.configuration_utils import PreTrainedConfig
 
 LAYER_NORM_POSITIONS = ("pre", "post")
 DECODER_LAYER_KINDS = ("custom", "normal")
+# The paper's X: one normal layer after every 3 custom layers.
+DEFAULT_NORMAL_LAYER_INTERVAL = 3
 # XLM-R-family encoders that transformers' `XLMRobertaModel` loads unchanged.
 XLMR_FAMILY_MODEL_TYPES = ("xlm-roberta", "roberta", "camembert")
 
@@ -50,11 +52,16 @@ class XLMSWCMConfig(PreTrainedConfig):
 
     The encoder fields mirror [`XLMRobertaConfig`]. Decoder fields:
 
-    normal_layer_interval (`int`, defaults to 3):
-        The paper's X: one normal layer after every X custom layers (none after the last). 0 = no normal layers.
+    normal_layer_interval (`int`, *optional*, defaults to 3):
+        The paper's X: one normal layer after every X custom layers (none after the last). 0 = no normal layers. Used
+        to derive `decoder_layout` when that is not given. With an explicit `decoder_layout` leave it unset: it then
+        records the interval that derives the layout, or stays `None` for a layout no interval derives.
     decoder_layout (`list[str]`, *optional*):
-        Explicit kind of every decoder layer (`"custom"` or `"normal"`). Derived from `num_hidden_layers` and
-        `normal_layer_interval` when not given; when given it must agree with them.
+        Explicit kind of every decoder layer (`"custom"` or `"normal"`), in order: any sequence with exactly
+        `num_hidden_layers` custom layers (custom layer i starts from encoder layer i). Derived from
+        `num_hidden_layers` and `normal_layer_interval` when not given. The model is built from this field, so a saved
+        config always stores it; a config edited after construction so that the fields disagree is refused when it is
+        validated (at model construction and at saving) instead of silently building another model.
     decoder_layers (`int`, *optional*):
         Number of decoder layers; always `len(decoder_layout)` (stored so that generic code, e.g. cache creation,
         sees the decoder depth).
@@ -96,7 +103,7 @@ class XLMSWCMConfig(PreTrainedConfig):
     add_cross_attention: bool = False
     tie_word_embeddings: bool = False
 
-    normal_layer_interval: int = 3
+    normal_layer_interval: int | None = None
     decoder_layout: list[str] | None = None
     decoder_layers: int | None = None
     decoder_layer_norm_position: str = "pre"
@@ -107,13 +114,25 @@ class XLMSWCMConfig(PreTrainedConfig):
         self._check_decoder_fields()
         super().__post_init__(**kwargs)
 
+    def validate(self):
+        """transformers' checks (run when saving) plus ours: a config edited after construction fails here."""
+        parent_validate = getattr(super(), "validate", None)
+        if parent_validate is not None:
+            parent_validate()
+        self._check_decoder_fields()
+
     def _check_decoder_fields(self):
+        """Validate the fields the model is built from and derive `decoder_layout`; idempotent."""
+
         def bad(field, value, allowed):
             raise ValueError(f"XLMSWCMConfig.{field}={value!r} is invalid; allowed: {allowed}.")
 
+        def is_int(value):
+            return isinstance(value, int) and not isinstance(value, bool)
+
         for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_int(value) or value <= 0:
                 bad(field, value, "a positive integer")
         if self.hidden_size % self.num_attention_heads != 0:
             bad("num_attention_heads", self.num_attention_heads, f"a divisor of hidden_size={self.hidden_size}")
@@ -123,22 +142,69 @@ class XLMSWCMConfig(PreTrainedConfig):
                 bad(field, value, "a probability in [0, 1)")
         if self.decoder_layer_norm_position not in LAYER_NORM_POSITIONS:
             bad("decoder_layer_norm_position", self.decoder_layer_norm_position, LAYER_NORM_POSITIONS)
-        if not isinstance(self.normal_layer_interval, int) or self.normal_layer_interval < 0:
-            bad("normal_layer_interval", self.normal_layer_interval, "an integer >= 0 (0 = no normal layers)")
 
-        expected_layout = build_decoder_layout(self.num_hidden_layers, self.normal_layer_interval)
+        # Special tokens: the decoder embeds pad and start tokens, generation emits eos; all must be in the vocabulary.
+        token_id = f"an integer token id in [0, vocab_size={self.vocab_size})"
+        for field, allowed in (
+            ("pad_token_id", token_id),
+            ("decoder_start_token_id", token_id),
+            ("bos_token_id", f"None or {token_id}"),
+            ("eos_token_id", f"None, {token_id}, or a list of them"),
+        ):
+            value = getattr(self, field)
+            if value is None and field in ("bos_token_id", "eos_token_id"):
+                continue
+            ids = value if field == "eos_token_id" and isinstance(value, (list, tuple)) else [value]
+            if not ids or not all(is_int(i) and 0 <= i < self.vocab_size for i in ids):
+                bad(field, value, allowed)
+        if not is_int(self.max_position_embeddings) or self.max_position_embeddings <= self.pad_token_id + 1:
+            # XLM-R positions start at pad_token_id + 1: the table needs at least one more row.
+            bad(
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                f"an integer > pad_token_id + 1 = {self.pad_token_id + 1}",
+            )
+
+        interval = self.normal_layer_interval
+        if interval is not None and (not is_int(interval) or interval < 0):
+            bad("normal_layer_interval", interval, "an integer >= 0 (0 = no normal layers)")
         if self.decoder_layout is None:
-            self.decoder_layout = expected_layout
+            if interval is None:
+                interval = self.normal_layer_interval = DEFAULT_NORMAL_LAYER_INTERVAL
+            self.decoder_layout = build_decoder_layout(self.num_hidden_layers, interval)
         else:
-            self.decoder_layout = list(self.decoder_layout)
-            unknown = sorted(set(self.decoder_layout) - set(DECODER_LAYER_KINDS))
+            layout = self.decoder_layout
+            if isinstance(layout, str) or not all(isinstance(kind, str) for kind in layout):
+                bad("decoder_layout", layout, f"a list of {DECODER_LAYER_KINDS}")
+            self.decoder_layout = layout = list(layout)
+            unknown = sorted(set(layout) - set(DECODER_LAYER_KINDS))
             if unknown:
                 bad("decoder_layout", unknown, f"a list of {DECODER_LAYER_KINDS}")
-            if self.decoder_layout != expected_layout:
+            if layout.count("custom") != self.num_hidden_layers:
+                bad(
+                    "decoder_layout",
+                    layout,
+                    f"a list with exactly num_hidden_layers={self.num_hidden_layers} "
+                    "'custom' entries (custom layer i starts from encoder layer i) and any number of 'normal' ones",
+                )
+            if interval is None:
+                # Record the interval that derives this layout, if one does (configs saved before `None` was the
+                # default store only the layout).
+                self.normal_layer_interval = next(
+                    (
+                        k
+                        for k in range(self.num_hidden_layers + 1)
+                        if build_decoder_layout(self.num_hidden_layers, k) == layout
+                    ),
+                    None,
+                )
+            elif build_decoder_layout(self.num_hidden_layers, interval) != layout:
                 raise ValueError(
-                    f"XLMSWCMConfig.decoder_layout={self.decoder_layout} does not match num_hidden_layers="
-                    f"{self.num_hidden_layers} and normal_layer_interval={self.normal_layer_interval} (expected "
-                    f"{expected_layout}); drop decoder_layout to derive it, or fix normal_layer_interval."
+                    f"XLMSWCMConfig.decoder_layout={layout} does not match num_hidden_layers="
+                    f"{self.num_hidden_layers} and normal_layer_interval={interval} (which give "
+                    f"{build_decoder_layout(self.num_hidden_layers, interval)}). To use this layout as given set "
+                    "normal_layer_interval=None; to derive the layout from the interval set decoder_layout=None. (A "
+                    "config edited after the model was built cannot change the model: rebuild it from a new config.)"
                 )
         if self.decoder_layers is not None and self.decoder_layers != len(self.decoder_layout):
             bad("decoder_layers", self.decoder_layers, f"{len(self.decoder_layout)} (= len(decoder_layout))")
@@ -152,7 +218,8 @@ class XLMSWCMConfig(PreTrainedConfig):
         if model_type not in XLMR_FAMILY_MODEL_TYPES:
             raise ValueError(
                 f"The encoder must be XLM-R-family (model_type one of {XLMR_FAMILY_MODEL_TYPES}), got "
-                f"model_type={model_type!r}. Convert it to an XLM-R folder first (see scripts/prepare_offline_encoder.py)."
+                f"model_type={model_type!r}. Convert it to an XLM-R folder first (see "
+                "scripts/prepare_offline_encoder.py)."
             )
         kwargs = {field: values[field] for field in ENCODER_FIELDS if field in values}
         kwargs.update(overrides)

@@ -8,31 +8,65 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from transformers import AutoConfig, AutoModel, XLMRobertaModel
+from transformers import MODEL_MAPPING, AutoConfig, XLMRobertaModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput
-from transformers.modeling_outputs import Seq2SeqModelOutput
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
 from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
-from transformers.utils import logging
+from transformers.utils import can_return_tuple, logging
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_xlm_swcm import XLMR_FAMILY_MODEL_TYPES, XLMSWCMConfig
 
 
 logger = logging.get_logger(__name__)
 
-# The reference decodes at most 256 target tokens.
+# The reference decodes at most 256 target tokens (new tokens after the decoder start token).
 DEFAULT_MAX_TARGET_LENGTH = 256
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
 
 
 def max_decoder_length(config: XLMSWCMConfig) -> int:
     """Longest sequence the XLM-R position table can embed: positions start at pad_token_id + 1."""
     return config.max_position_embeddings - config.pad_token_id - 1
+
+
+def check_source_length(config: XLMSWCMConfig, source_length: int) -> None:
+    """The encoder embeds 1 to `max_decoder_length` tokens; anything else gets a clear error, not an index error."""
+    if source_length == 0 or source_length > max_decoder_length(config):
+        raise ValueError(
+            f"The source is {source_length} tokens long; the encoder accepts 1 to {max_decoder_length(config)} tokens "
+            f"(max_position_embeddings={config.max_position_embeddings}). Truncate the input (tokenizer "
+            "truncation/max_length)."
+        )
+
+
+def check_token_ids(token_ids: torch.Tensor | None, vocab_size: int, name: str, ignore_index: int | None = None):
+    """A clear error for ids outside [0, vocab_size), instead of an index error (CPU) or a device assert (GPU)."""
+    if token_ids is None or token_ids.numel() == 0:
+        return
+    if ignore_index is not None:
+        token_ids = token_ids.masked_fill(token_ids == ignore_index, 0)
+    low, high = torch.aminmax(token_ids)
+    if bool((low < 0) | (high >= vocab_size)):
+        offending = int(low) if low < 0 else int(high)
+        raise ValueError(
+            f"{name} contains token id {offending}, outside the vocabulary (vocab_size={vocab_size}: ids 0 to "
+            f"{vocab_size - 1}). Check that the tokenizer matches the model."
+        )
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -41,6 +75,81 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
     shifted[:, 1:] = labels[:, :-1].clone()
     shifted[:, 0] = decoder_start_token_id
     return shifted.masked_fill_(shifted == -100, pad_token_id)
+
+
+def shared_weight_mapping(config: XLMSWCMConfig) -> dict[str, str]:
+    """Decoder parameter name -> encoder parameter name for the shared-weights initialisation.
+
+    The k-th custom layer of `config.decoder_layout` (wherever it sits) takes both its self- and its cross-attention
+    from encoder layer k's self-attention (query, key, value, output dense) and both FFNs from encoder layer k's
+    intermediate/output dense. With post-LN it also takes the attention-output LayerNorm after each attention and the
+    output LayerNorm after each FFN. Names are relative to `XLMSWCMModel` (`decoder.layers.*` <-
+    `encoder.encoder.layer.*`).
+    """
+    linear_sources = {
+        "q_proj": "attention.self.query",
+        "k_proj": "attention.self.key",
+        "v_proj": "attention.self.value",
+        "out_proj": "attention.output.dense",
+    }
+    mapping = {}
+    custom_indices = [index for index, kind in enumerate(config.decoder_layout) if kind == "custom"]
+    for encoder_index, decoder_index in enumerate(custom_indices):
+        source = f"encoder.encoder.layer.{encoder_index}"
+        target = f"decoder.layers.{decoder_index}"
+        for attention in ("self_attn", "encoder_attn"):
+            for projection, encoder_linear in linear_sources.items():
+                for tensor in ("weight", "bias"):
+                    mapping[f"{target}.{attention}.{projection}.{tensor}"] = f"{source}.{encoder_linear}.{tensor}"
+        for ffn in ("ffn1", "ffn2"):
+            for tensor in ("weight", "bias"):
+                mapping[f"{target}.{ffn}.fc1.{tensor}"] = f"{source}.intermediate.dense.{tensor}"
+                mapping[f"{target}.{ffn}.fc2.{tensor}"] = f"{source}.output.dense.{tensor}"
+        if config.decoder_layer_norm_position == "post":
+            norms = {
+                "self_attn_layer_norm": "attention.output.LayerNorm",
+                "encoder_attn_layer_norm": "attention.output.LayerNorm",
+                "ffn1_layer_norm": "output.LayerNorm",
+                "ffn2_layer_norm": "output.LayerNorm",
+            }
+            for norm, encoder_norm in norms.items():
+                for tensor in ("weight", "bias"):
+                    mapping[f"{target}.{norm}.{tensor}"] = f"{source}.{encoder_norm}.{tensor}"
+    return mapping
+
+
+# Parts of an encoder checkpoint that XLM-SWCM deliberately leaves out: the pooler and a masked-LM head.
+UNUSED_ENCODER_CHECKPOINT_KEYS = [r"(^|\.)pooler\.", r"(^|\.)lm_head\."]
+
+
+def _load_xlmr_encoder(encoder, **kwargs) -> PreTrainedModel:
+    """An XLM-R-family base model (without pooler) from a name, a folder or a loaded model."""
+    if isinstance(encoder, (str, os.PathLike)):
+        encoder_config = AutoConfig.from_pretrained(encoder, **kwargs)
+        if encoder_config.model_type not in XLMR_FAMILY_MODEL_TYPES:
+            raise ValueError(
+                f"{encoder} is a {encoder_config.model_type!r} model; XLM-SWCM needs an XLM-R-family encoder "
+                f"(model_type one of {XLMR_FAMILY_MODEL_TYPES})."
+            )
+        # The class AutoModel would load, declaring the unused checkpoint keys as expected, so that loading does not
+        # log them as UNEXPECTED. Genuinely missing or mismatched encoder weights are still reported.
+        base_class = MODEL_MAPPING[type(encoder_config)]
+        encoder_class = type(
+            base_class.__name__,
+            (base_class,),
+            {"_keys_to_ignore_on_load_unexpected": UNUSED_ENCODER_CHECKPOINT_KEYS, "__module__": __name__},
+        )
+        return encoder_class.from_pretrained(encoder, config=encoder_config, add_pooling_layer=False, **kwargs)
+    if isinstance(encoder, PreTrainedModel):
+        base = getattr(encoder, "roberta", encoder)
+        model_type = getattr(base.config, "model_type", None)
+        if model_type not in XLMR_FAMILY_MODEL_TYPES or not hasattr(base, "embeddings"):
+            raise ValueError(
+                f"{type(encoder).__name__} (model_type {model_type!r}) is not an XLM-R-family encoder "
+                f"(model_type one of {XLMR_FAMILY_MODEL_TYPES})."
+            )
+        return base
+    raise TypeError(f"`encoder` must be a name, a folder or an XLM-R-family model, got {type(encoder).__name__}.")
 
 
 def eager_attention_forward(
@@ -249,6 +358,9 @@ class XLMSWCMNormalDecoderLayer(GradientCheckpointingLayer):
 DECODER_LAYER_CLASSES = {"custom": XLMSWCMCustomDecoderLayer, "normal": XLMSWCMNormalDecoderLayer}
 
 
+# ----------------------------------------------------------------------------------------------------------- models
+
+
 class XLMSWCMPreTrainedModel(PreTrainedModel):
     config: XLMSWCMConfig
     config_class = XLMSWCMConfig
@@ -268,44 +380,113 @@ class XLMSWCMPreTrainedModel(PreTrainedModel):
                 module.position_ids.copy_(torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
                 module.token_type_ids.zero_()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As transformers', but the saved `auto_map` also names the base model for `AutoModel`.
 
-class XLMSWCMDecoder(nn.Module):
-    """The stack of custom and normal layers. Takes already embedded inputs: the embedding is the encoder's."""
+        transformers records only the saved class's own auto class; listing `XLMSWCMModel` too lets
+        `AutoModel.from_pretrained(folder, trust_remote_code=True)` load any saved XLM-SWCM folder.
+        """
+        self.config._check_decoder_fields()  # refuse, before writing anything, a config edited into inconsistency
+        if self.is_remote_code():
+            module = type(self).__module__.rsplit(".", 1)[-1]
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            self.config.auto_map = {**auto_map, "AutoModel": f"{module}.XLMSWCMModel"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def __init__(self, config: XLMSWCMConfig):
-        super().__init__()
-        self.config = config
+
+class XLMSWCMDecoder(XLMSWCMPreTrainedModel):
+    """The stack of custom and normal layers, behind the encoder's embedding module.
+
+    Args:
+        config: the model configuration; `config.decoder_layout` gives the kind of every layer.
+        embed_tokens: the encoder's `XLMRobertaEmbeddings` (word + XLM-R positions + LayerNorm), shared with the
+            encoder as in the reference. It is held, not registered as a submodule: the encoder owns it, so a
+            checkpoint stores it once, under `encoder.embeddings.`.
+    """
+
+    _can_record_outputs = {
+        "hidden_states": [XLMSWCMCustomDecoderLayer, XLMSWCMNormalDecoderLayer],
+        "attentions": OutputRecorder(XLMSWCMAttention, index=1, layer_name="self_attn"),
+        "cross_attentions": OutputRecorder(XLMSWCMAttention, index=1, layer_name="encoder_attn"),
+    }
+
+    def __init__(self, config: XLMSWCMConfig, embed_tokens: XLMRobertaEmbeddings):
+        super().__init__(config)
+        self.__dict__["embed_tokens"] = embed_tokens  # bypasses nn.Module registration on purpose (see above)
         self.layers = nn.ModuleList(
             [DECODER_LAYER_CLASSES[kind](config, layer_idx) for layer_idx, kind in enumerate(config.decoder_layout)]
         )
+        self.post_init()
 
+    def get_input_embeddings(self):
+        return self.embed_tokens.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embed_tokens.word_embeddings = value
+
+    def embed(
+        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor | None, cache_length: int
+    ) -> torch.Tensor:
+        """Word + XLM-R positions + LayerNorm with the shared module; positions continue after the cache."""
+        decoder_inputs = input_ids if input_ids is not None else inputs_embeds
+        target_length = cache_length + decoder_inputs.shape[1]
+        if target_length > max_decoder_length(self.config):
+            raise ValueError(
+                f"The decoder input is {target_length} tokens long but the shared position table allows at most "
+                f"{max_decoder_length(self.config)} (max_position_embeddings={self.config.max_position_embeddings}); "
+                "lower max_new_tokens / the target max_length."
+            )
+        if input_ids is not None:
+            check_token_ids(input_ids, self.embed_tokens.word_embeddings.num_embeddings, "decoder_input_ids")
+            return self.embed_tokens(input_ids=input_ids, cache_length=cache_length)
+        # Embeddings given directly carry no padding information: positions are sequential after the cache.
+        batch_size, seq_length = inputs_embeds.shape[:2]
+        first_position = self.embed_tokens.padding_idx + 1 + cache_length
+        position_ids = torch.arange(first_position, first_position + seq_length, device=inputs_embeds.device)
+        return self.embed_tokens(inputs_embeds=inputs_embeds, position_ids=position_ids.expand(batch_size, -1))
+
+    @merge_with_config_defaults
+    @capture_outputs
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
-        inputs_embeds: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        cache: EncoderDecoderCache | None = None,
-        output_hidden_states: bool = False,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
-        batch_size, seq_length = inputs_embeds.shape[:2]
-        self_attn_cache = cache.self_attention_cache if cache is not None else None
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds`.")
+        if use_cache and cache is None:
+            decoder_config = self.config.get_text_config(decoder=True)
+            cache = EncoderDecoderCache(DynamicCache(config=decoder_config), DynamicCache(config=decoder_config))
+        if not use_cache:
+            cache = None
+        if cache is not None and not isinstance(cache, EncoderDecoderCache):
+            raise TypeError(f"`cache` must be an EncoderDecoderCache, got {type(cache).__name__}.")
+        cache_length = cache.get_seq_length() if cache is not None else 0
+
+        hidden_states = self.embed(input_ids, inputs_embeds, cache_length)
+        batch_size, seq_length = hidden_states.shape[:2]
         if attention_mask is None:
-            cache_length = cache.get_seq_length() if cache is not None else 0
-            attention_mask = torch.ones(batch_size, cache_length + seq_length, device=inputs_embeds.device)
+            attention_mask = torch.ones(batch_size, cache_length + seq_length, device=hidden_states.device)
         causal_mask = create_causal_mask(
-            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=self_attn_cache
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=attention_mask,
+            cache=cache.self_attention_cache if cache is not None else None,
         )
         encoder_attention_mask = create_bidirectional_mask(
             config=self.config,
-            inputs_embeds=inputs_embeds,
+            inputs_embeds=hidden_states,
             attention_mask=encoder_attention_mask,
             encoder_hidden_states=encoder_hidden_states,
         )
 
-        hidden_states = inputs_embeds
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
         for decoder_layer in self.layers:
             hidden_states = decoder_layer(
                 hidden_states,
@@ -315,11 +496,7 @@ class XLMSWCMDecoder(nn.Module):
                 cache=cache,
                 **kwargs,
             )
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-        return BaseModelOutputWithPastAndCrossAttentions(
-            last_hidden_state=hidden_states, cache=cache, hidden_states=all_hidden_states
-        )
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states, cache=cache)
 
 
 class XLMSWCMModel(XLMSWCMPreTrainedModel):
@@ -327,8 +504,9 @@ class XLMSWCMModel(XLMSWCMPreTrainedModel):
 
     def __init__(self, config: XLMSWCMConfig):
         super().__init__(config)
+        config._check_decoder_fields()  # a config edited after construction must not build a different model
         self.encoder = XLMRobertaModel(config, add_pooling_layer=False)
-        self.decoder = XLMSWCMDecoder(config)
+        self.decoder = XLMSWCMDecoder(config, self.encoder.embeddings)
         self.post_init()
 
     def get_input_embeddings(self):
@@ -337,30 +515,8 @@ class XLMSWCMModel(XLMSWCMPreTrainedModel):
     def set_input_embeddings(self, value):
         self.encoder.embeddings.word_embeddings = value
 
-    def embed_decoder_inputs(
-        self,
-        decoder_input_ids: torch.LongTensor | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        cache_length: int,
-    ) -> torch.Tensor:
-        """Word + XLM-R positions + LayerNorm with the shared module; positions continue after the cache."""
-        embeddings = self.encoder.embeddings
-        decoder_inputs = decoder_input_ids if decoder_input_ids is not None else decoder_inputs_embeds
-        target_length = cache_length + decoder_inputs.shape[1]
-        if target_length > max_decoder_length(self.config):
-            raise ValueError(
-                f"The decoder input is {target_length} tokens long but the shared position table allows at most "
-                f"{max_decoder_length(self.config)} (max_position_embeddings={self.config.max_position_embeddings}); "
-                "lower max_new_tokens / the target max_length."
-            )
-        if decoder_input_ids is not None:
-            return embeddings(input_ids=decoder_input_ids, cache_length=cache_length)
-        # Embeddings given directly carry no padding information: positions are sequential after the cache.
-        batch_size, seq_length = decoder_inputs_embeds.shape[:2]
-        first_position = embeddings.padding_idx + 1 + cache_length
-        position_ids = torch.arange(first_position, first_position + seq_length, device=decoder_inputs_embeds.device)
-        return embeddings(inputs_embeds=decoder_inputs_embeds, position_ids=position_ids.expand(batch_size, -1))
-
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -372,118 +528,56 @@ class XLMSWCMModel(XLMSWCMPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> Seq2SeqModelOutput:
-        if "past_key_values" in kwargs:  # the pre-5.x name of `cache`
-            cache = kwargs.pop("past_key_values")
+    ) -> tuple | Seq2SeqModelOutput:
+        r"""
+        `output_attentions` / `output_hidden_states` (keyword arguments) return the encoder's and the decoder's
+        attention weights (eager attention only) / hidden states; `return_dict=False` returns a tuple.
+        """
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             raise ValueError("Pass `decoder_input_ids` (or `labels` to the conditional-generation model).")
         use_cache = use_cache if use_cache is not None else self.config.use_cache
-        output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else False)
 
         if encoder_outputs is None:
             if input_ids is None and inputs_embeds is None:
                 raise ValueError("Pass `input_ids` (or `inputs_embeds` or precomputed `encoder_outputs`).")
-            source_length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-            if source_length == 0 or source_length > max_decoder_length(self.config):
-                raise ValueError(
-                    f"The source is {source_length} tokens long; the encoder accepts 1 to "
-                    f"{max_decoder_length(self.config)} tokens (max_position_embeddings="
-                    f"{self.config.max_position_embeddings}). Truncate the input (tokenizer truncation/max_length)."
-                )
+            check_source_length(self.config, (input_ids if input_ids is not None else inputs_embeds).shape[1])
+            check_token_ids(input_ids, self.get_input_embeddings().num_embeddings, "input_ids")
             encoder_outputs = self.encoder(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                inputs_embeds=inputs_embeds,
-                output_hidden_states=output_hidden_states,
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
             )
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(
                 last_hidden_state=encoder_outputs[0],
                 hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
             )
 
-        if use_cache and cache is None:
-            decoder_config = self.config.get_text_config(decoder=True)
-            cache = EncoderDecoderCache(DynamicCache(config=decoder_config), DynamicCache(config=decoder_config))
-        if not use_cache:
-            cache = None
-        if cache is not None and not isinstance(cache, EncoderDecoderCache):
-            raise TypeError(f"`cache` must be an EncoderDecoderCache, got {type(cache).__name__}.")
-        cache_length = cache.get_seq_length() if cache is not None else 0
-
-        decoder_embeds = self.embed_decoder_inputs(decoder_input_ids, decoder_inputs_embeds, cache_length)
         decoder_outputs = self.decoder(
-            inputs_embeds=decoder_embeds,
-            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            input_ids=decoder_input_ids,
             attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=attention_mask,
             cache=cache,
-            output_hidden_states=output_hidden_states,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
             **kwargs,
         )
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
             cache=decoder_outputs.cache,
             decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
         )
-
-
-def shared_weight_mapping(config: XLMSWCMConfig) -> dict[str, str]:
-    """Decoder parameter name -> encoder parameter name for the shared-weights initialisation.
-
-    Custom layer k takes both its self- and its cross-attention from encoder layer k's self-attention (query, key,
-    value, output dense) and both FFNs from encoder layer k's intermediate/output dense. With post-LN it also takes
-    the attention-output LayerNorm after each attention and the output LayerNorm after each FFN. Names are relative
-    to `XLMSWCMModel` (`decoder.layers.*` <- `encoder.encoder.layer.*`).
-    """
-    linear_sources = {
-        "q_proj": "attention.self.query",
-        "k_proj": "attention.self.key",
-        "v_proj": "attention.self.value",
-        "out_proj": "attention.output.dense",
-    }
-    mapping = {}
-    custom_indices = [index for index, kind in enumerate(config.decoder_layout) if kind == "custom"]
-    for encoder_index, decoder_index in enumerate(custom_indices):
-        source = f"encoder.encoder.layer.{encoder_index}"
-        target = f"decoder.layers.{decoder_index}"
-        for attention in ("self_attn", "encoder_attn"):
-            for projection, encoder_linear in linear_sources.items():
-                for tensor in ("weight", "bias"):
-                    mapping[f"{target}.{attention}.{projection}.{tensor}"] = f"{source}.{encoder_linear}.{tensor}"
-        for ffn in ("ffn1", "ffn2"):
-            for tensor in ("weight", "bias"):
-                mapping[f"{target}.{ffn}.fc1.{tensor}"] = f"{source}.intermediate.dense.{tensor}"
-                mapping[f"{target}.{ffn}.fc2.{tensor}"] = f"{source}.output.dense.{tensor}"
-        if config.decoder_layer_norm_position == "post":
-            norms = {
-                "self_attn_layer_norm": "attention.output.LayerNorm",
-                "encoder_attn_layer_norm": "attention.output.LayerNorm",
-                "ffn1_layer_norm": "output.LayerNorm",
-                "ffn2_layer_norm": "output.LayerNorm",
-            }
-            for norm, encoder_norm in norms.items():
-                for tensor in ("weight", "bias"):
-                    mapping[f"{target}.{norm}.{tensor}"] = f"{source}.{encoder_norm}.{tensor}"
-    return mapping
 
 
 class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "model.encoder.embeddings.word_embeddings.weight"}
     _keys_to_ignore_on_load_unexpected = [r"model\.encoder\.pooler\."]
-
-    def __init__(self, config: XLMSWCMConfig):
-        super().__init__(config)
-        self.model = XLMSWCMModel(config)
-        # Untied by default, with a bias, as the released model's output layer.
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
-        self.post_init()
-        if self.generation_config is not None and self.generation_config.max_new_tokens is None:
-            self.generation_config.max_new_tokens = min(DEFAULT_MAX_TARGET_LENGTH, max_decoder_length(config))
 
     # Inference fast path (see docs/benchmark.md): for fp32 on CPU without autograd, the LM head multiplies by a
     # pre-transposed, contiguous runtime copy of its weight (torch.addmm). MKL's matrix-vector product is ~1.6x faster
@@ -491,8 +585,31 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     # parameter and the state dict are unchanged. Logits agree with `lm_head(...)` to float rounding (~1e-6 relative).
     lm_head_transposed_inference = True
 
+    def __init__(self, config: XLMSWCMConfig):
+        super().__init__(config)
+        self.model = XLMSWCMModel(config)
+        # Untied by default, with a bias, as the released model's output layer.
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
+        self.post_init()
+        generation_config = self.generation_config
+        if generation_config is not None:
+            if generation_config.max_length is None and generation_config.max_new_tokens is None:
+                # A default length that an explicit `max_length` / `max_new_tokens` from the caller overrides (as
+                # BART checkpoints do): the decoder start token plus at most DEFAULT_MAX_TARGET_LENGTH new tokens,
+                # within the position table.
+                generation_config.max_length = min(DEFAULT_MAX_TARGET_LENGTH, max_decoder_length(config)) + 1
+            if generation_config.suppress_tokens is None:
+                # <pad> is never a target (labels hold -100 there), and one generated mid-sequence would be embedded
+                # as padding (XLM-R positions skip it) by a full forward but not by cached decoding.
+                generation_config.suppress_tokens = [config.pad_token_id]
+
+    # ------------------------------------------------------------------------------------------------ LM head
+
     def get_output_embeddings(self):
         return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
 
     def _use_transposed_lm_head(self, hidden_states: torch.Tensor) -> bool:
         weight = self.lm_head.weight
@@ -522,9 +639,10 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         logits = torch.addmm(bias, flat, cached[1]) if bias is not None else torch.mm(flat, cached[1])
         return logits.view(*hidden_states.shape[:-1], -1)
 
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head = new_embeddings
+    # ------------------------------------------------------------------------------------------------ forward
 
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -539,7 +657,7 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
-    ) -> Seq2SeqLMOutput:
+    ) -> tuple | Seq2SeqLMOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
             Target token ids; -100 is ignored by the loss. When `decoder_input_ids` are not given they are the labels
@@ -548,6 +666,7 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
             Compute logits only for the last `logits_to_keep` positions (0 = all); `generate` uses 1.
         """
         if labels is not None:
+            check_token_ids(labels, self.config.vocab_size, "labels", ignore_index=-100)
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = shift_tokens_right(
@@ -579,18 +698,75 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
             logits=logits,
             cache=outputs.cache,
             decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
         )
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor):
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    # --------------------------------------------------------------------------------------------- generation
+
+    def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
+        """`GenerationMixin.generate`, after checking the source as `forward` does (before any work)."""
+        vocab_size = self.get_input_embeddings().num_embeddings
+        if kwargs.get("encoder_outputs") is None:
+            source = inputs if inputs is not None else kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+            if source is not None:
+                check_source_length(self.config, source.shape[1])
+                if not source.is_floating_point():
+                    check_token_ids(source, vocab_size, "input_ids")
+        check_token_ids(kwargs.get("decoder_input_ids"), vocab_size, "decoder_input_ids")
+        return super().generate(inputs, generation_config, **kwargs)
+
+    def _prepare_generation_config(self, generation_config, **kwargs):
+        """transformers' merge, with one precedence fix: a length the caller gives beats the model's default length.
+
+        transformers lets `max_new_tokens` win over `max_length` wherever each comes from, so a `max_new_tokens`
+        stored in the model's generation config (older saved folders) overrode `generate(max_length=...)` and
+        `Seq2SeqTrainingArguments.generation_max_length`. Here the caller's `max_length` (argument or passed
+        `generation_config`) drops the model's default `max_new_tokens`, and the caller's `max_new_tokens` drops the
+        model's default `max_length` (no "both set" warning); two values from the same source keep transformers' rule.
+        """
+        given = {
+            name: kwargs.get(name) if kwargs.get(name) is not None else getattr(generation_config, name, None)
+            for name in ("max_length", "max_new_tokens")
+        }
+        generation_config, model_kwargs = super()._prepare_generation_config(generation_config, **kwargs)
+        if given["max_length"] is not None and given["max_new_tokens"] is None:
+            generation_config.max_new_tokens = None
+        elif given["max_new_tokens"] is not None and given["max_length"] is None:
+            generation_config.max_length = None
+        return generation_config, model_kwargs
+
+    def _validate_generated_length(self, generation_config, input_ids_length, has_default_max_length):
+        """transformers' checks, plus: refuse, before decoding starts, a length the position table cannot embed."""
+        super()._validate_generated_length(generation_config, input_ids_length, has_default_max_length)
+        limit = max_decoder_length(self.config)
+        # The last generated token is never fed back, so decoding embeds at most max_length - 1 target positions.
+        if generation_config.max_length - 1 > limit:
+            requested = (
+                f"max_new_tokens={generation_config.max_new_tokens} after {input_ids_length} decoder input token(s)"
+                if generation_config.max_new_tokens is not None
+                else f"max_length={generation_config.max_length}"
+            )
+            raise ValueError(
+                f"Generation asks for up to {generation_config.max_length} target tokens ({requested}), but the "
+                f"shared position table (max_position_embeddings={self.config.max_position_embeddings}) embeds at "
+                f"most {limit} decoder positions: the maximum is max_length={limit + 1}, i.e. max_new_tokens="
+                f"{limit + 1 - input_ids_length} here."
+            )
+
+    # --------------------------------------------------------------------------------- shared-weights initialisation
+
     @classmethod
     def from_encoder(
         cls,
         encoder: "str | os.PathLike | PreTrainedModel",
-        normal_layer_interval: int = 3,
+        normal_layer_interval: int | None = None,
         lm_head_init: str = "embeddings",
         share_weights: bool = True,
         init_scheme: str = "copy",
@@ -601,8 +777,10 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
 
         Args:
             encoder: a Hub name, a local folder, or a loaded XLM-R-family model (`XLMRobertaModel`, or a model
-                with a `.roberta` base such as `XLMRobertaForMaskedLM`). The encoder weights are loaded unchanged.
-            normal_layer_interval: one randomly initialised normal layer after every this many custom layers.
+                with a `.roberta` base such as `XLMRobertaForMaskedLM`). The encoder weights are loaded unchanged; a
+                pooler or masked-LM head in the checkpoint is deliberately left out.
+            normal_layer_interval: one randomly initialised normal layer after every this many custom layers (3 when
+                neither it nor `decoder_layout` is given).
             lm_head_init: `"embeddings"` (a copy of the word embeddings, bias zero; the default, because it trains
                 clearly better than a random head in our ablation, docs/ablation.md) or `"random"` (the reference).
                 For a head tied to the embeddings pass `tie_word_embeddings=True`.
@@ -613,7 +791,8 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
                 output projection by 1/sqrt(2 * decoder layers) and zero the normal layers' output projections, so
                 that the copied post-LN sublayers do not blow up the pre-LN residual stream at initialisation.
             encoder_kwargs: extra keyword arguments for `from_pretrained` when `encoder` is a name or folder.
-            config_overrides: any `XLMSWCMConfig` field (e.g. `decoder_layer_norm_position="post"`).
+            config_overrides: any `XLMSWCMConfig` field (e.g. `decoder_layer_norm_position="post"`, or an explicit
+                `decoder_layout`: custom layer i, wherever it sits, starts from encoder layer i).
         """
         if lm_head_init not in ("random", "embeddings"):
             raise ValueError(f"lm_head_init={lm_head_init!r} is invalid; allowed: 'random', 'embeddings'.")
@@ -659,8 +838,12 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         scale = (2 * self.config.decoder_layers) ** -0.5
         for layer in self.model.decoder.layers:
             if isinstance(layer, XLMSWCMCustomDecoderLayer):
-                for projection in (layer.encoder_attn.q_proj, layer.encoder_attn.k_proj, layer.encoder_attn.v_proj,
-                                   layer.encoder_attn.out_proj):
+                for projection in (
+                    layer.encoder_attn.q_proj,
+                    layer.encoder_attn.k_proj,
+                    layer.encoder_attn.v_proj,
+                    layer.encoder_attn.out_proj,
+                ):
                     projection.weight.normal_(0.0, self.config.initializer_range)
                     projection.bias.zero_()
                 for output in (layer.self_attn.out_proj, layer.ffn1.fc2, layer.encoder_attn.out_proj, layer.ffn2.fc2):
@@ -670,27 +853,6 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
                 for output in (layer.self_attn.out_proj, layer.encoder_attn.out_proj, layer.ffn.fc2):
                     output.weight.zero_()
                     output.bias.zero_()
-
-
-def _load_xlmr_encoder(encoder, **kwargs) -> PreTrainedModel:
-    if isinstance(encoder, (str, os.PathLike)):
-        encoder_config = AutoConfig.from_pretrained(encoder, **kwargs)
-        if encoder_config.model_type not in XLMR_FAMILY_MODEL_TYPES:
-            raise ValueError(
-                f"{encoder} is a {encoder_config.model_type!r} model; XLM-SWCM needs an XLM-R-family encoder "
-                f"(model_type one of {XLMR_FAMILY_MODEL_TYPES})."
-            )
-        return AutoModel.from_pretrained(encoder, add_pooling_layer=False, **kwargs)
-    if isinstance(encoder, PreTrainedModel):
-        base = getattr(encoder, "roberta", encoder)
-        model_type = getattr(base.config, "model_type", None)
-        if model_type not in XLMR_FAMILY_MODEL_TYPES or not hasattr(base, "embeddings"):
-            raise ValueError(
-                f"{type(encoder).__name__} (model_type {model_type!r}) is not an XLM-R-family encoder "
-                f"(model_type one of {XLMR_FAMILY_MODEL_TYPES})."
-            )
-        return base
-    raise TypeError(f"`encoder` must be a name, a folder or an XLM-R-family model, got {type(encoder).__name__}.")
 
 
 __all__ = [
