@@ -24,19 +24,37 @@ def main() -> int:
         scratch = Path(scratch)
         torch.manual_seed(0)
         tokenizer = build_tiny_xlmr_tokenizer()
-        config = XLMRobertaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                                  intermediate_size=37, max_position_embeddings=64, type_vocab_size=1)
+        config = XLMRobertaConfig(
+            vocab_size=99,
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=37,
+            max_position_embeddings=64,
+            type_vocab_size=1,
+        )
         XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(scratch / "encoder")
         tokenizer.save_pretrained(scratch / "encoder")
-        rows = "".join(json.dumps({"source": f"en: {t}", "target": t, "lang": "xx"}, ensure_ascii=False) + "\n"
-                       for t in TINY_MULTILINGUAL_TEXTS)
+        rows = "".join(
+            json.dumps({"source": f"en: {t}", "target": t, "lang": "xx"}, ensure_ascii=False) + "\n"
+            for t in TINY_MULTILINGUAL_TEXTS
+        )
         for split in ("train", "validation", "test"):
             (scratch / f"{split}.jsonl").write_text(rows, encoding="utf-8")
         output = scratch / "run"
-        command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs" / "tiny.yaml"),
-                   f"model.encoder={scratch / 'encoder'}", f"data.train_file={scratch / 'train.jsonl'}",
-                   f"data.validation_file={scratch / 'validation.jsonl'}", f"data.test_file={scratch / 'test.jsonl'}",
-                   f"training.output_dir={output}", "training.max_steps=2", "generation.max_new_tokens=4"]
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            "--config",
+            str(ROOT / "configs" / "tiny.yaml"),
+            f"model.encoder={scratch / 'encoder'}",
+            f"data.train_file={scratch / 'train.jsonl'}",
+            f"data.validation_file={scratch / 'validation.jsonl'}",
+            f"data.test_file={scratch / 'test.jsonl'}",
+            f"training.output_dir={output}",
+            "training.max_steps=2",
+            "generation.max_new_tokens=4",
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             print(result.stderr[-4000:], file=sys.stderr)

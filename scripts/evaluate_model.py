@@ -30,8 +30,10 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="translation", choices=TASKS)
     parser.add_argument("--columns", type=json.loads, default=None, help='e.g. {"source": "text", "target": "summary"}')
     parser.add_argument("--drop-invalid", action="store_true", help="drop rows with a missing or empty field")
-    parser.add_argument("--output", help="folder for predictions.jsonl and metrics (default: <model>-eval-<data> "
-                                         "beside the model folder)")
+    parser.add_argument(
+        "--output",
+        help="folder for predictions.jsonl and metrics (default: <model>-eval-<data> beside the model folder)",
+    )
     parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
     parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -44,8 +46,13 @@ def main(argv=None) -> int:
 
     # Data and tokenizer first: cheap, and what is most often wrong.
     require_model_source(args.model, "--model")
-    loaded = format_examples(load_task_dataset(args.data, task=None, split="train"), args.task, args.columns,
-                             drop_invalid=args.drop_invalid, where=f"{args.data}: ")
+    loaded = format_examples(
+        load_task_dataset(args.data, task=None, split="train"),
+        args.task,
+        args.columns,
+        drop_invalid=args.drop_invalid,
+        where=f"{args.data}: ",
+    )
     dataset = loaded[0] if args.drop_invalid else loaded
     if len(dataset) == 0:
         raise InputError(f"{args.data}: no usable rows.")
@@ -56,11 +63,21 @@ def main(argv=None) -> int:
     if not args.trust_remote_code:
         import xlm_swcm_hf  # noqa: F401  registers the Auto classes
     model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
-    generation = {key: value for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
-                  if value is not None}
+    generation = {
+        key: value
+        for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+        if value is not None
+    }
     output = Path(args.output) if args.output else default_output(args.model, args.data)
-    metrics = evaluate_model(model, tokenizer, dataset, output, batch_size=args.batch_size,
-                             max_source_length=args.max_source_length, **generation)
+    metrics = evaluate_model(
+        model,
+        tokenizer,
+        dataset,
+        output,
+        batch_size=args.batch_size,
+        max_source_length=args.max_source_length,
+        **generation,
+    )
     print(metrics_markdown(metrics))
     print(f"wrote {output / 'predictions.jsonl'} and {output / 'metrics.json'}")
     return 0

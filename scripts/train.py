@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Fine-tune or pretrain XLM-SWCM from a YAML recipe with Seq2SeqTrainer.
 
-  python scripts/train.py --config configs/translation.yaml training.learning_rate=3e-5 data.train_languages=[zh]
-  python scripts/train.py --config configs/translation.yaml --resume        # continue from the last checkpoint
-  accelerate launch scripts/train.py --config ...  /  torchrun --nproc_per_node 2 scripts/train.py --config ...
+python scripts/train.py --config configs/translation.yaml training.learning_rate=3e-5 data.train_languages=[zh]
+python scripts/train.py --config configs/translation.yaml --resume        # continue from the last checkpoint
+accelerate launch scripts/train.py --config ...  /  torchrun --nproc_per_node 2 scripts/train.py --config ...
 """
 
 import argparse
@@ -19,8 +19,12 @@ from xlm_swcm_hf.training import run_training
 @cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, action="append",
-                        help="a recipe from configs/; repeat to merge override files (configs/overrides/*.yaml)")
+    parser.add_argument(
+        "--config",
+        required=True,
+        action="append",
+        help="a recipe from configs/; repeat to merge override files (configs/overrides/*.yaml)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
     parser.add_argument("overrides", nargs="*", help="section.key=value (YAML values), e.g. training.max_steps=100")
     args = parser.parse_args(argv)

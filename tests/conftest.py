@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+
 # Everything runs offline on material the project builds.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -51,7 +52,7 @@ def tiny_model(seed=0, **overrides):
     model = XLMSWCMForConditionalGeneration(tiny_config(**overrides)).eval()
     # Non-trivial LayerNorms and biases, so a wrong residual or norm placement cannot hide behind ones/zeros.
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() == 1:
                 param.add_(0.1 * torch.randn_like(param))
     return model

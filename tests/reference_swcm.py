@@ -49,6 +49,7 @@ import torch
 from torch import nn
 from transformers import XLMRobertaConfig, XLMRobertaModel
 
+
 __all__ = ["ReferenceSeq2Seq", "random_reference_state_dict", "layer_kinds", "tiny_config"]
 
 
@@ -121,17 +122,21 @@ class NormalLayer(nn.Module):
         x = self.norm1(h)
         h = x + self.dropout1(self.self_attention(x, x, x, attn_mask=causal_mask, need_weights=False)[0])
         x = self.norm1(h)
-        h = x + self.dropout1(
-            self.cross_attention(x, enc, enc, key_padding_mask=enc_pad_mask, need_weights=False)[0]
-        )
+        h = x + self.dropout1(self.cross_attention(x, enc, enc, key_padding_mask=enc_pad_mask, need_weights=False)[0])
         x = self.norm2(h)
         h = x + self.dropout2(self.ffn(x))
         return h
 
 
 class ReferenceDecoder(nn.Module):
-    def __init__(self, config: XLMRobertaConfig, embed_layer: nn.Module, normal_layer_interval: int,
-                 self_attn_residual: bool, eps: float):
+    def __init__(
+        self,
+        config: XLMRobertaConfig,
+        embed_layer: nn.Module,
+        normal_layer_interval: int,
+        self_attn_residual: bool,
+        eps: float,
+    ):
         super().__init__()
         self.embed_layer = embed_layer  # the shared encoder embedding module (same object)
         self.kinds = layer_kinds(config.num_hidden_layers, normal_layer_interval)
@@ -152,8 +157,13 @@ class ReferenceDecoder(nn.Module):
 
 
 class ReferenceSeq2Seq(nn.Module):
-    def __init__(self, encoder_config: XLMRobertaConfig, normal_layer_interval: int = 3,
-                 self_attn_residual: bool = True, decoder_layer_norm_eps: float = 1e-5):
+    def __init__(
+        self,
+        encoder_config: XLMRobertaConfig,
+        normal_layer_interval: int = 3,
+        self_attn_residual: bool = True,
+        decoder_layer_norm_eps: float = 1e-5,
+    ):
         super().__init__()
         config = copy.deepcopy(encoder_config)
         config._attn_implementation = "eager"  # most transparent attention path for an oracle
@@ -162,8 +172,9 @@ class ReferenceSeq2Seq(nn.Module):
         self.self_attn_residual = self_attn_residual
         self.encoder = XLMRobertaModel(config, add_pooling_layer=True)
         self.embed_layer = self.encoder.embeddings
-        self.decoder = ReferenceDecoder(config, self.embed_layer, normal_layer_interval, self_attn_residual,
-                                       decoder_layer_norm_eps)
+        self.decoder = ReferenceDecoder(
+            config, self.embed_layer, normal_layer_interval, self_attn_residual, decoder_layer_norm_eps
+        )
 
     def encode(self, input_ids, attention_mask):
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -175,8 +186,9 @@ class ReferenceSeq2Seq(nn.Module):
         return self.decoder(decoder_input_ids, enc, attention_mask)
 
     @torch.no_grad()
-    def greedy_generate(self, input_ids, attention_mask, max_new_tokens, start_token_id=0, eos_token_id=2,
-                        pad_token_id=1):
+    def greedy_generate(
+        self, input_ids, attention_mask, max_new_tokens, start_token_id=0, eos_token_id=2, pad_token_id=1
+    ):
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id).long()
         enc = self.encode(input_ids, attention_mask)  # encoder output is step-independent
@@ -211,8 +223,13 @@ def _randomise_(model: nn.Module, seed: int) -> None:
             p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
 
 
-def random_reference_state_dict(encoder_config: XLMRobertaConfig, normal_layer_interval: int = 3, seed: int = 0,
-                                self_attn_residual: bool = True, decoder_layer_norm_eps: float = 1e-5):
+def random_reference_state_dict(
+    encoder_config: XLMRobertaConfig,
+    normal_layer_interval: int = 3,
+    seed: int = 0,
+    self_attn_residual: bool = True,
+    decoder_layer_norm_eps: float = 1e-5,
+):
     model = ReferenceSeq2Seq(encoder_config, normal_layer_interval, self_attn_residual, decoder_layer_norm_eps)
     _randomise_(model, seed)
     model.eval()
@@ -221,8 +238,15 @@ def random_reference_state_dict(encoder_config: XLMRobertaConfig, normal_layer_i
 
 def tiny_config(num_hidden_layers: int = 4) -> XLMRobertaConfig:
     return XLMRobertaConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=num_hidden_layers, num_attention_heads=4,
-        intermediate_size=37, max_position_embeddings=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
     )
 
 

@@ -7,7 +7,6 @@ import torch
 from conftest import padded_batch, tiny_model
 
 
-
 # ---------------------------------------------------------------- benchmark structure
 
 
@@ -16,19 +15,45 @@ def tiny_report(tmp_path_factory):
     from xlm_swcm_experiments.benchmark import main
 
     out = tmp_path_factory.mktemp("bench")
-    report = main([
-        "--size", "tiny", "--repeats", "1", "--lengths", "2,3", "--lengths-for", "beam5=2",
-        "--ablation-length", "2", "--train-modes", "fp32,grad_checkpointing", "--train-repeats", "1",
-        "--train-in-process", "--out-dir", str(out),
-    ])
+    report = main(
+        [
+            "--size",
+            "tiny",
+            "--repeats",
+            "1",
+            "--lengths",
+            "2,3",
+            "--lengths-for",
+            "beam5=2",
+            "--ablation-length",
+            "2",
+            "--train-modes",
+            "fp32,grad_checkpointing",
+            "--train-repeats",
+            "1",
+            "--train-in-process",
+            "--out-dir",
+            str(out),
+        ]
+    )
     return out, report
 
 
 def test_benchmark_writes_json_markdown_and_plot(tiny_report):
     out, report = tiny_report
     data = json.loads((out / "benchmark.json").read_text())
-    assert set(data) >= {"meta", "bandwidth", "weights_read_per_token", "bandwidth_bound_ms_per_token", "encoder",
-                         "call_counts", "decode", "ablations", "training", "targets"}
+    assert set(data) >= {
+        "meta",
+        "bandwidth",
+        "weights_read_per_token",
+        "bandwidth_bound_ms_per_token",
+        "encoder",
+        "call_counts",
+        "decode",
+        "ablations",
+        "training",
+        "targets",
+    }
     assert data["meta"]["size"] == "tiny" and data["bandwidth"]["GBps"] > 0
     assert data["weights_read_per_token"]["ratio_swcm_over_bart"] > 1  # two FFNs per custom layer + head bias
 
@@ -47,8 +72,7 @@ def test_benchmark_writes_json_markdown_and_plot(tiny_report):
         assert check["cross_kv_computed_once"] == check["use_cache"]
 
     variants = {(r["config"], r["variant"]) for r in data["ablations"]}
-    assert {("greedy_b1", v) for v in ("default", "eager_attention", "no_transposed_head",
-                                       "bf16_weights")} <= variants
+    assert {("greedy_b1", v) for v in ("default", "eager_attention", "no_transposed_head", "bf16_weights")} <= variants
     for row in data["ablations"]:
         if row["variant"] != "bf16_weights":
             assert row["tokens_identical_to_default"] is True
@@ -75,8 +99,11 @@ def test_benchmark_weights_read_counts_what_a_cached_step_reads():
     model = build_swcm("tiny")
     counted = weights_read_per_token(model)["parameters"]
     decoder = sum(p.numel() for p in model.model.decoder.parameters())
-    cross_kv = sum(p.numel() for layer in model.model.decoder.layers
-                   for p in (*layer.encoder_attn.k_proj.parameters(), *layer.encoder_attn.v_proj.parameters()))
+    cross_kv = sum(
+        p.numel()
+        for layer in model.model.decoder.layers
+        for p in (*layer.encoder_attn.k_proj.parameters(), *layer.encoder_attn.v_proj.parameters())
+    )
     assert counted == decoder - cross_kv + sum(p.numel() for p in model.lm_head.parameters())
 
 
@@ -126,8 +153,9 @@ def test_fast_paths_keep_generation_identical_to_no_cache():
     batch = padded_batch()
     for beams in (1, 3):
         cached = model.generate(**batch, max_new_tokens=8, min_new_tokens=8, num_beams=beams, do_sample=False)
-        uncached = model.generate(**batch, max_new_tokens=8, min_new_tokens=8, num_beams=beams, do_sample=False,
-                                  use_cache=False)
+        uncached = model.generate(
+            **batch, max_new_tokens=8, min_new_tokens=8, num_beams=beams, do_sample=False, use_cache=False
+        )
         assert torch.equal(cached, uncached)
 
 

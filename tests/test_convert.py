@@ -142,7 +142,10 @@ def test_script_writes_a_verified_hub_folder(tmp_path, encoder_folder, capsys):
     reference, state_dict = random_reference_state_dict(encoder_config, 3, seed=5, self_attn_residual=False)
     checkpoint = save_checkpoint(state_dict, tmp_path / "xlm-swcm.bin", module_prefix=True)
     output = tmp_path / "converted"
-    assert run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output, "--no-self-attn-residual"]) == 0
+    assert (
+        run_convert(["--checkpoint", checkpoint, "--encoder", folder, "--output", output, "--no-self-attn-residual"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "parameters:" in printed and "verified" in printed
 

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ENCODER, tiny_model
 from datasets import Dataset, DatasetDict, interleave_datasets
 
 from xlm_swcm_hf.data import (
@@ -28,8 +29,6 @@ from xlm_swcm_hf.data import (
     tokenize_for_seq2seq,
 )
 from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
-
-from conftest import TINY_ENCODER, tiny_model
 
 
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
@@ -60,7 +59,11 @@ def _random_texts(count, num_words, seed=0):
 def test_tiny_tokenizer_is_xlmr_shaped_and_fits_the_tiny_model(tokenizer, tmp_path):
     assert len(tokenizer) <= TINY_ENCODER["vocab_size"]
     assert (tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (
-        BOS, PAD, EOS, UNK)
+        BOS,
+        PAD,
+        EOS,
+        UNK,
+    )
     assert tokenizer.mask_token_id == len(tokenizer) - 1
     ids = tokenizer("We learn languages.")["input_ids"]
     assert ids[0] == BOS and ids[-1] == EOS and UNK not in ids
@@ -187,7 +190,9 @@ def test_invalid_rows_name_row_and_column(tmp_path, caplog):
         format_examples(ds, "summarization")
     only_17 = [dict(r) for r in rows]
     only_17[5]["text"] = "text 5"
-    with pytest.raises(ValueError, match=r"^row 17: column 'summary' is empty; fix the data or drop such rows \(drop_invalid=True"):
+    with pytest.raises(
+        ValueError, match=r"^row 17: column 'summary' is empty; fix the data or drop such rows \(drop_invalid=True"
+    ):
         format_examples(Dataset.from_list(only_17), "summarization")
     with pytest.raises(ValueError, match=r"split 'train', row 5: column 'text' is missing"):
         format_examples(DatasetDict({"train": ds}), "summarization")
@@ -208,7 +213,9 @@ def test_invalid_rows_name_row_and_column(tmp_path, caplog):
 
 def test_invalid_row_index_counts_from_zero():
     ds = Dataset.from_list([{"text": "a", "summary": "b"}] * 3 + [{"text": "a", "summary": ""}])
-    with pytest.raises(ValueError, match=r"^row 3: column 'summary' is empty; fix the data or drop such rows \(drop_invalid=True"):
+    with pytest.raises(
+        ValueError, match=r"^row 3: column 'summary' is empty; fix the data or drop such rows \(drop_invalid=True"
+    ):
         format_examples(ds, "summarization")
     with pytest.raises(ValueError, match=r"row 0: column 'answer' is empty"):
         format_examples(Dataset.from_dict({"question": ["q"], "context": ["c"], "answer": [[]]}), "mrc")
@@ -291,22 +298,22 @@ def test_noise_span_statistics(ratio):
         assert starts == sorted(starts)
         for (s1, l1), (s2, _) in zip(spans, spans[1:]):
             assert s1 + l1 < s2  # never overlapping nor touching
-        assert all(0 <= s and s + l <= length for s, l in spans)
-        masked += sum(l for _, l in spans)
+        assert all(0 <= s and s + n <= length for s, n in spans)
+        masked += sum(n for _, n in spans)
         total += length
-        span_lengths += [l for _, l in spans]
+        span_lengths += [n for _, n in spans]
         ids = list(range(100, 100 + length))
         noised = apply_infilling(ids, spans, mask_token_id=7)
         assert noised.count(7) == len(spans)  # one <mask> per span
-        assert len(noised) == length - sum(l for _, l in spans) + len(spans)
+        assert len(noised) == length - sum(n for _, n in spans) + len(spans)
     assert abs(masked / total - ratio) < 0.05
     assert abs(masked / total - ratio) < 0.005  # in fact far tighter
     assert abs(np.mean(span_lengths) - 3.5) < 0.3  # Poisson(3.5); only the last span of a sequence is cut
     assert 0 in span_lengths  # zero-length spans insert a mask
     # On long sequences the cut last span hardly matters: the mean is lambda.
-    long_spans = [l for _ in range(200) for _, l in noise_spans(1000, rng, mask_ratio=ratio, poisson_lambda=3.5)]
+    long_spans = [n for _ in range(200) for _, n in noise_spans(1000, rng, mask_ratio=ratio, poisson_lambda=3.5)]
     assert abs(np.mean(long_spans) - 3.5) < 0.1
-    assert abs(np.mean([l == 0 for l in long_spans]) - np.exp(-3.5)) < 0.01  # P(Poisson(3.5) = 0)
+    assert abs(np.mean([n == 0 for n in long_spans]) - np.exp(-3.5)) < 0.01  # P(Poisson(3.5) = 0)
 
 
 def test_noise_spans_edge_cases():
@@ -316,7 +323,7 @@ def test_noise_spans_edge_cases():
     for length in range(1, 8):  # short sequences: always valid
         for _ in range(50):
             spans = noise_spans(length, rng, mask_ratio=0.9, poisson_lambda=0.5)
-            assert all(0 <= s and s + l <= length for s, l in spans)
+            assert all(0 <= s and s + n <= length for s, n in spans)
     with pytest.raises(ValueError):
         noise_spans(10, rng, mask_ratio=1.5)
 
@@ -383,13 +390,20 @@ def test_denoising_collator_in_dataloader_workers(tokenizer):
 
 def test_split_sentences_across_scripts():
     assert split_sentences("We learn. Do you? Yes! Pi is 3.14 ok") == ["We learn.", "Do you?", "Yes!", "Pi is 3.14 ok"]
-    assert split_sentences("我们学习语言。你们学习吗？他们也学习！") == ["我们学习语言。", "你们学习吗？", "他们也学习！"]
+    assert split_sentences("我们学习语言。你们学习吗？他们也学习！") == [
+        "我们学习语言。",
+        "你们学习吗？",
+        "他们也学习！",
+    ]
     assert split_sentences("ང་ཚོ་སློབ། ཁྱེད་ཚོ་ཡང་སློབ།") == ["ང་ཚོ་སློབ།", "ཁྱེད་ཚོ་ཡང་སློབ།"]
     assert split_sentences("ང་ཚོ་སློབ། །ཁྱེད་ཚོ།") == ["ང་ཚོ་སློབ། །", "ཁྱེད་ཚོ།"]  # "། །" is one boundary
     assert split_sentences("ང་ཚོ་སློབ།ཁྱེད་ཚོ།") == ["ང་ཚོ་སློབ།", "ཁྱེད་ཚོ།"]
     assert split_sentences("ᠪᠢᠳᠡ ᠬᠡᠯᠡ᠃ᠪᠢᠳᠡ ᠰᠤᠷᠤᠨ᠎ᠠ᠃") == ["ᠪᠢᠳᠡ ᠬᠡᠯᠡ᠃", "ᠪᠢᠳᠡ ᠰᠤᠷᠤᠨ᠎ᠠ᠃"]
     assert split_sentences("بىز تىل ئۆگىنىمىز. سىلەر ئۆگىنەمسىلەر؟ ھەئە") == [
-        "بىز تىل ئۆگىنىمىز.", "سىلەر ئۆگىنەمسىلەر؟", "ھەئە"]
+        "بىز تىل ئۆگىنىمىز.",
+        "سىلەر ئۆگىنەمسىلەر؟",
+        "ھەئە",
+    ]
     assert split_sentences("") == [] and split_sentences("no terminator") == ["no terminator"]
 
 

@@ -11,6 +11,7 @@ import pytest
 from xlm_swcm_experiments.demo import data as dd
 from xlm_swcm_experiments.demo.data import RawPair
 
+
 FILES = ("train.jsonl", "validation.jsonl", "test.jsonl", "monolingual_ug.jsonl", "stats.json", "LICENSES.md")
 FIELDS = {"source", "target", "lang", "src_lang", "origin", "license"}
 
@@ -73,7 +74,10 @@ def test_normalisation_placeholders_and_duplicates():
         ("\u00e9", "\u00e9字"),
     ]
     assert drops == Counter({("zh", "duplicate"): 1, ("zh", "placeholder-mismatch"): 1, ("zh", "empty"): 1})
-    alternatives = [RawPair("ug", "Czech Koruna", "چېخ كورۇنىسى", "cldr-currencies"), RawPair("ug", "czech koruna", "چېخ كورۇنا", "pycountry-iso4217")]
+    alternatives = [
+        RawPair("ug", "Czech Koruna", "چېخ كورۇنىسى", "cldr-currencies"),
+        RawPair("ug", "czech koruna", "چېخ كورۇنا", "pycountry-iso4217"),
+    ]
     assert len(dd.clean_pairs(alternatives)) == 2
     assert [p.origin for p in dd.clean_pairs(alternatives, unique_sources=True)] == ["cldr-currencies"]
     stripped = dd.clean_pairs(pairs[:1], placeholder_policy="strip")

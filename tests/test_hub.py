@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import run_script, tiny_model
 
+from xlm_swcm_hf.files import atomic_output_dir
 from xlm_swcm_hf.hub import (
     RELEASED_MODEL_CARD,
     RELEASED_MODEL_SUMMARY,
@@ -13,7 +14,6 @@ from xlm_swcm_hf.hub import (
     save_hub_folder,
     validate_hub_folder,
 )
-from xlm_swcm_hf.files import atomic_output_dir
 from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
 
 
@@ -26,8 +26,13 @@ def push_main(argv):
 
 @pytest.fixture
 def saved_folder(tmp_path):
-    return save_hub_folder(tmp_path / "model", tiny_model(), build_tiny_xlmr_tokenizer(), metrics={"chrf": 1.0},
-                           card_fields={"languages": ["ug", "zh"]})
+    return save_hub_folder(
+        tmp_path / "model",
+        tiny_model(),
+        build_tiny_xlmr_tokenizer(),
+        metrics={"chrf": 1.0},
+        card_fields={"languages": ["ug", "zh"]},
+    )
 
 
 def test_card_metadata_describes_the_model_in_the_folder():
@@ -52,8 +57,14 @@ def test_root_model_card_is_the_released_models_card():
 def test_dry_run_validates_and_lists(saved_folder, capsys):
     assert push_main(["--model", saved_folder, "--repo-id", "me/xlm-swcm-tiny", "--dry-run"]) == 0
     listed = capsys.readouterr().out
-    for name in ("model.safetensors", "modeling_xlm_swcm.py", "configuration_xlm_swcm.py", "README.md", "metrics.json",
-                 "tokenizer.json"):
+    for name in (
+        "model.safetensors",
+        "modeling_xlm_swcm.py",
+        "configuration_xlm_swcm.py",
+        "README.md",
+        "metrics.json",
+        "tokenizer.json",
+    ):
         assert name in listed
     auto_map = json.loads((saved_folder / "config.json").read_text())["auto_map"]
     assert {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"} <= set(auto_map)
@@ -74,9 +85,12 @@ def test_dry_run_loads_the_folders_own_code(saved_folder, capsys):
         (lambda folder: (folder / "modeling_xlm_swcm.py").unlink(), "modeling_xlm_swcm.py"),
         (lambda folder: (folder / "tokenizer.json").unlink(), "no tokenizer files"),
         (lambda folder: (folder / "README.md").write_text("---\nlicense: mit\n---\n# no languages\n"), "language"),
-        (lambda folder: (folder / "README.md").write_text(
-            (folder / "README.md").read_text().replace("license:", "base_model: ./my-encoder\nlicense:", 1)),
-         "local path"),
+        (
+            lambda folder: (folder / "README.md").write_text(
+                (folder / "README.md").read_text().replace("license:", "base_model: ./my-encoder\nlicense:", 1)
+            ),
+            "local path",
+        ),
     ],
 )
 def test_dry_run_refuses_incomplete_folders(saved_folder, capsys, damage, message):

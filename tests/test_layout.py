@@ -33,8 +33,23 @@ def test_the_library_never_imports_the_experiments(path):
 
 @pytest.mark.parametrize("name", REMOTE_CODE)
 def test_remote_code_imports_only_torch_transformers_and_each_other(name):
-    allowed = {"torch", "transformers", "typing", "math", "dataclasses", "collections", "functools", "itertools",
-               "warnings", "copy", "os", "re", "enum", "abc", "__future__"}
+    allowed = {
+        "torch",
+        "transformers",
+        "typing",
+        "math",
+        "dataclasses",
+        "collections",
+        "functools",
+        "itertools",
+        "warnings",
+        "copy",
+        "os",
+        "re",
+        "enum",
+        "abc",
+        "__future__",
+    }
     for module, level in imported_modules(LIBRARY / name):
         if level:  # relative: must be the other remote-code file
             assert f"{module}.py" in REMOTE_CODE, f"{name} imports .{module}, which does not travel to the Hub"
@@ -46,9 +61,11 @@ def test_the_library_does_not_import_the_experiments_at_runtime():
     import subprocess
     import sys
 
-    code = ("import sys, xlm_swcm_hf, xlm_swcm_hf.training, xlm_swcm_hf.data, xlm_swcm_hf.convert, xlm_swcm_hf.hub, "
-            "xlm_swcm_hf.metrics, xlm_swcm_hf.vocabulary; "
-            "print(sorted(m for m in sys.modules if m.startswith('xlm_swcm_experiments')))")
+    code = (
+        "import sys, xlm_swcm_hf, xlm_swcm_hf.training, xlm_swcm_hf.data, xlm_swcm_hf.convert, xlm_swcm_hf.hub, "
+        "xlm_swcm_hf.metrics, xlm_swcm_hf.vocabulary; "
+        "print(sorted(m for m in sys.modules if m.startswith('xlm_swcm_experiments')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -60,8 +77,7 @@ SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
 def test_scripts_are_thin_and_import_one_way(path):
     text = path.read_text(encoding="utf-8")
     assert "sys.path" not in text, "scripts import the installed package, never by editing sys.path"
-    for module, level in imported_modules(path):
-        assert level == 0
+    assert all(level == 0 for _, level in imported_modules(path)), "no relative imports in scripts"
     project = [m for m, _ in imported_modules(path) if m.split(".")[0] in ("xlm_swcm_hf", "xlm_swcm_experiments")]
     # `from xlm_swcm_hf.<module> import ...`; a bare `import xlm_swcm_hf` only registers the Auto classes.
     assert project and all(m.count(".") >= 1 or m == "xlm_swcm_hf" for m in project)

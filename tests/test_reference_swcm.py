@@ -9,8 +9,10 @@ import sys
 import pytest
 import torch
 
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference_swcm import ReferenceSeq2Seq, layer_kinds, random_reference_state_dict, tiny_config  # noqa: E402
+
 
 PAD, BOS, EOS = 1, 0, 2
 ATTN_KEYS = {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"}
@@ -49,27 +51,43 @@ def _decoder_layer_keys(sd):
 
 def test_state_dict_prefixes(model4):
     model, sd = model4
-    allowed = re.compile(r"^(encoder\.|embed_layer\.|decoder\.embed_layer\.|decoder\.layers\.\d+\.|decoder\.last_linear\.)")
+    allowed = re.compile(
+        r"^(encoder\.|embed_layer\.|decoder\.embed_layer\.|decoder\.layers\.\d+\.|decoder\.last_linear\.)"
+    )
     assert all(allowed.match(k) for k in sd), [k for k in sd if not allowed.match(k)]
-    assert {k for k in sd if k.startswith("decoder.last_linear.")} == {"decoder.last_linear.weight", "decoder.last_linear.bias"}
+    assert {k for k in sd if k.startswith("decoder.last_linear.")} == {
+        "decoder.last_linear.weight",
+        "decoder.last_linear.bias",
+    }
     assert sd["decoder.last_linear.weight"].shape == (99, 32) and sd["decoder.last_linear.bias"].shape == (99,)
     assert "encoder.pooler.dense.weight" in sd and "encoder.pooler.dense.bias" in sd
     assert not any(k.startswith("module.") for k in sd)
     # no final decoder LayerNorm
-    assert not any(k.startswith("decoder.") and not k.startswith(("decoder.layers.", "decoder.embed_layer.", "decoder.last_linear."))
-                   for k in sd)
+    assert not any(
+        k.startswith("decoder.")
+        and not k.startswith(("decoder.layers.", "decoder.embed_layer.", "decoder.last_linear."))
+        for k in sd
+    )
 
 
 def test_shared_embedding_emitted_three_times(model4):
     model, sd = model4
     assert model.embed_layer is model.encoder.embeddings is model.decoder.embed_layer
-    enc = {k[len("encoder.embeddings."):] for k in sd if k.startswith("encoder.embeddings.")}
-    top = {k[len("embed_layer."):] for k in sd if k.startswith("embed_layer.")}
-    dec = {k[len("decoder.embed_layer."):] for k in sd if k.startswith("decoder.embed_layer.")}
-    assert enc == top == dec == {
-        "word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight",
-        "LayerNorm.weight", "LayerNorm.bias",
-    }
+    enc = {k[len("encoder.embeddings.") :] for k in sd if k.startswith("encoder.embeddings.")}
+    top = {k[len("embed_layer.") :] for k in sd if k.startswith("embed_layer.")}
+    dec = {k[len("decoder.embed_layer.") :] for k in sd if k.startswith("decoder.embed_layer.")}
+    assert (
+        enc
+        == top
+        == dec
+        == {
+            "word_embeddings.weight",
+            "position_embeddings.weight",
+            "token_type_embeddings.weight",
+            "LayerNorm.weight",
+            "LayerNorm.bias",
+        }
+    )
     for s in enc:
         assert torch.equal(sd["encoder.embeddings." + s], sd["embed_layer." + s])
         assert torch.equal(sd["encoder.embeddings." + s], sd["decoder.embed_layer." + s])
@@ -134,7 +152,11 @@ def test_decoder_embedding_positions_start_at_pad_plus_one(model4):
     pos = torch.cumsum(dec.ne(PAD).long(), 1) * dec.ne(PAD).long() + PAD
     assert pos[0].tolist() == [2, 3, 4, 1]
     p = "encoder.embeddings."
-    x = sd[p + "word_embeddings.weight"][dec] + sd[p + "position_embeddings.weight"][pos] + sd[p + "token_type_embeddings.weight"][0]
+    x = (
+        sd[p + "word_embeddings.weight"][dec]
+        + sd[p + "position_embeddings.weight"][pos]
+        + sd[p + "token_type_embeddings.weight"][0]
+    )
     x = torch.nn.functional.layer_norm(x, (32,), sd[p + "LayerNorm.weight"], sd[p + "LayerNorm.bias"], eps=1e-12)
     with torch.no_grad():
         torch.testing.assert_close(model.decoder.embed_layer(input_ids=dec), x)

@@ -48,10 +48,17 @@ def expect_error(capsys, code, *fragments):
 
 def train(material, *overrides, config="tiny.yaml"):
     output = material["tmp"] / "run"
-    argv = ["--config", ROOT / "configs" / config,
-            f"model.encoder={material['encoder']}", f"data.train_file={material['train']}",
-            f"data.validation_file={material['validation']}", f"data.test_file={material['test']}",
-            f"training.output_dir={output}", "training.max_steps=2", *overrides]
+    argv = [
+        "--config",
+        ROOT / "configs" / config,
+        f"model.encoder={material['encoder']}",
+        f"data.train_file={material['train']}",
+        f"data.validation_file={material['validation']}",
+        f"data.test_file={material['test']}",
+        f"training.output_dir={output}",
+        "training.max_steps=2",
+        *overrides,
+    ]
     return run_script("train", argv), output
 
 
@@ -75,8 +82,10 @@ def test_train_refuses_bad_input_before_loading_a_model(material, capsys, monkey
     tmp = material["tmp"]
     (tmp / "empty.jsonl").write_text("")
     write_jsonl(tmp / "no_target.jsonl", [{"source": "a", "lang": "xx"}])
-    write_jsonl(tmp / "blank_row.jsonl", [{"source": "en: a", "target": "我们", "lang": "xx"},
-                                          {"source": "en: b", "target": " ", "lang": "xx"}])
+    write_jsonl(
+        tmp / "blank_row.jsonl",
+        [{"source": "en: a", "target": "我们", "lang": "xx"}, {"source": "en: b", "target": " ", "lang": "xx"}],
+    )
     write_jsonl(tmp / "latin.jsonl", [{"source": "ŋʘǂ ɮɮɮ ʬʬ", "target": "ʭʭʭ ʘʘ", "lang": "xx"}] * 5)
     from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 
@@ -119,14 +128,20 @@ def test_convert_refuses_bad_paths(material, capsys):
     checkpoint = material["tmp"] / "xlm-swcm.bin"
     torch.save({}, checkpoint)
     output = material["tmp"] / "converted"
-    code = run_script("convert_original_checkpoint", ["--checkpoint", checkpoint, "--encoder",
-                                                      material["tmp"] / "cino", "--output", output])
+    code = run_script(
+        "convert_original_checkpoint",
+        ["--checkpoint", checkpoint, "--encoder", material["tmp"] / "cino", "--output", output],
+    )
     expect_error(capsys, code, "encoder folder", "cino does not exist")
-    code = run_script("convert_original_checkpoint", ["--checkpoint", material["tmp"] / "none.bin", "--encoder",
-                                                      material["encoder"], "--output", output])
+    code = run_script(
+        "convert_original_checkpoint",
+        ["--checkpoint", material["tmp"] / "none.bin", "--encoder", material["encoder"], "--output", output],
+    )
     expect_error(capsys, code, "none.bin does not exist")
-    code = run_script("convert_original_checkpoint", ["--checkpoint", checkpoint, "--encoder",
-                                                      material["no_tokenizer"], "--output", output])
+    code = run_script(
+        "convert_original_checkpoint",
+        ["--checkpoint", checkpoint, "--encoder", material["no_tokenizer"], "--output", output],
+    )
     expect_error(capsys, code, "has no tokenizer files")
     assert not output.exists()
 

@@ -51,9 +51,16 @@ def tiny_encoder(real_pairs, tmp_path_factory):
             row = json.loads(line)
             texts += [row["source"], row["target"]]
     tokenizer = build_tiny_xlmr_tokenizer(texts, vocab_size=600)
-    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=48, num_hidden_layers=3, num_attention_heads=4,
-                              intermediate_size=96, max_position_embeddings=130, type_vocab_size=1,
-                              layer_norm_eps=1e-5)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=130,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("encoder")
     XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
@@ -101,8 +108,15 @@ def test_bf16_training_lowers_loss_writes_everything_and_resumes_exactly(real_pa
     for name in ("metrics.json", "loss_curve.png", "test/predictions.jsonl", "test/metrics.json", "test/metrics.md"):
         assert (straight / name).exists(), name
     final = straight / "final"
-    for name in ("model.safetensors", "config.json", "modeling_xlm_swcm.py", "tokenizer.json", "README.md",
-                 "metrics.json", "loss_curve.png"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "modeling_xlm_swcm.py",
+        "tokenizer.json",
+        "README.md",
+        "metrics.json",
+        "loss_curve.png",
+    ):
         assert (final / name).exists(), name
     test_metrics = json.loads((straight / "test" / "metrics.json").read_text())
     assert set(test_metrics) == {"all", "kk", "mn", "ug", "zh"}
@@ -136,10 +150,18 @@ def test_recipe_errors_are_clear(real_pairs, tiny_encoder, tmp_path):
 
 def test_cross_lingual_recipe_trains_on_one_language_and_reports_each(real_pairs, tiny_encoder, tmp_path):
     output = tmp_path / "zh-only"
-    run_training(tiny_recipe(
-        real_pairs, tiny_encoder, output, "training.max_steps=4", "training.eval_strategy=no",
-        "data.train_languages=[zh]", "data.eval_languages=[ug, kk, zh]", "model.init=random_decoder",
-    ))
+    run_training(
+        tiny_recipe(
+            real_pairs,
+            tiny_encoder,
+            output,
+            "training.max_steps=4",
+            "training.eval_strategy=no",
+            "data.train_languages=[zh]",
+            "data.eval_languages=[ug, kk, zh]",
+            "model.init=random_decoder",
+        )
+    )
     table = (output / "test" / "metrics.md").read_text()
     assert all(f"| {language} |" in table for language in ("ug", "kk", "zh")) and "| mn |" not in table
 
@@ -147,9 +169,25 @@ def test_cross_lingual_recipe_trains_on_one_language_and_reports_each(real_pairs
 def test_evaluate_script_writes_predictions_and_metrics(real_pairs, tiny_encoder, tmp_path):
     output = tmp_path / "run"
     run_training(tiny_recipe(real_pairs, tiny_encoder, output, "training.max_steps=3", "training.eval_strategy=no"))
-    assert run_script("evaluate_model", ["--model", output / "final", "--data", real_pairs / "test.jsonl",
-                                         "--output", tmp_path / "eval", "--num-beams", "2", "--max-new-tokens", "8",
-                                         "--trust-remote-code"]) == 0
+    assert (
+        run_script(
+            "evaluate_model",
+            [
+                "--model",
+                output / "final",
+                "--data",
+                real_pairs / "test.jsonl",
+                "--output",
+                tmp_path / "eval",
+                "--num-beams",
+                "2",
+                "--max-new-tokens",
+                "8",
+                "--trust-remote-code",
+            ],
+        )
+        == 0
+    )
     predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 24 and {"source", "reference", "prediction", "lang"} <= set(predictions[0])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -165,9 +203,15 @@ def test_pretraining_recipe_mixes_denoising_and_translation(real_pairs, tiny_enc
         (monolingual / f"{language}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     output = tmp_path / "pretrain"
     recipe = tiny_recipe(
-        real_pairs, tiny_encoder, output, "data.task=denoising", "training.max_steps=6", "training.eval_strategy=no",
+        real_pairs,
+        tiny_encoder,
+        output,
+        "data.task=denoising",
+        "training.max_steps=6",
+        "training.eval_strategy=no",
         f"data.monolingual_files={{ug: {monolingual / 'ug.jsonl'}, zh: {monolingual / 'zh.jsonl'}}}",
-        f"data.translation_files={{train: {real_pairs / 'train.jsonl'}}}", "data.mt_ratio=0.5",
+        f"data.translation_files={{train: {real_pairs / 'train.jsonl'}}}",
+        "data.mt_ratio=0.5",
     )
     metrics = run_training(recipe)
     assert metrics["train"]["train_loss"] > 0
@@ -181,12 +225,23 @@ def test_two_process_training_keeps_replicas_identical(real_pairs, tiny_encoder,
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     output = tmp_path / "ddp"
     command = [
-        torchrun, "--nproc_per_node", "2", "--master_port", "29533", str(ROOT / "scripts" / "train.py"),
-        "--config", str(ROOT / "configs" / "tiny.yaml"),
-        f"model.encoder={tiny_encoder}", f"data.train_file={real_pairs / 'train.jsonl'}",
-        f"data.validation_file={real_pairs / 'validation.jsonl'}", f"data.test_file={real_pairs / 'test.jsonl'}",
-        f"training.output_dir={output}", "training.max_steps=6", "training.eval_strategy=no",
-        "training.ddp_backend=gloo", "training.per_device_train_batch_size=8",
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        str(ROOT / "scripts" / "train.py"),
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        f"model.encoder={tiny_encoder}",
+        f"data.train_file={real_pairs / 'train.jsonl'}",
+        f"data.validation_file={real_pairs / 'validation.jsonl'}",
+        f"data.test_file={real_pairs / 'test.jsonl'}",
+        f"training.output_dir={output}",
+        "training.max_steps=6",
+        "training.eval_strategy=no",
+        "training.ddp_backend=gloo",
+        "training.per_device_train_batch_size=8",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
@@ -203,8 +258,14 @@ def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, t
 
     recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused")
     recipe.data.validation_file = None
-    rows = run_ablation(recipe, ["swcm_pre_emb_head", "random_emb_head", "encoder_decoder_model"], [0, 1], 2,
-                        tmp_path / "ablation", tmp_path / "docs")
+    rows = run_ablation(
+        recipe,
+        ["swcm_pre_emb_head", "random_emb_head", "encoder_decoder_model"],
+        [0, 1],
+        2,
+        tmp_path / "ablation",
+        tmp_path / "docs",
+    )
     assert [row["variant"] for row in rows] == ["swcm_pre_emb_head", "random_emb_head", "encoder_decoder_model"]
     assert all(row["seeds"] == [0, 1] and row["test_nll"] > 0 for row in rows)
     table = (tmp_path / "docs" / "ablation.md").read_text()
@@ -215,8 +276,9 @@ def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, t
     assert (tmp_path / "ablation" / "ablation_runs.jsonl").read_text().splitlines() == lines
 
 
-def test_training_without_matplotlib_skips_the_plot_with_a_note(real_pairs, tiny_encoder, tmp_path, monkeypatch,
-                                                                  caplog):
+def test_training_without_matplotlib_skips_the_plot_with_a_note(
+    real_pairs, tiny_encoder, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # the core install has no matplotlib
     output = tmp_path / "core"
     run_training(tiny_recipe(real_pairs, tiny_encoder, output, "training.max_steps=2", "training.eval_strategy=no"))
@@ -227,8 +289,17 @@ def test_training_without_matplotlib_skips_the_plot_with_a_note(real_pairs, tiny
 
 def test_evaluate_writes_beside_the_model_folder_by_default(real_pairs, tiny_encoder, tmp_path):
     output = tmp_path / "run"
-    run_training(tiny_recipe(real_pairs, tiny_encoder, output, "training.max_steps=2", "training.eval_strategy=no",
-                             "generation.max_new_tokens=4", "generation.num_beams=1"))
+    run_training(
+        tiny_recipe(
+            real_pairs,
+            tiny_encoder,
+            output,
+            "training.max_steps=2",
+            "training.eval_strategy=no",
+            "generation.max_new_tokens=4",
+            "generation.num_beams=1",
+        )
+    )
     before = sorted(path.name for path in (output / "final").iterdir())
     assert run_script("evaluate_model", ["--model", output / "final", "--data", real_pairs / "test.jsonl"]) == 0
     assert sorted(path.name for path in (output / "final").iterdir()) == before  # nothing written into the model

@@ -20,27 +20,40 @@ from xlm_swcm_hf.training import build, evaluate_model, markdown_table
 
 # name -> (description, model section overrides). "encoder_decoder_model" is transformers' warm start.
 VARIANTS = {
-    "swcm_pre_random_head": ("SWCM as published: pre-LN, fresh LayerNorms, random LM head",
-                             {"init": "from_encoder", "lm_head_init": "random",
-                              "config": {"decoder_layer_norm_position": "pre"}}),
-    "swcm_pre_emb_head": ("SWCM pre-LN, LM head initialised from the word embeddings",
-                          {"init": "from_encoder", "lm_head_init": "embeddings",
-                           "config": {"decoder_layer_norm_position": "pre"}}),
-    "swcm_pre_scaled_emb_head": ("SWCM pre-LN, init_scheme='scaled' (cross-attention random, copied outputs scaled "
-                                 "by 1/sqrt(2L), normal layers start as identity), embedding head",
-                                 {"init": "from_encoder", "lm_head_init": "embeddings", "init_scheme": "scaled",
-                                  "config": {"decoder_layer_norm_position": "pre"}}),
-    "swcm_post_emb_head": ("SWCM post-LN mirror of the encoder layers (LayerNorms copied), embedding head",
-                           {"init": "from_encoder", "lm_head_init": "embeddings",
-                            "config": {"decoder_layer_norm_position": "post"}}),
-    "random_random_head": ("random decoder (pre-LN), random LM head: the paper's 'without weight sharing'",
-                           {"init": "random_decoder", "lm_head_init": "random",
-                            "config": {"decoder_layer_norm_position": "pre"}}),
-    "random_emb_head": ("random decoder (pre-LN), LM head from the word embeddings",
-                        {"init": "random_decoder", "lm_head_init": "embeddings",
-                         "config": {"decoder_layer_norm_position": "pre"}}),
-    "encoder_decoder_model": ("transformers EncoderDecoderModel warm start (decoder = encoder copy + random "
-                              "cross-attention, tied head)", {"init": "encoder_decoder_model"}),
+    "swcm_pre_random_head": (
+        "SWCM as published: pre-LN, fresh LayerNorms, random LM head",
+        {"init": "from_encoder", "lm_head_init": "random", "config": {"decoder_layer_norm_position": "pre"}},
+    ),
+    "swcm_pre_emb_head": (
+        "SWCM pre-LN, LM head initialised from the word embeddings",
+        {"init": "from_encoder", "lm_head_init": "embeddings", "config": {"decoder_layer_norm_position": "pre"}},
+    ),
+    "swcm_pre_scaled_emb_head": (
+        "SWCM pre-LN, init_scheme='scaled' (cross-attention random, copied outputs scaled "
+        "by 1/sqrt(2L), normal layers start as identity), embedding head",
+        {
+            "init": "from_encoder",
+            "lm_head_init": "embeddings",
+            "init_scheme": "scaled",
+            "config": {"decoder_layer_norm_position": "pre"},
+        },
+    ),
+    "swcm_post_emb_head": (
+        "SWCM post-LN mirror of the encoder layers (LayerNorms copied), embedding head",
+        {"init": "from_encoder", "lm_head_init": "embeddings", "config": {"decoder_layer_norm_position": "post"}},
+    ),
+    "random_random_head": (
+        "random decoder (pre-LN), random LM head: the paper's 'without weight sharing'",
+        {"init": "random_decoder", "lm_head_init": "random", "config": {"decoder_layer_norm_position": "pre"}},
+    ),
+    "random_emb_head": (
+        "random decoder (pre-LN), LM head from the word embeddings",
+        {"init": "random_decoder", "lm_head_init": "embeddings", "config": {"decoder_layer_norm_position": "pre"}},
+    ),
+    "encoder_decoder_model": (
+        "transformers EncoderDecoderModel warm start (decoder = encoder copy + random cross-attention, tied head)",
+        {"init": "encoder_decoder_model"},
+    ),
 }
 
 
@@ -83,18 +96,39 @@ def run_variant(recipe: Recipe, variant: str, seed: int, steps: int, output_dir:
     baseline = None
     if model_changes.get("init") == "encoder_decoder_model":
         baseline = build_encoder_decoder_baseline(recipe.model.encoder)
-    parts = build(recipe, model=baseline, max_steps=steps, save_strategy="no", eval_strategy="no",
-                  predict_with_generate=False, report_to="none", disable_tqdm=True)
+    parts = build(
+        recipe,
+        model=baseline,
+        max_steps=steps,
+        save_strategy="no",
+        eval_strategy="no",
+        predict_with_generate=False,
+        report_to="none",
+        disable_tqdm=True,
+    )
     started = time.time()
     parts.trainer.train()
     step_seconds = (time.time() - started) / steps
     test_nll = parts.trainer.evaluate(parts.datasets["test"], metric_key_prefix="test")["test_loss"]
-    metrics = evaluate_model(parts.trainer.model, parts.tokenizer, parts.formatted["test"], output_dir / "test",
-                             batch_size=32, max_source_length=recipe.data.max_source_length)
-    return {"variant": variant, "description": description, "seed": seed, "steps": steps,
-            "chrf": metrics["all"]["chrf"], "rougeL": metrics["all"]["rougeL"], "test_nll": round(test_nll, 4),
-            "step_seconds": round(step_seconds, 3),
-            "per_language_chrf": {k: v["chrf"] for k, v in metrics.items() if k != "all"}}
+    metrics = evaluate_model(
+        parts.trainer.model,
+        parts.tokenizer,
+        parts.formatted["test"],
+        output_dir / "test",
+        batch_size=32,
+        max_source_length=recipe.data.max_source_length,
+    )
+    return {
+        "variant": variant,
+        "description": description,
+        "seed": seed,
+        "steps": steps,
+        "chrf": metrics["all"]["chrf"],
+        "rougeL": metrics["all"]["rougeL"],
+        "test_nll": round(test_nll, 4),
+        "step_seconds": round(step_seconds, 3),
+        "per_language_chrf": {k: v["chrf"] for k, v in metrics.items() if k != "all"},
+    }
 
 
 def summarize(results: list[dict]) -> list[dict]:
@@ -113,8 +147,9 @@ def summarize(results: list[dict]) -> list[dict]:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -131,12 +166,16 @@ def verdict(rows: list[dict]) -> str:
     margin = best_swcm["chrf"] - best_random["chrf"]
     spread = max(best_swcm["chrf_spread"], best_random["chrf_spread"])
     if margin > spread:
-        sentence = (f"{best_swcm['variant']} beats the best random decoder ({best_random['variant']}) by "
-                    f"{margin:.2f} chrF, more than the seed spread ({spread:.2f}).")
+        sentence = (
+            f"{best_swcm['variant']} beats the best random decoder ({best_random['variant']}) by "
+            f"{margin:.2f} chrF, more than the seed spread ({spread:.2f})."
+        )
     else:
-        sentence = (f"No SWCM variant beats the random decoder by more than the seed spread: the best, "
-                    f"{best_swcm['variant']}, is {margin:+.2f} chrF against {best_random['variant']} with a seed "
-                    f"spread of {spread:.2f}.")
+        sentence = (
+            f"No SWCM variant beats the random decoder by more than the seed spread: the best, "
+            f"{best_swcm['variant']}, is {margin:+.2f} chrF against {best_random['variant']} with a seed "
+            f"spread of {spread:.2f}."
+        )
     baseline = by_name.get("encoder_decoder_model")
     if baseline:
         relation = "matches or beats" if best_swcm["chrf"] >= baseline["chrf"] else "stays below"
@@ -154,19 +193,31 @@ def ablation_markdown(rows: list[dict], steps: int, batch_size: int, commit: str
         "",
     ]
     table = [
-        [row["variant"], f"{row['chrf']:.2f} ({row['chrf_spread']:.2f})",
-         f"{row['rougeL']:.2f} ({row['rougeL_spread']:.2f})", f"{row['test_nll']:.3f} ({row['test_nll_spread']:.3f})",
-         row["step_seconds"], ",".join(map(str, row["seeds"])), row["description"]]
+        [
+            row["variant"],
+            f"{row['chrf']:.2f} ({row['chrf_spread']:.2f})",
+            f"{row['rougeL']:.2f} ({row['rougeL_spread']:.2f})",
+            f"{row['test_nll']:.3f} ({row['test_nll_spread']:.3f})",
+            row["step_seconds"],
+            ",".join(map(str, row["seeds"])),
+            row["description"],
+        ]
         for row in sorted(rows, key=lambda r: -r["chrf"])
     ]
-    lines.append(markdown_table(["variant", "chrF", "ROUGE-L F", "test NLL", "s/step", "seeds", "what"], table,
-                                numeric=[False, True, True, True, True, False, False]).rstrip("\n"))
+    lines.append(
+        markdown_table(
+            ["variant", "chrF", "ROUGE-L F", "test NLL", "s/step", "seeds", "what"],
+            table,
+            numeric=[False, True, True, True, True, False, False],
+        ).rstrip("\n")
+    )
     lines += ["", f"**Verdict (chrF):** {verdict(rows)}"]
     return "\n".join(lines) + "\n"
 
 
-def run_ablation(recipe: Recipe, variants: list[str], seeds: list[int], steps: int, output_dir: Path,
-                 docs_dir: Path) -> list[dict]:
+def run_ablation(
+    recipe: Recipe, variants: list[str], seeds: list[int], steps: int, output_dir: Path, docs_dir: Path
+) -> list[dict]:
     output_dir.mkdir(parents=True, exist_ok=True)
     results_file = output_dir / "ablation_runs.jsonl"
     done = {}
@@ -195,5 +246,6 @@ def write_ablation_docs(results: list[dict], steps: int, recipe: Recipe, docs_di
     markdown = ablation_markdown(rows, steps, recipe.training["per_device_train_batch_size"], commit)
     docs_dir.mkdir(parents=True, exist_ok=True)
     (docs_dir / "ablation.md").write_text(markdown)
-    (docs_dir / "ablation.json").write_text(json.dumps({"commit": commit, "steps": steps, "rows": rows,
-                                                        "runs": results}, indent=2))
+    (docs_dir / "ablation.json").write_text(
+        json.dumps({"commit": commit, "steps": steps, "rows": rows, "runs": results}, indent=2)
+    )

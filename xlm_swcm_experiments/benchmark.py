@@ -25,15 +25,42 @@ from torch import nn
 
 SIZES = {
     # name: model dimensions + workload (source length, training batch/target length)
-    "tiny": dict(vocab_size=1000, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
-                 source_length=16, train_batch=2, train_target_length=8),
-    "small": dict(vocab_size=32000, hidden_size=256, num_hidden_layers=6, num_attention_heads=4,
-                  intermediate_size=1024, source_length=64, train_batch=8, train_target_length=32),
-    "full": dict(vocab_size=135135, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, source_length=128, train_batch=8, train_target_length=64),
+    "tiny": dict(
+        vocab_size=1000,
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=128,
+        source_length=16,
+        train_batch=2,
+        train_target_length=8,
+    ),
+    "small": dict(
+        vocab_size=32000,
+        hidden_size=256,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        source_length=64,
+        train_batch=8,
+        train_target_length=32,
+    ),
+    "full": dict(
+        vocab_size=135135,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        source_length=128,
+        train_batch=8,
+        train_target_length=64,
+    ),
 }
-DECODE_CONFIGS = {"greedy_b1": dict(batch=1, beams=1), "greedy_b8": dict(batch=8, beams=1),
-                  "beam5": dict(batch=1, beams=5)}
+DECODE_CONFIGS = {
+    "greedy_b1": dict(batch=1, beams=1),
+    "greedy_b8": dict(batch=8, beams=1),
+    "beam5": dict(batch=1, beams=5),
+}
 IMPLS = ("cached", "no_cache", "bart")
 TRAIN_MODES = ("fp32", "bf16_autocast", "grad_checkpointing", "minimal_fp32")
 
@@ -65,12 +92,23 @@ def build_bart(size: str, seed: int = 0):
     swcm = swcm_config(size)
     torch.manual_seed(seed)
     config = BartConfig(
-        vocab_size=swcm.vocab_size, d_model=swcm.hidden_size, encoder_layers=swcm.num_hidden_layers,
-        decoder_layers=len(swcm.decoder_layout), encoder_attention_heads=swcm.num_attention_heads,
-        decoder_attention_heads=swcm.num_attention_heads, encoder_ffn_dim=swcm.intermediate_size,
-        decoder_ffn_dim=swcm.intermediate_size, max_position_embeddings=1024, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=None, forced_eos_token_id=None,
-        tie_word_embeddings=True, attn_implementation="sdpa",
+        vocab_size=swcm.vocab_size,
+        d_model=swcm.hidden_size,
+        encoder_layers=swcm.num_hidden_layers,
+        decoder_layers=len(swcm.decoder_layout),
+        encoder_attention_heads=swcm.num_attention_heads,
+        decoder_attention_heads=swcm.num_attention_heads,
+        encoder_ffn_dim=swcm.intermediate_size,
+        decoder_ffn_dim=swcm.intermediate_size,
+        max_position_embeddings=1024,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_bos_token_id=None,
+        forced_eos_token_id=None,
+        tie_word_embeddings=True,
+        attn_implementation="sdpa",
     )
     return BartForConditionalGeneration(config).eval()
 
@@ -117,8 +155,12 @@ def measure_bandwidth(megabytes: int = 512, repeats: int = 5) -> dict:
     y = torch.empty_like(x)
     sums, copies = [], []
     for _ in range(repeats + 1):
-        t = time.perf_counter(); x.sum(); sums.append(time.perf_counter() - t)
-        t = time.perf_counter(); y.copy_(x); copies.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        x.sum()
+        sums.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        y.copy_(x)
+        copies.append(time.perf_counter() - t)
     nbytes = x.numel() * 4
     read = nbytes / min(sums[1:]) / 1e9
     copy = 2 * nbytes / min(copies[1:]) / 1e9
@@ -139,8 +181,15 @@ def generate_once(model, source, new_tokens: int, beams: int, use_cache: bool = 
     with torch.inference_mode():
         start = time.perf_counter()
         out = model.generate(
-            **source, max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=beams, do_sample=False,
-            use_cache=use_cache, early_stopping=False, length_penalty=1.0, **extra,
+            **source,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            num_beams=beams,
+            do_sample=False,
+            use_cache=use_cache,
+            early_stopping=False,
+            length_penalty=1.0,
+            **extra,
         )
         elapsed = time.perf_counter() - start
     return elapsed, out
@@ -152,7 +201,9 @@ def encoder_time(model, source, repeats: int) -> dict:
     with torch.inference_mode():
         encoder(**source)
         for _ in range(repeats):
-            t = time.perf_counter(); encoder(**source); times.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            encoder(**source)
+            times.append(time.perf_counter() - t)
     return summary(times)
 
 
@@ -161,17 +212,26 @@ def count_calls(model, source, new_tokens: int, beams: int, use_cache: bool) -> 
     counts = {"encoder": 0, "cross_kv": 0}
     hooks = [model.get_encoder().register_forward_hook(lambda *a: counts.__setitem__("encoder", counts["encoder"] + 1))]
     for layer in model.model.decoder.layers:
-        hooks.append(layer.encoder_attn.k_proj.register_forward_hook(
-            lambda *a: counts.__setitem__("cross_kv", counts["cross_kv"] + 1)))
+        hooks.append(
+            layer.encoder_attn.k_proj.register_forward_hook(
+                lambda *a: counts.__setitem__("cross_kv", counts["cross_kv"] + 1)
+            )
+        )
     try:
         generate_once(model, source, new_tokens, beams, use_cache=use_cache)
     finally:
         for hook in hooks:
             hook.remove()
     layers = len(model.model.decoder.layers)
-    return {"new_tokens": new_tokens, "beams": beams, "use_cache": use_cache, "encoder_calls": counts["encoder"],
-            "cross_kv_projection_calls": counts["cross_kv"], "decoder_layers": layers,
-            "cross_kv_computed_once": counts["cross_kv"] == layers}
+    return {
+        "new_tokens": new_tokens,
+        "beams": beams,
+        "use_cache": use_cache,
+        "encoder_calls": counts["encoder"],
+        "cross_kv_projection_calls": counts["cross_kv"],
+        "decoder_layers": layers,
+        "cross_kv_computed_once": counts["cross_kv"] == layers,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- decode
@@ -191,8 +251,9 @@ def run_decode(args, models: dict, log) -> list[dict]:
                 for impl in args.impls:
                     if impl == "no_cache" and repeat >= args.nocache_repeats:
                         continue
-                    elapsed, out = generate_once(models[impl], source, length, spec["beams"],
-                                                 use_cache=impl != "no_cache")
+                    elapsed, out = generate_once(
+                        models[impl], source, length, spec["beams"], use_cache=impl != "no_cache"
+                    )
                     new = out.shape[1] - 1
                     if new != length:
                         raise RuntimeError(f"{impl} {config_name} produced {new} tokens instead of {length}")
@@ -201,8 +262,16 @@ def run_decode(args, models: dict, log) -> list[dict]:
     rows = []
     for (config_name, impl, length), times in results.items():
         per_step = [t / length for t in times]
-        rows.append({"config": config_name, **DECODE_CONFIGS[config_name], "impl": impl, "new_tokens": length,
-                     "total": summary(times), "ms_per_step": summary(per_step)})
+        rows.append(
+            {
+                "config": config_name,
+                **DECODE_CONFIGS[config_name],
+                "impl": impl,
+                "new_tokens": length,
+                "total": summary(times),
+                "ms_per_step": summary(per_step),
+            }
+        )
     return rows
 
 
@@ -254,8 +323,15 @@ def run_ablations(args, models: dict, log) -> list[dict]:
         if isinstance(key, tuple) and len(key) == 2:
             config_name, name = key
             same = results.get(("same", config_name, name))
-            rows.append({"config": config_name, "variant": name, "new_tokens": length, "ms_per_step": summary(values),
-                         "tokens_identical_to_default": all(same) if same is not None else None})
+            rows.append(
+                {
+                    "config": config_name,
+                    "variant": name,
+                    "new_tokens": length,
+                    "ms_per_step": summary(values),
+                    "tokens_identical_to_default": all(same) if same is not None else None,
+                }
+            )
     return rows
 
 
@@ -270,9 +346,14 @@ def try_compile(args, log) -> dict:
         model.forward = torch.compile(model.forward, dynamic=True)
         first, _ = generate_once(model, source, length, 1)
         second, out2 = generate_once(model, source, length, 1)
-        result.update(eager_ms_per_step=base / length * 1e3, compiled_first_call_s=first,
-                      compiled_ms_per_step=second / length * 1e3, tokens_identical=bool(torch.equal(ref, out2)),
-                      new_tokens=length, compile_and_first_call_overhead_s=first - base)
+        result.update(
+            eager_ms_per_step=base / length * 1e3,
+            compiled_first_call_s=first,
+            compiled_ms_per_step=second / length * 1e3,
+            tokens_identical=bool(torch.equal(ref, out2)),
+            new_tokens=length,
+            compile_and_first_call_overhead_s=first - base,
+        )
     except Exception as error:  # recorded, not fatal
         result.update(error=f"{type(error).__name__}: {str(error)[:300]}")
     log(f"  torch.compile: {result}")
@@ -296,8 +377,9 @@ class _MinimalSWCM(nn.Module):
             kv = x if kv is None else kv
             b, t, d = x.shape
             split = lambda y: y.view(b, -1, self.h, d // self.h).transpose(1, 2)
-            out = nn.functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(kv)), split(self.v(kv)),
-                                                             attn_mask=mask, is_causal=causal)
+            out = nn.functional.scaled_dot_product_attention(
+                split(self.q(x)), split(self.k(kv)), split(self.v(kv)), attn_mask=mask, is_causal=causal
+            )
             return self.o(out.transpose(1, 2).reshape(b, t, d))
 
     class FFN(nn.Sequential):
@@ -306,13 +388,20 @@ class _MinimalSWCM(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        d, h, f, p = config.hidden_size, config.num_attention_heads, config.intermediate_size, config.hidden_dropout_prob
+        d, h, f, p = (
+            config.hidden_size,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.hidden_dropout_prob,
+        )
         self.word = nn.Embedding(config.vocab_size, d)
         self.pos = nn.Embedding(config.max_position_embeddings, d)
         self.emb_norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(p)
-        self.enc = nn.ModuleList(nn.ModuleDict(dict(attn=self.Attn(d, h), n1=nn.LayerNorm(d), ffn=self.FFN(d, f),
-                                                    n2=nn.LayerNorm(d))) for _ in range(config.num_hidden_layers))
+        self.enc = nn.ModuleList(
+            nn.ModuleDict(dict(attn=self.Attn(d, h), n1=nn.LayerNorm(d), ffn=self.FFN(d, f), n2=nn.LayerNorm(d)))
+            for _ in range(config.num_hidden_layers)
+        )
         self.dec = nn.ModuleList()
         for kind in config.decoder_layout:
             parts = dict(sa=self.Attn(d, h), ca=self.Attn(d, h), n1=nn.LayerNorm(d), n2=nn.LayerNorm(d))
@@ -424,14 +513,23 @@ def train_child(size: str, mode: str, repeats: int) -> dict:
         times.append(time.perf_counter() - start)
         rows.append(dict(memory, baseline=baseline, step_peak=_rss_bytes("VmHWM")))
     best = min(rows, key=lambda row: row["step_peak"])
-    return {"mode": mode, "batch": batch, "source_length": spec["source_length"], "target_length": target,
-            "parameters": count(model.parameters()), "step": summary(times), "peak_rss_bytes": best["step_peak"],
-            "pre_step_rss_bytes": best["baseline"], "peak_reset_worked": reset_ok,
-            # saved activations: resident memory right after the forward, above the pre-step baseline
-            "activation_bytes_estimate": best["after_forward"] - best["baseline"],
-            "forward_peak_extra_bytes": best["forward_peak"] - best["baseline"],
-            "forward_backward_peak_extra_bytes": best["backward_peak"] - best["baseline"],
-            "step_peak_extra_bytes": best["step_peak"] - best["baseline"], "gradient_bytes": param_bytes}
+    return {
+        "mode": mode,
+        "batch": batch,
+        "source_length": spec["source_length"],
+        "target_length": target,
+        "parameters": count(model.parameters()),
+        "step": summary(times),
+        "peak_rss_bytes": best["step_peak"],
+        "pre_step_rss_bytes": best["baseline"],
+        "peak_reset_worked": reset_ok,
+        # saved activations: resident memory right after the forward, above the pre-step baseline
+        "activation_bytes_estimate": best["after_forward"] - best["baseline"],
+        "forward_peak_extra_bytes": best["forward_peak"] - best["baseline"],
+        "forward_backward_peak_extra_bytes": best["backward_peak"] - best["baseline"],
+        "step_peak_extra_bytes": best["step_peak"] - best["baseline"],
+        "gradient_bytes": param_bytes,
+    }
 
 
 def run_training(args, log) -> list[dict]:
@@ -444,20 +542,33 @@ def run_training(args, log) -> list[dict]:
             log(f"  train {mode:20s}: {row['step']['median_ms'] / 1e3:7.2f} s/step (in process)")
             continue
         # A fresh process per mode, so its peak memory is its own.
-        command = [sys.executable, "-m", "xlm_swcm_experiments.benchmark", "--train-child", mode,
-                   "--size", args.size, "--train-repeats", str(args.train_repeats),
-                   "--threads", str(torch.get_num_threads())]
-        done = subprocess.run(command, env=env, capture_output=True, text=True,
-                              cwd=str(Path(__file__).resolve().parents[1]))
+        command = [
+            sys.executable,
+            "-m",
+            "xlm_swcm_experiments.benchmark",
+            "--train-child",
+            mode,
+            "--size",
+            args.size,
+            "--train-repeats",
+            str(args.train_repeats),
+            "--threads",
+            str(torch.get_num_threads()),
+        ]
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[1])
+        )
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
         if done.returncode != 0 or not lines:
             rows.append({"mode": mode, "error": done.stderr[-2000:]})
             log(f"  train {mode}: FAILED\n{done.stderr[-2000:]}")
             continue
-        row = json.loads(lines[-1][len("RESULT"):])
+        row = json.loads(lines[-1][len("RESULT") :])
         rows.append(row)
-        log(f"  train {mode:20s}: {row['step']['median_ms'] / 1e3:7.2f} s/step, peak RSS "
-            f"{row['peak_rss_bytes'] / 2**30:.2f} GiB, activations ~{row['activation_bytes_estimate'] / 2**30:.2f} GiB")
+        log(
+            f"  train {mode:20s}: {row['step']['median_ms'] / 1e3:7.2f} s/step, peak RSS "
+            f"{row['peak_rss_bytes'] / 2**30:.2f} GiB, activations ~{row['activation_bytes_estimate'] / 2**30:.2f} GiB"
+        )
     return rows
 
 
@@ -479,11 +590,11 @@ def evaluate_targets(report: dict) -> list[dict]:
         return row["ms_per_step"]["median_ms"] if row else None
 
     def add(name, value, goal, met, note=""):
-        targets.append({"target": name, "value": value, "goal": goal,
-                        "met": None if value is None else bool(met), "note": note})
+        targets.append(
+            {"target": name, "value": value, "goal": goal, "met": None if value is None else bool(met), "note": note}
+        )
 
-    for config, length, goal in (("greedy_b1", 128, 3), ("greedy_b1", 256, 6), ("greedy_b8", 128, 9),
-                                 ("beam5", 64, 4)):
+    for config, length, goal in (("greedy_b1", 128, 3), ("greedy_b1", 256, 6), ("greedy_b8", 128, 9), ("beam5", 64, 4)):
         cached, nocache = median(config, "cached", length), median(config, "no_cache", length)
         value = nocache / cached if cached and nocache else None
         add(f"{config} {length} tokens: no-cache / cached", value, f">= {goal}x", value is not None and value >= goal)
@@ -491,10 +602,16 @@ def evaluate_targets(report: dict) -> list[dict]:
     ratio = report["weights_read_per_token"]["ratio_swcm_over_bart"]
     b1 = sorted({r["new_tokens"] for r in decode if r["config"] == "greedy_b1" and r["impl"] == "bart"})
     length = 128 if 128 in b1 else (b1[-1] if b1 else None)
-    ours, bart = (median("greedy_b1", "cached", length), median("greedy_b1", "bart", length)) if length else (None, None)
+    ours, bart = (
+        (median("greedy_b1", "cached", length), median("greedy_b1", "bart", length)) if length else (None, None)
+    )
     value = ours / bart if ours and bart else None
-    add(f"greedy_b1 {length} tokens: cached / BART", value, f"<= {ratio:.3f} (weights-read ratio)",
-        value is not None and value <= ratio)
+    add(
+        f"greedy_b1 {length} tokens: cached / BART",
+        value,
+        f"<= {ratio:.3f} (weights-read ratio)",
+        value is not None and value <= ratio,
+    )
 
     bound_ms = report["bandwidth_bound_ms_per_token"]
     encoder = report["encoder"].get("batch1", {}).get("median_ms", 0.0)
@@ -502,8 +619,13 @@ def evaluate_targets(report: dict) -> list[dict]:
     if ours:
         decode_only = ours - encoder / length
         value = decode_only / bound_ms
-    add(f"greedy_b1 {length} tokens fp32 (encoder excluded) / bandwidth bound", value, "<= 1.6", value is not None
-        and value <= 1.6, f"bound {bound_ms:.1f} ms/token")
+    add(
+        f"greedy_b1 {length} tokens fp32 (encoder excluded) / bandwidth bound",
+        value,
+        "<= 1.6",
+        value is not None and value <= 1.6,
+        f"bound {bound_ms:.1f} ms/token",
+    )
 
     ablation = report.get("ablations", [])
     fp32 = _find(ablation, config="greedy_b1", variant="default")
@@ -531,64 +653,97 @@ def _fmt(value, digits=1):
 
 def markdown(report: dict) -> str:
     meta = report["meta"]
-    lines = [f"# XLM-SWCM benchmark ({meta['size']}, {meta['parameters_swcm'] / 1e6:.1f}M parameters, "
-             f"{meta['threads']} threads, {meta['dtype']})", "",
-             f"torch {meta['torch']}, transformers {meta['transformers']}, {meta['cpu']}; load average before/after "
-             f"{meta['loadavg_before']} / {meta.get('loadavg_after')}. Repeats: {meta['repeats']} "
-             f"(no-cache: {meta['nocache_repeats']}). Times include the encoder (see below).", "",
-             "## Decode: ms per generated step (median / min)", "",
-             "| config | new tokens | cached | no cache | BART | no-cache / cached | cached / BART |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# XLM-SWCM benchmark ({meta['size']}, {meta['parameters_swcm'] / 1e6:.1f}M parameters, "
+        f"{meta['threads']} threads, {meta['dtype']})",
+        "",
+        f"torch {meta['torch']}, transformers {meta['transformers']}, {meta['cpu']}; load average before/after "
+        f"{meta['loadavg_before']} / {meta.get('loadavg_after')}. Repeats: {meta['repeats']} "
+        f"(no-cache: {meta['nocache_repeats']}). Times include the encoder (see below).",
+        "",
+        "## Decode: ms per generated step (median / min)",
+        "",
+        "| config | new tokens | cached | no cache | BART | no-cache / cached | cached / BART |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     decode = report["decode"]
-    keys = sorted({(r["config"], r["new_tokens"]) for r in decode}, key=lambda k: (list(DECODE_CONFIGS).index(k[0]), k[1]))
+    keys = sorted(
+        {(r["config"], r["new_tokens"]) for r in decode}, key=lambda k: (list(DECODE_CONFIGS).index(k[0]), k[1])
+    )
     for config, length in keys:
         cells = {}
         for impl in IMPLS:
             row = _find(decode, config=config, impl=impl, new_tokens=length)
             cells[impl] = row["ms_per_step"] if row else None
-        med = lambda impl: cells[impl]["median_ms"] if cells[impl] else None
-        cell = lambda impl: (f"{cells[impl]['median_ms']:.1f} / {cells[impl]['min_ms']:.1f}" if cells[impl] else "–")
+        med = lambda impl, cells=cells: cells[impl]["median_ms"] if cells[impl] else None
+        cell = lambda impl, cells=cells: (
+            f"{cells[impl]['median_ms']:.1f} / {cells[impl]['min_ms']:.1f}" if cells[impl] else "–"
+        )
         speed = med("no_cache") / med("cached") if med("no_cache") and med("cached") else None
         vs_bart = med("cached") / med("bart") if med("bart") and med("cached") else None
-        lines.append(f"| {config} | {length} | {cell('cached')} | {cell('no_cache')} | {cell('bart')} | "
-                     f"{_fmt(speed, 2)}x | {_fmt(vs_bart, 2)} |")
+        lines.append(
+            f"| {config} | {length} | {cell('cached')} | {cell('no_cache')} | {cell('bart')} | "
+            f"{_fmt(speed, 2)}x | {_fmt(vs_bart, 2)} |"
+        )
     weights = report["weights_read_per_token"]
     bandwidth = report["bandwidth"]
-    lines += ["", "Encoder alone (median ms): " + ", ".join(f"{k} {v['median_ms']:.1f}"
-                                                              for k, v in report["encoder"].items()),
-              "", f"Weights read per cached step: ours {weights['swcm']['bytes'] / 1e9:.3f} GB, BART "
-              f"{weights['bart']['bytes'] / 1e9:.3f} GB, ratio {weights['ratio_swcm_over_bart']:.3f}. "
-              f"Bandwidth {bandwidth['GBps']:.1f} GB/s (sum {bandwidth['sum_read_GBps']:.1f}, copy "
-              f"{bandwidth['copy_rw_GBps']:.1f}) -> bound {report['bandwidth_bound_ms_per_token']:.1f} ms/token "
-              "(fp32, batch 1)."]
+    lines += [
+        "",
+        "Encoder alone (median ms): " + ", ".join(f"{k} {v['median_ms']:.1f}" for k, v in report["encoder"].items()),
+        "",
+        f"Weights read per cached step: ours {weights['swcm']['bytes'] / 1e9:.3f} GB, BART "
+        f"{weights['bart']['bytes'] / 1e9:.3f} GB, ratio {weights['ratio_swcm_over_bart']:.3f}. "
+        f"Bandwidth {bandwidth['GBps']:.1f} GB/s (sum {bandwidth['sum_read_GBps']:.1f}, copy "
+        f"{bandwidth['copy_rw_GBps']:.1f}) -> bound {report['bandwidth_bound_ms_per_token']:.1f} ms/token "
+        "(fp32, batch 1).",
+    ]
     checks = report.get("call_counts", [])
     if checks:
-        lines += ["", "Calls per generate: " + "; ".join(
-            f"{'cached' if c['use_cache'] else 'no cache'} beams={c['beams']}: encoder {c['encoder_calls']}x, "
-            f"cross-attention k/v projections {c['cross_kv_projection_calls']} for {c['decoder_layers']} layers"
-            for c in checks)]
+        lines += [
+            "",
+            "Calls per generate: "
+            + "; ".join(
+                f"{'cached' if c['use_cache'] else 'no cache'} beams={c['beams']}: encoder {c['encoder_calls']}x, "
+                f"cross-attention k/v projections {c['cross_kv_projection_calls']} for {c['decoder_layers']} layers"
+                for c in checks
+            ),
+        ]
     if report.get("ablations"):
-        lines += ["", f"## Fast paths on/off (cached, {report['ablations'][0]['new_tokens']} new tokens, ms/step "
-                  "median / min)", "", "| config | variant | ms/step | vs default | same tokens |", "|---|---|---:|---:|---|"]
+        lines += [
+            "",
+            f"## Fast paths on/off (cached, {report['ablations'][0]['new_tokens']} new tokens, ms/step median / min)",
+            "",
+            "| config | variant | ms/step | vs default | same tokens |",
+            "|---|---|---:|---:|---|",
+        ]
         for row in report["ablations"]:
             base = _find(report["ablations"], config=row["config"], variant="default")
             rel = row["ms_per_step"]["median_ms"] / base["ms_per_step"]["median_ms"]
-            lines.append(f"| {row['config']} | {row['variant']} | {row['ms_per_step']['median_ms']:.1f} / "
-                         f"{row['ms_per_step']['min_ms']:.1f} | {rel:.2f} | {_fmt(row['tokens_identical_to_default'])} |")
+            lines.append(
+                f"| {row['config']} | {row['variant']} | {row['ms_per_step']['median_ms']:.1f} / "
+                f"{row['ms_per_step']['min_ms']:.1f} | {rel:.2f} | {_fmt(row['tokens_identical_to_default'])} |"
+            )
     if report.get("torch_compile"):
         lines += ["", f"torch.compile: `{json.dumps(report['torch_compile'])}`"]
     if report.get("training"):
-        lines += ["", "## Training step (AdamW)", "",
-                  "| mode | s/step median / min | peak RSS GiB | activations after forward GiB | "
-                  "forward+backward peak above baseline GiB |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Training step (AdamW)",
+            "",
+            "| mode | s/step median / min | peak RSS GiB | activations after forward GiB | "
+            "forward+backward peak above baseline GiB |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for row in report["training"]:
             if "error" in row:
                 lines.append(f"| {row['mode']} | failed | | | |")
                 continue
-            lines.append(f"| {row['mode']} (batch {row['batch']}, {row['source_length']}->{row['target_length']}) | "
-                         f"{row['step']['median_ms'] / 1e3:.2f} / {row['step']['min_ms'] / 1e3:.2f} | "
-                         f"{row['peak_rss_bytes'] / 2**30:.2f} | {row['activation_bytes_estimate'] / 2**30:.2f} | "
-                         f"{row['forward_backward_peak_extra_bytes'] / 2**30:.2f} |")
+            lines.append(
+                f"| {row['mode']} (batch {row['batch']}, {row['source_length']}->{row['target_length']}) | "
+                f"{row['step']['median_ms'] / 1e3:.2f} / {row['step']['min_ms'] / 1e3:.2f} | "
+                f"{row['peak_rss_bytes'] / 2**30:.2f} | {row['activation_bytes_estimate'] / 2**30:.2f} | "
+                f"{row['forward_backward_peak_extra_bytes'] / 2**30:.2f} |"
+            )
     lines += ["", "## Targets", "", "| target | value | goal | met |", "|---|---:|---|---|"]
     for t in report["targets"]:
         met = "–" if t["met"] is None else ("yes" if t["met"] else "no")
@@ -608,14 +763,23 @@ def plot(report: dict, path: Path) -> bool:
     fig, axes = plt.subplots(1, len(configs), figsize=(5 * len(configs), 4), squeeze=False)
     for ax, config in zip(axes[0], configs):
         for impl in IMPLS:
-            rows = sorted((r for r in report["decode"] if r["config"] == config and r["impl"] == impl),
-                          key=lambda r: r["new_tokens"])
+            rows = sorted(
+                (r for r in report["decode"] if r["config"] == config and r["impl"] == impl),
+                key=lambda r: r["new_tokens"],
+            )
             if rows:
-                ax.plot([r["new_tokens"] for r in rows], [r["ms_per_step"]["median_ms"] for r in rows], "o-",
-                        label=impl)
-        ax.set_title(config); ax.set_xlabel("new tokens"); ax.set_ylabel("ms per step (median)")
-        ax.set_xscale("log", base=2); ax.grid(alpha=0.3); ax.legend()
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+                ax.plot(
+                    [r["new_tokens"] for r in rows], [r["ms_per_step"]["median_ms"] for r in rows], "o-", label=impl
+                )
+        ax.set_title(config)
+        ax.set_xlabel("new tokens")
+        ax.set_ylabel("ms per step (median)")
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return True
 
 
@@ -626,8 +790,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=list(SIZES), default="full")
     parser.add_argument("--lengths", default="32,64,128,256", help="new tokens, comma separated")
-    parser.add_argument("--lengths-for", nargs="*", default=[], metavar="CONFIG=L1,L2",
-                        help="per-config lengths, e.g. greedy_b8=32,128 beam5=64")
+    parser.add_argument(
+        "--lengths-for",
+        nargs="*",
+        default=[],
+        metavar="CONFIG=L1,L2",
+        help="per-config lengths, e.g. greedy_b8=32,128 beam5=64",
+    )
     parser.add_argument("--configs", default=",".join(DECODE_CONFIGS))
     parser.add_argument("--impls", default=",".join(IMPLS))
     parser.add_argument("--repeats", type=int, default=3)
@@ -638,15 +807,20 @@ def parse_args(argv=None):
     parser.add_argument("--compile", action="store_true", help="also evaluate torch.compile (slow to compile)")
     parser.add_argument("--train-modes", default=",".join(TRAIN_MODES), help="'' to skip training")
     parser.add_argument("--train-repeats", type=int, default=2)
-    parser.add_argument("--train-in-process", action="store_true",
-                        help="no subprocess per training mode (faster; memory figures less clean)")
+    parser.add_argument(
+        "--train-in-process",
+        action="store_true",
+        help="no subprocess per training mode (faster; memory figures less clean)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out-dir", default="artifacts/bench")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--train-child", metavar="MODE", help=argparse.SUPPRESS)  # one training mode, in a child
     args = parser.parse_args(argv)
     args.lengths = [int(x) for x in args.lengths.split(",") if x]
-    args.lengths_for = {k: [int(x) for x in v.split(",") if x] for k, v in (item.split("=") for item in args.lengths_for)}
+    args.lengths_for = {
+        k: [int(x) for x in v.split(",") if x] for k, v in (item.split("=") for item in args.lengths_for)
+    }
     args.configs = [c for c in args.configs.split(",") if c]
     args.impls = [i for i in args.impls.split(",") if i]
     args.train_modes = [m for m in args.train_modes.split(",") if m]
@@ -667,15 +841,25 @@ def main(argv=None) -> dict:
     if args.train_child:
         print("RESULT" + json.dumps(train_child(args.size, args.train_child, args.train_repeats)), flush=True)
         return {}
-    out_dir = Path(args.out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     log = lambda message: print(message, flush=True)
     import transformers
 
     started = time.time()
-    meta = {"size": args.size, "dims": SIZES[args.size], "threads": torch.get_num_threads(), "dtype": "float32",
-            "torch": torch.__version__, "transformers": transformers.__version__, "cpu": platform.processor()
-            or platform.machine(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-            "repeats": args.repeats, "nocache_repeats": args.nocache_repeats, "argv": sys.argv[1:]}
+    meta = {
+        "size": args.size,
+        "dims": SIZES[args.size],
+        "threads": torch.get_num_threads(),
+        "dtype": "float32",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "repeats": args.repeats,
+        "nocache_repeats": args.nocache_repeats,
+        "argv": sys.argv[1:],
+    }
     log(f"benchmark {args.size}: building models")
     models = {"cached": build_swcm(args.size)}
     models["no_cache"] = models["cached"]
@@ -685,15 +869,24 @@ def main(argv=None) -> dict:
     report = {"meta": meta}
     report["bandwidth"] = measure_bandwidth(32 if args.size == "tiny" else 512)
     swcm_w, bart_w = weights_read_per_token(models["cached"]), weights_read_per_token(models["bart"])
-    report["weights_read_per_token"] = {"swcm": swcm_w, "bart": bart_w,
-                                        "ratio_swcm_over_bart": swcm_w["bytes"] / bart_w["bytes"]}
+    report["weights_read_per_token"] = {
+        "swcm": swcm_w,
+        "bart": bart_w,
+        "ratio_swcm_over_bart": swcm_w["bytes"] / bart_w["bytes"],
+    }
     report["bandwidth_bound_ms_per_token"] = swcm_w["bytes"] / (report["bandwidth"]["GBps"] * 1e9) * 1e3
-    log(f"  bandwidth {report['bandwidth']['GBps']:.1f} GB/s; bound {report['bandwidth_bound_ms_per_token']:.1f} "
-        f"ms/token; weights ratio {report['weights_read_per_token']['ratio_swcm_over_bart']:.3f}")
-    report["encoder"] = {f"batch{b}": encoder_time(models["cached"], make_source(args.size, b), args.repeats)
-                         for b in sorted({DECODE_CONFIGS[c]["batch"] for c in args.configs})}
-    report["call_counts"] = [count_calls(models["cached"], make_source(args.size, 1), 4, beams, use_cache)
-                             for beams, use_cache in ((1, True), (5, True), (1, False))]
+    log(
+        f"  bandwidth {report['bandwidth']['GBps']:.1f} GB/s; bound {report['bandwidth_bound_ms_per_token']:.1f} "
+        f"ms/token; weights ratio {report['weights_read_per_token']['ratio_swcm_over_bart']:.3f}"
+    )
+    report["encoder"] = {
+        f"batch{b}": encoder_time(models["cached"], make_source(args.size, b), args.repeats)
+        for b in sorted({DECODE_CONFIGS[c]["batch"] for c in args.configs})
+    }
+    report["call_counts"] = [
+        count_calls(models["cached"], make_source(args.size, 1), 4, beams, use_cache)
+        for beams, use_cache in ((1, True), (5, True), (1, False))
+    ]
     report["decode"] = run_decode(args, models, log)
     if not args.no_ablations:
         if not args.no_bf16:
@@ -701,7 +894,8 @@ def main(argv=None) -> dict:
         report["ablations"] = run_ablations(args, models, log)
     if args.compile:
         report["torch_compile"] = try_compile(args, log)
-    models.clear(); gc.collect()
+    models.clear()
+    gc.collect()
     report["training"] = run_training(args, log) if args.train_modes else []
     meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     meta["wall_seconds"] = time.time() - started
@@ -710,8 +904,9 @@ def main(argv=None) -> dict:
     table = markdown(report)
     (out_dir / "benchmark.md").write_text(table)
     if not args.no_plot:
-        report["plot"] = str(out_dir / "decode_ms_per_step.png") if plot(report, out_dir / "decode_ms_per_step.png") \
-            else None
+        report["plot"] = (
+            str(out_dir / "decode_ms_per_step.png") if plot(report, out_dir / "decode_ms_per_step.png") else None
+        )
     log(table)
     log(f"wrote {out_dir / 'benchmark.json'} and {out_dir / 'benchmark.md'} in {meta['wall_seconds']:.0f} s")
     return report

@@ -19,7 +19,12 @@ class InputError(ValueError):
 # Files from which `AutoTokenizer` can build a real vocabulary. Without one of them it silently builds a tokenizer
 # that knows only the special tokens and maps all text to <unk>.
 TOKENIZER_VOCABULARY_FILES = (
-    "tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "vocab.json", "vocab.txt",
+    "tokenizer.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
 )
 # Above this share of <unk> in a data sample the tokenizer is not the one the data (or the model) needs.
 MAX_UNK_SHARE = 0.5
@@ -28,12 +33,7 @@ MAX_UNK_SHARE = 0.5
 def looks_like_local_path(name: str | os.PathLike) -> bool:
     """A Hub id is `name` or `owner/name`; anything else (absolute, ./, ~, more parts, an existing path) is local."""
     text = os.fspath(name)
-    return (
-        Path(text).exists()
-        or text.startswith((".", "/", "~"))
-        or text.count("/") > 1
-        or "\\" in text
-    )
+    return Path(text).exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
 
 
 def require_local_path(path: str | os.PathLike, what: str, *, folder: bool | None = None, hint: str = "") -> Path:
@@ -92,8 +92,9 @@ def check_unk_share(tokenizer, texts, description: str) -> float:
     unknown = total = 0
     for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"]):
         total += sum(not ch.isspace() for ch in text)
-        unknown += sum(sum(not ch.isspace() for ch in text[start:end])
-                       for token, (start, end) in zip(ids, offsets) if token == unk)
+        unknown += sum(
+            sum(not ch.isspace() for ch in text[start:end]) for token, (start, end) in zip(ids, offsets) if token == unk
+        )
     share = unknown / max(1, total)
     if share > MAX_UNK_SHARE:
         raise InputError(

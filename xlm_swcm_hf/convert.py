@@ -108,8 +108,8 @@ def convert_original_state_dict(state_dict: dict[str, torch.Tensor], config: XLM
                 unexpected.append(key)
             elif not torch.equal(state_dict[original], tensor):
                 raise CheckpointConversionError(
-                    f"{key} differs from {original}: the reference shares one embedding module, so these copies must be "
-                    "identical. The checkpoint is corrupted or was not saved from the reference Seq2SeqModel."
+                    f"{key} differs from {original}: the reference shares one embedding module, so these copies must "
+                    "be identical. The checkpoint is corrupted or was not saved from the reference Seq2SeqModel."
                 )
             continue
         if key.startswith("encoder."):
@@ -288,8 +288,11 @@ def convert_checkpoint_to_folder(
             f"The {what} has {len(tokenizer_object)} tokens but the model only {model.config.vocab_size} rows; "
             "pass the tokenizer the checkpoint was trained with (--tokenizer)."
         )
-    card = {**RELEASED_MODEL_CARD, "description": RELEASED_MODEL_CARD["description"] + f" Source file: "
-            f"`{os.path.basename(os.fspath(checkpoint))}`."}
+    card = {
+        **RELEASED_MODEL_CARD,
+        "description": RELEASED_MODEL_CARD["description"] + f" Source file: "
+        f"`{os.path.basename(os.fspath(checkpoint))}`.",
+    }
     if not looks_like_local_path(encoder):
         card["base_model"] = os.fspath(encoder)
     save_hub_folder(
@@ -301,4 +304,3 @@ def convert_checkpoint_to_folder(
         check=lambda folder: verify_converted_folder(folder, model),
     )
     return model
-

@@ -45,7 +45,10 @@ RELEASED_MODEL_CARD = {
 
 
 # What the released model's card says about its size (the converter measures it from the weights it writes).
-RELEASED_MODEL_SUMMARY = {"parameters": "491.6M", "layout": "12 encoder layers; decoder `C C C N C C C N C C C N C C C`"}
+RELEASED_MODEL_SUMMARY = {
+    "parameters": "491.6M",
+    "layout": "12 encoder layers; decoder `C C C N C C C N C C C N C C C`",
+}
 
 
 class HubFolderError(InputError):
@@ -84,17 +87,27 @@ def card_metadata_block(languages=None, base_model=None, datasets=None, license=
         metadata["base_model"] = base_model
     if datasets:
         metadata["datasets"] = list(datasets)
-    metadata.update({"pipeline_tag": "text2text-generation", "library_name": "transformers",
-                     "tags": ["xlm-swcm", "low-resource", "seq2seq", "custom_code"]})
+    metadata.update(
+        {
+            "pipeline_tag": "text2text-generation",
+            "library_name": "transformers",
+            "tags": ["xlm-swcm", "low-resource", "seq2seq", "custom_code"],
+        }
+    )
     return metadata
 
 
-def render_model_card(template_path: str | os.PathLike | None = None, *, languages=None, base_model=None,
-                      datasets=None, **fields) -> str:
+def render_model_card(
+    template_path: str | os.PathLike | None = None, *, languages=None, base_model=None, datasets=None, **fields
+) -> str:
     """Fill the card template (`$name` placeholders) with its metadata block; checks that the metadata parses."""
     template = Path(template_path or MODEL_CARD_TEMPLATE).read_text(encoding="utf-8")
-    values = {"parameters": "unknown", "layout": "", **CARD_DEFAULTS,
-              **{key: value for key, value in fields.items() if value is not None}}
+    values = {
+        "parameters": "unknown",
+        "layout": "",
+        **CARD_DEFAULTS,
+        **{key: value for key, value in fields.items() if value is not None},
+    }
     metadata = card_metadata_block(languages, base_model, datasets, values["license"])
     values["metadata"] = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     card = string.Template(template).substitute(values)
@@ -160,8 +173,12 @@ def load_in_clean_process(folder: str | os.PathLike, request: dict | None = None
         request_path.write_text(json.dumps(request or {}, ensure_ascii=False), encoding="utf-8")
         result = subprocess.run(
             [sys.executable, str(REMOTE_CHECK_SCRIPT), os.fspath(folder), str(request_path), str(answer_path)],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}, cwd=scratch,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
+            cwd=scratch,
         )
         if result.returncode != 0:
             lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
@@ -226,7 +243,9 @@ def validate_hub_folder(folder: str | os.PathLike, load_weights: bool = True) ->
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
 
 
-def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = False, dry_run: bool = False) -> list[str]:
+def push_folder_to_hub(
+    folder: str | os.PathLike, repo_id: str, private: bool = False, dry_run: bool = False
+) -> list[str]:
     """Validate, then upload the folder with `huggingface_hub`. With `dry_run`, only validate and list."""
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise InputError(f"--repo-id {repo_id!r} must look like USER/NAME.")
@@ -237,6 +256,10 @@ def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = 
 
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                      commit_message="Upload XLM-SWCM model, tokenizer, remote code and model card")
+    api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        commit_message="Upload XLM-SWCM model, tokenizer, remote code and model card",
+    )
     return files

@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -92,9 +91,7 @@ def _build_section(cls, values: Any, section: str):
         if key not in hints:
             raise RecipeError(f"Unknown recipe key {section}.{key}{_closest(key, names)}.")
         if not _matches(value, hints[key]):
-            raise RecipeError(
-                f"{section}.{key}={value!r} has the wrong type: expected {_type_name(hints[key])}."
-            )
+            raise RecipeError(f"{section}.{key}={value!r} has the wrong type: expected {_type_name(hints[key])}.")
     try:
         return cls(**values)
     except RecipeError as error:
@@ -362,8 +359,8 @@ class Recipe:
 
     def training_arguments(self, **changes):
         """`Seq2SeqTrainingArguments` from the training section, our defaults, and `changes` on top."""
-        from transformers import Seq2SeqTrainingArguments
         import torch
+        from transformers import Seq2SeqTrainingArguments
 
         arguments = {**TRAINING_DEFAULTS, **self.training, **changes}
         for key in TRAINING_EXTRAS:

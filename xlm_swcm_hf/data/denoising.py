@@ -28,9 +28,7 @@ SENTENCE_TERMINATORS = ".!?。！？།༎᠃᠉؟۔"
 # separates syllables with the tsheg, so a shad is always a boundary).
 _UNSPACED_TERMINATORS = set("。！？᠃᠉།༎")
 # A cluster of terminators (possibly "། །" or "?!"), closing quotes/brackets after them, then any whitespace.
-_TERMINATOR_CLUSTER = re.compile(
-    "(?:[" + re.escape(SENTENCE_TERMINATORS) + "][\"'”’」』）)\\]]*\\s*)+"
-)
+_TERMINATOR_CLUSTER = re.compile("(?:[" + re.escape(SENTENCE_TERMINATORS) + "][\"'”’」』）)\\]]*\\s*)+")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -198,7 +196,10 @@ class DenoisingCollator(_SeededCollator):
         self.max_length = max_length
         self.text_column = text_column
         self.pad_collator = make_seq2seq_collator(
-            tokenizer, model, pad_to_multiple_of=pad_to_multiple_of, label_pad_token_id=label_pad_token_id,
+            tokenizer,
+            model,
+            pad_to_multiple_of=pad_to_multiple_of,
+            label_pad_token_id=label_pad_token_id,
             return_tensors=return_tensors,
         )
 
@@ -305,5 +306,3 @@ class MixedObjectiveCollator:
                 encoded[i] = item
         self.last_objectives = objectives
         return self.denoising.pad_collator(encoded)
-
-

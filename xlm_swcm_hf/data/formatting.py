@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 class DataError(InputError):
     """Data that cannot be used as it is; the message names the file or split, the row and the column."""
 
+
 TASKS = ("summarization", "mrc", "translation")
 
 # How a reading-comprehension example becomes one source string: question first, then the context, joined by
@@ -227,5 +228,3 @@ def format_examples(
     else:
         formatted, dropped = _format_one(dataset, task, cols, mrc_template, drop_invalid, where, num_proc)
     return (formatted, dropped) if drop_invalid else formatted
-
-

@@ -142,7 +142,9 @@ def check_data_file(path: str | os.PathLike) -> None:
         raise DataError(f"data file {name} does not exist.")
     if Path(name).is_dir():
         raise DataError(f"data file {name} is a folder; name the file(s) in it.")
-    text_like = _EXTENSION_BUILDERS.get(_extension(name)) in ("json", "csv", "text") and not name.endswith(_COMPRESSIONS)
+    text_like = _EXTENSION_BUILDERS.get(_extension(name)) in ("json", "csv", "text") and not name.endswith(
+        _COMPRESSIONS
+    )
     if Path(name).stat().st_size == 0 or (text_like and not Path(name).read_bytes()[:65536].strip()):
         raise DataError(f"data file {name} is empty.")
 
@@ -152,5 +154,7 @@ def _load_files(builder: str, files, load_kwargs: dict):
         return datasets.load_dataset(builder, data_files=_stringify_paths(files), split="train", **load_kwargs)
     except (datasets.exceptions.DatasetGenerationError, ValueError, TypeError, StopIteration) as error:
         cause = error.__cause__ or error
-        raise DataError(f"data file {_stringify_paths(files)} cannot be read as {builder}: "
-                        f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}") from error
+        raise DataError(
+            f"data file {_stringify_paths(files)} cannot be read as {builder}: "
+            f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        ) from error

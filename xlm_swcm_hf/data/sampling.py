@@ -73,8 +73,9 @@ def interleave_languages(
     probabilities = temperature_sampling_probabilities({lang: sizes[lang] for lang in datasets_by_lang}, temperature)
     langs = [lang for lang in datasets_by_lang if probabilities[lang] > 0]
     if len(langs) < len(datasets_by_lang):
-        logger.warning("interleave_languages: leaving out empty languages %s",
-                       sorted(set(datasets_by_lang) - set(langs)))
+        logger.warning(
+            "interleave_languages: leaving out empty languages %s", sorted(set(datasets_by_lang) - set(langs))
+        )
     parts = []
     for lang in langs:
         ds = datasets_by_lang[lang]
@@ -86,7 +87,8 @@ def interleave_languages(
         parts.append(ds)
     logger.info(
         "interleave_languages: T=%s, probabilities %s",
-        temperature, {lang: round(probabilities[lang], 4) for lang in langs},
+        temperature,
+        {lang: round(probabilities[lang], 4) for lang in langs},
     )
     return datasets.interleave_datasets(
         parts,

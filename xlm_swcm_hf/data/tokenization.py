@@ -59,8 +59,18 @@ def _encode_target(content: list[int], max_length: int, eos: int) -> list[int]:
     return [*content[: max_length - 1], eos]
 
 
-def _tokenize_one(dataset, tokenizer, max_source_length, max_target_length, source_column, target_column,
-                  keep_columns, num_proc, batch_size, where):
+def _tokenize_one(
+    dataset,
+    tokenizer,
+    max_source_length,
+    max_target_length,
+    source_column,
+    target_column,
+    keep_columns,
+    num_proc,
+    batch_size,
+    where,
+):
     bos, eos = _special_ids(tokenizer)
     for column in (source_column, target_column):
         if column not in dataset.column_names:
@@ -83,7 +93,11 @@ def _tokenize_one(dataset, tokenizer, max_source_length, max_target_length, sour
 
     remove = [c for c in dataset.column_names if c not in keep_columns]
     tokenized = dataset.map(
-        tokenize_batch, batched=True, batch_size=batch_size, remove_columns=remove, num_proc=num_proc,
+        tokenize_batch,
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=remove,
+        num_proc=num_proc,
         desc="tokenize",
     )
     source_lengths = np.asarray(tokenized["_source_length"], dtype=np.int64)
@@ -101,8 +115,15 @@ def _tokenize_one(dataset, tokenizer, max_source_length, max_target_length, sour
         logger.warning(
             "%struncated %d of %d sources to max_source_length=%d (longest %d tokens) and %d of %d targets to "
             "max_target_length=%d (longest %d tokens)",
-            where, stats.truncated_sources, stats.num_examples, max_source_length, stats.longest_source,
-            stats.truncated_targets, stats.num_examples, max_target_length, stats.longest_target,
+            where,
+            stats.truncated_sources,
+            stats.num_examples,
+            max_source_length,
+            stats.longest_source,
+            stats.truncated_targets,
+            stats.num_examples,
+            max_target_length,
+            stats.longest_target,
         )
     return tokenized.remove_columns(["_source_length", "_target_length"]), stats
 
@@ -131,8 +152,16 @@ def tokenize_for_seq2seq(
     A warning is logged with the counts when anything was truncated.
     """
     _check_lengths(max_source_length, max_target_length)
-    args = (tokenizer, max_source_length, max_target_length, source_column, target_column, tuple(keep_columns),
-            num_proc, batch_size)
+    args = (
+        tokenizer,
+        max_source_length,
+        max_target_length,
+        source_column,
+        target_column,
+        tuple(keep_columns),
+        num_proc,
+        batch_size,
+    )
     if isinstance(dataset, DatasetDict):
         results = {name: _tokenize_one(split, *args, f"split {name!r}: ") for name, split in dataset.items()}
         return (DatasetDict({n: r[0] for n, r in results.items()}), {n: r[1] for n, r in results.items()})
@@ -148,7 +177,9 @@ def _check_model_tokenizer(tokenizer, model) -> None:
     if start is not None and tokenizer.bos_token_id is not None and start != tokenizer.bos_token_id:
         logger.warning(
             "model.config.decoder_start_token_id=%s differs from the tokenizer's <s> id %s; the label convention "
-            "(labels without a leading <s>) assumes the decoder starts from <s>", start, tokenizer.bos_token_id,
+            "(labels without a leading <s>) assumes the decoder starts from <s>",
+            start,
+            tokenizer.bos_token_id,
         )
     pad = getattr(config, "pad_token_id", None)
     if pad is not None and tokenizer.pad_token_id is not None and pad != tokenizer.pad_token_id:
@@ -175,5 +206,3 @@ def make_seq2seq_collator(
         pad_to_multiple_of=pad_to_multiple_of,
         return_tensors=return_tensors,
     )
-
-

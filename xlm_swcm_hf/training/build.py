@@ -38,7 +38,10 @@ def check_recipe_paths(recipe: Recipe) -> None:
 
     hint = ""
     if recipe.model.init == "pretrained":
-        hint = "it is the final/ folder of an earlier run (e.g. configs/pretrain_dae_mt.yaml writes outputs/pretrain-dae-mt/final)"
+        hint = (
+            "it is the final/ folder of an earlier run (e.g. configs/pretrain_dae_mt.yaml writes "
+            "outputs/pretrain-dae-mt/final)"
+        )
         require_model_source(recipe.model.path, "model.path", hint=hint)
     else:
         require_model_source(recipe.model.encoder, "model.encoder")
@@ -96,10 +99,12 @@ def load_formatted_splits(recipe: Recipe) -> dict:
         languages = filters.get(split)
         if languages:
             if "lang" not in dataset.column_names:
-                raise DataError(f"{where[split]}data.{'train' if split == 'train' else 'eval'}_languages is set but "
-                                "the data has no language column.")
+                raise DataError(
+                    f"{where[split]}data.{'train' if split == 'train' else 'eval'}_languages is set but "
+                    "the data has no language column."
+                )
             wanted = set(languages)
-            dataset = dataset.filter(lambda example: example["lang"] in wanted)
+            dataset = dataset.filter(lambda example, wanted=wanted: example["lang"] in wanted)
             if len(dataset) == 0:
                 raise DataError(f"{where[split]}no rows left for languages {languages}.")
         formatted[split] = dataset
@@ -141,19 +146,27 @@ def load_pretraining_splits(recipe: Recipe) -> dict:
     for language, files in data.monolingual_files.items():
         dataset = load_task_dataset(files, task=None, split="train")
         if data.text_column not in dataset.column_names:
-            raise DataError(f"{files}: no column {data.text_column!r} (set data.text_column); "
-                            f"it has {dataset.column_names}.")
+            raise DataError(
+                f"{files}: no column {data.text_column!r} (set data.text_column); it has {dataset.column_names}."
+            )
         dataset = dataset.select_columns([data.text_column])
-        monolingual[language] = dataset if data.text_column == "text" else dataset.rename_column(data.text_column, "text")
+        monolingual[language] = (
+            dataset if data.text_column == "text" else dataset.rename_column(data.text_column, "text")
+        )
     train = interleave_languages(monolingual, temperature=data.sampling_temperature, seed=seed)
     splits = {"train": train}
     if data.translation_files:
-        parallel = {split: format_examples(load_task_dataset(files, task=None, split="train"), "translation",
-                                           data.columns, where=f"{files}: ")
-                    for split, files in data.translation_files.items()}
+        parallel = {
+            split: format_examples(
+                load_task_dataset(files, task=None, split="train"), "translation", data.columns, where=f"{files}: "
+            )
+            for split, files in data.translation_files.items()
+        }
         if "train" in parallel:
             splits["train"] = interleave_datasets(
-                [train, parallel["train"]], probabilities=[1 - data.mt_ratio, data.mt_ratio], seed=seed,
+                [train, parallel["train"]],
+                probabilities=[1 - data.mt_ratio, data.mt_ratio],
+                seed=seed,
                 stopping_strategy="all_exhausted",
             )
         if "validation" in parallel:
@@ -167,8 +180,13 @@ def build_pretraining_collator(recipe: Recipe, tokenizer, model):
 
     data = recipe.data
     denoising = DenoisingCollator(
-        tokenizer, model, mask_ratio=data.mask_ratio, poisson_lambda=data.poisson_lambda,
-        permute_sentences=data.permute_sentences, max_length=data.max_source_length, seed=recipe.seed,
+        tokenizer,
+        model,
+        mask_ratio=data.mask_ratio,
+        poisson_lambda=data.poisson_lambda,
+        permute_sentences=data.permute_sentences,
+        max_length=data.max_source_length,
+        seed=recipe.seed,
         text_column="text",
     )
     return MixedObjectiveCollator(

@@ -33,8 +33,14 @@ def make_compute_metrics(tokenizer):
 
 
 @torch.no_grad()
-def generate_predictions(model, tokenizer, sources: list[str], batch_size: int = 16,
-                         max_source_length: int = DataRecipe.max_source_length, **generation_kwargs) -> list[str]:
+def generate_predictions(
+    model,
+    tokenizer,
+    sources: list[str],
+    batch_size: int = 16,
+    max_source_length: int = DataRecipe.max_source_length,
+    **generation_kwargs,
+) -> list[str]:
     """Batched generation with the model's generation_config (`generation_kwargs` override it), with progress."""
     from tqdm.auto import tqdm
 
@@ -43,16 +49,28 @@ def generate_predictions(model, tokenizer, sources: list[str], batch_size: int =
     order = sorted(range(len(sources)), key=lambda index: len(sources[index]))  # less padding per batch
     for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch"):
         indices = order[start : start + batch_size]
-        batch = tokenizer([sources[i] for i in indices], return_tensors="pt", padding=True, truncation=True,
-                          max_length=max_source_length).to(model.device)
+        batch = tokenizer(
+            [sources[i] for i in indices],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max_source_length,
+        ).to(model.device)
         output = model.generate(**batch, **generation_kwargs)
         texts = tokenizer.batch_decode(output, skip_special_tokens=True)
         predictions.extend(zip(indices, (text.strip() for text in texts)))
     return [text for _, text in sorted(predictions)]
 
 
-def evaluate_model(model, tokenizer, dataset, output_dir: str | os.PathLike, batch_size: int = 16,
-                   max_source_length: int = DataRecipe.max_source_length, **generation_kwargs) -> dict:
+def evaluate_model(
+    model,
+    tokenizer,
+    dataset,
+    output_dir: str | os.PathLike,
+    batch_size: int = 16,
+    max_source_length: int = DataRecipe.max_source_length,
+    **generation_kwargs,
+) -> dict:
     """Generate for a formatted dataset (`source_text`, `target_text`, optional `lang`); write predictions + metrics.
 
     Metrics are overall and, when the data has a `lang` column, per language (the cross-lingual transfer table).
@@ -62,8 +80,9 @@ def evaluate_model(model, tokenizer, dataset, output_dir: str | os.PathLike, bat
     output_dir = Path(output_dir)
     sources, references = list(dataset["source_text"]), list(dataset["target_text"])
     languages = list(dataset["lang"]) if "lang" in dataset.column_names else [None] * len(sources)
-    predictions = generate_predictions(model, tokenizer, sources, batch_size=batch_size,
-                                       max_source_length=max_source_length, **generation_kwargs)
+    predictions = generate_predictions(
+        model, tokenizer, sources, batch_size=batch_size, max_source_length=max_source_length, **generation_kwargs
+    )
     metrics = {"all": {**compute_generation_metrics(predictions, references), "count": len(predictions)}}
     if any(language is not None for language in languages):
         grouped = defaultdict(lambda: ([], []))
@@ -72,8 +91,10 @@ def evaluate_model(model, tokenizer, dataset, output_dir: str | os.PathLike, bat
             grouped[language][1].append(reference)
         for language in sorted(grouped):
             group_predictions, group_references = grouped[language]
-            metrics[language] = {**compute_generation_metrics(group_predictions, group_references),
-                                 "count": len(group_predictions)}
+            metrics[language] = {
+                **compute_generation_metrics(group_predictions, group_references),
+                "count": len(group_predictions),
+            }
     output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for source, reference, prediction, language in zip(sources, references, predictions, languages):

@@ -26,8 +26,14 @@ def markdown_table(headers: list[str], rows: list[list], numeric: list[bool] | N
     return "\n".join(lines) + "\n"
 
 
-METRIC_COLUMNS = [("rougeL", "ROUGE-L F"), ("rougeL_precision", "P"), ("rougeL_recall", "R"), ("chrf", "chrF"),
-                  ("bleu", "BLEU"), ("count", "n")]
+METRIC_COLUMNS = [
+    ("rougeL", "ROUGE-L F"),
+    ("rougeL_precision", "P"),
+    ("rougeL_recall", "R"),
+    ("chrf", "chrF"),
+    ("bleu", "BLEU"),
+    ("count", "n"),
+]
 
 
 def metrics_markdown(metrics: dict) -> str:
@@ -35,8 +41,10 @@ def metrics_markdown(metrics: dict) -> str:
     if not metrics:
         return "No evaluation results were recorded."
     groups = metrics if all(isinstance(value, dict) for value in metrics.values()) else {"all": metrics}
-    rows = [[group] + [values.get(key, values.get(f"eval_{key}")) for key, _ in METRIC_COLUMNS]
-            for group, values in groups.items()]
+    rows = [
+        [group] + [values.get(key, values.get(f"eval_{key}")) for key, _ in METRIC_COLUMNS]
+        for group, values in groups.items()
+    ]
     return markdown_table(["group"] + [title for _, title in METRIC_COLUMNS], rows)
 
 
@@ -60,8 +68,13 @@ def plot_loss_curves(histories: dict[str, list[dict]], path: str | os.PathLike, 
         evaluation = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
         line = axes.plot(*zip(*train), label=f"{prefix}train")[0] if train else None
         if evaluation:
-            axes.plot(*zip(*evaluation), marker="o", linestyle="--", color=line.get_color() if line else None,
-                      label=f"{prefix}validation")
+            axes.plot(
+                *zip(*evaluation),
+                marker="o",
+                linestyle="--",
+                color=line.get_color() if line else None,
+                label=f"{prefix}validation",
+            )
     axes.set_xlabel("step")
     axes.set_ylabel("loss")
     if title:

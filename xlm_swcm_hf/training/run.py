@@ -110,7 +110,10 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
     plotted = plot_loss_curves({"": history}, output_dir / "loss_curve.png")
     if "test" in parts.formatted:
         metrics["test"] = evaluate_model(
-            trainer.model, parts.tokenizer, parts.formatted["test"], output_dir / "test",
+            trainer.model,
+            parts.tokenizer,
+            parts.formatted["test"],
+            output_dir / "test",
             max_source_length=recipe.data.max_source_length,
         )
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
@@ -121,8 +124,8 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
         parts.tokenizer,
         card_fields={
             "description": f"XLM-SWCM fine-tuned for {recipe.data.task} with xlm-swcm-hf "
-                           f"(model from {recipe.model.init}: {recipe.model.encoder or recipe.model.path}; "
-                           f"tokenizer from {tokenizer_source(recipe)}).",
+            f"(model from {recipe.model.init}: {recipe.model.encoder or recipe.model.path}; "
+            f"tokenizer from {tokenizer_source(recipe)}).",
             "training": "```yaml\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True) + "```",
             "results": metrics_markdown(metrics.get("test") or metrics.get("validation") or {}),
             "base_model": base_model_name(recipe),

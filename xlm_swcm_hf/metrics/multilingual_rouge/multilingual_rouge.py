@@ -198,8 +198,10 @@ class MultilingualRouge(evaluate.Metric):
                     }
                 ),
             ],
-            codebase_urls=["https://github.com/google-research/google-research/tree/master/rouge",
-                           "https://github.com/mjpost/sacrebleu"],
+            codebase_urls=[
+                "https://github.com/google-research/google-research/tree/master/rouge",
+                "https://github.com/mjpost/sacrebleu",
+            ],
             reference_urls=["https://aclanthology.org/W04-1013/", "https://aclanthology.org/W15-3049/"],
         )
 
