@@ -584,6 +584,9 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     # in that layout for the (vocab, hidden) head at batch 1. Costs one extra copy of the head weight in memory; the
     # parameter and the state dict are unchanged. Logits agree with `lm_head(...)` to float rounding (~1e-6 relative).
     lm_head_transposed_inference = True
+    # The loss is a mean over the micro-batch's label tokens; it does not use Trainer's `num_items_in_batch`. Without
+    # this flag Trainer sees `**kwargs` in `forward`, assumes it does, and skips its gradient-accumulation scaling.
+    accepts_loss_kwargs = False
 
     def __init__(self, config: XLMSWCMConfig):
         super().__init__(config)
