@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not write Uyghur proverbs (monolingual_ug.jsonl is then empty)",
     )
+    parser.add_argument(
+        "--allow-other-versions",
+        action="store_true",
+        help="build even if the data packages differ from the demo extra's pins (the corpus then differs too)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -75,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             placeholder_policy=args.placeholder_policy,
             include_monolingual=not args.no_monolingual,
             unique_sources=args.unique_sources,
+            allow_other_versions=args.allow_other_versions,
         )
     except (FileExistsError, ValueError) as exc:
         raise InputError(str(exc)) from exc
@@ -111,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "licences: "
         + ", ".join(f"{n}={s['license']} ({s['package']} {s['version']})" for n, s in stats["sources"].items())
     )
+    print(f"corpus sha256 {stats['corpus_sha256']}")
     print(f"written to {args.output}")
     return 0
 

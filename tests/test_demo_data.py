@@ -145,3 +145,43 @@ def test_existing_output_needs_force(built, tmp_path):
     assert stats["languages"].keys() == {"bo"}
     with pytest.raises(ValueError):
         dd.build_demo_dataset(tmp_path / "x", languages=("xx",))
+
+
+def test_corpus_checksum_is_recorded_and_reproducible(built):
+    a, b, stats = built
+    again = json.loads((b / "stats.json").read_text())
+    assert len(stats["corpus_sha256"]) == 64 and again["corpus_sha256"] == stats["corpus_sha256"]
+    files = {name: (a / name).read_text(encoding="utf-8")
+             for name in ("train.jsonl", "validation.jsonl", "test.jsonl", "monolingual_ug.jsonl")}
+    assert dd.corpus_checksum(files) == stats["corpus_sha256"]
+
+
+def test_data_package_versions_must_match_the_pins(tmp_path, monkeypatch):
+    from xlm_swcm_hf.checks import InputError
+
+    pins = dd.pinned_versions()
+    assert {"babel", "django", "pycountry", "maqal"} <= set(pins)  # stated once, in pyproject's demo extra
+    monkeypatch.setattr(dd, "pinned_versions", lambda extra="demo": {**pins, "babel": "0.0.1"})
+    with pytest.raises(InputError, match=r"babel .* \(pinned 0.0.1\)"):
+        dd.build_demo_dataset(tmp_path / "x", languages=("zh",))
+    assert not (tmp_path / "x").exists()
+    dd.build_demo_dataset(tmp_path / "y", languages=("zh",), allow_other_versions=True)
+    assert (tmp_path / "y" / "stats.json").exists()
+
+
+def test_demo_report_states_the_uncertainty_of_its_comparison(tmp_path):
+    from xlm_swcm_experiments.demo.pipeline import compare_runs, paired_bootstrap
+
+    mean, low, high = paired_bootstrap([1.0, -1.0, 0.5, -0.5] * 10)
+    assert mean == 0 and low < 0 < high
+    assert paired_bootstrap([2.0, 2.5, 3.0] * 20)[1] > 0
+    rows = [{"reference": "我们学习语言", "prediction": "我们学习"}, {"reference": "他们也学习", "prediction": "他们"}]
+    runs = {}
+    for name, shift in (("XLM-SWCM (shared weights)", 0), ("random decoder", 1)):
+        path = tmp_path / f"{shift}.jsonl"
+        path.write_text("".join(json.dumps({**row, "prediction": row["prediction"][: len(row["prediction"]) - shift]},
+                                           ensure_ascii=False) + "\n" for row in rows))
+        runs[name] = {"predictions_file": str(path), "test": {"all": {"chrf": 50.0 - shift}}}
+    comparison = compare_runs(runs, ablation_json=tmp_path / "missing.json")
+    assert comparison["difference"] == 1.0 and comparison["sentences"] == 2
+    assert comparison["low"] <= comparison["high"] and "no seed spread recorded" in comparison["seed_spread"]

