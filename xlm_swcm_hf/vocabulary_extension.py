@@ -49,6 +49,9 @@ __all__ = [
     "SCRIPT_BLOCKS",
     "extend_tokenizer",
     "extend_vocabulary",
+    "format_measures",
+    "initial_rows",
+    "measure_groups",
     "parse_languages",
     "read_corpus",
     "roundtrip_reference",
@@ -233,8 +236,7 @@ def extend_tokenizer(
     pieces in id order (the first gets id `len(old vocabulary)`)."""
     from tokenizers import Tokenizer
 
-    if not isinstance(new_pieces, int) or new_pieces < 1:
-        raise InputError(f"new_pieces (--new-pieces) must be a positive number of pieces, not {new_pieces!r}.")
+    _check_new_pieces(new_pieces)
     languages = parse_languages(languages)
     data = _backend_json(tokenizer)
     vocab = data["model"]["vocab"]
@@ -261,6 +263,11 @@ def extend_tokenizer(
     extended["model"]["vocab"] = vocab + [[piece, score] for piece, score in added]
     backend = Tokenizer.from_str(json.dumps(extended, ensure_ascii=False))
     return _wrap_like(tokenizer, backend), added
+
+
+def _check_new_pieces(new_pieces) -> None:
+    if isinstance(new_pieces, bool) or not isinstance(new_pieces, int) or new_pieces < 1:
+        raise InputError(f"new_pieces (--new-pieces) must be a positive number of pieces, not {new_pieces!r}.")
 
 
 def _wrap_like(tokenizer, backend):
@@ -310,6 +317,24 @@ def segmentation_report(old_tokenizer, new_tokenizer, texts: Sequence[str]) -> d
         for row_before, row_after, pieces in zip(before, after, old_pieces)
     )
     return report
+
+
+def measure_groups(old_tokenizer, new_tokenizer, groups: dict[str, Sequence[str]]) -> list[dict]:
+    """`segmentation_report` for each named group of texts, as rows `{"set": name, ...}`."""
+    return [{"set": name, **segmentation_report(old_tokenizer, new_tokenizer, texts)} for name, texts in groups.items()]
+
+
+def format_measures(rows: Sequence[dict]) -> str:
+    """A markdown table of `measure_groups` rows."""
+    lines = ["| text | texts | chars | <unk> chars before -> after | pieces/char before -> after | changed "
+             "segmentations | round-trip failures before -> after |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        b, a = row["before"], row["after"]
+        lines.append(f"| {row['set']} | {row['texts']} | {row['characters']} | "
+                     f"{b['unk_char_share']:.2%} -> {a['unk_char_share']:.2%} | {b['pieces_per_char']:.3f} -> "
+                     f"{a['pieces_per_char']:.3f} | {row['changed_segmentations']} | "
+                     f"{b['roundtrip_failures']} -> {a['roundtrip_failures']} |")
+    return "\n".join(lines)
 
 
 def unk_char_share(tokenizer, texts: Sequence[str]) -> float:
@@ -482,6 +507,8 @@ def extend_vocabulary(
         raise InputError("The corpus has no text; give at least one non-blank line.")
     if init not in INITIALISATIONS:
         raise InputError(f"init={init!r} is not known; use one of {', '.join(INITIALISATIONS)}.")
+    _check_new_pieces(new_pieces)
+    parse_languages(languages)
     if Path(output_dir).exists() and not overwrite:
         raise InputError(f"{output_dir} exists; choose another output folder or pass overwrite (--overwrite).")
 
