@@ -144,9 +144,10 @@ def test_extended_encoder_folder_loads_without_custom_code_and_keeps_old_rows(en
     assert model.lm_head.out_features == after.config.vocab_size
 
 
-def test_extended_xlm_swcm_folder_grows_embeddings_head_and_bias(tmp_path):
+@pytest.mark.parametrize("tied", [False, True])
+def test_extended_xlm_swcm_folder_grows_embeddings_head_and_bias(tmp_path, tied):
     tokenizer = covered_tokenizer()
-    model = tiny_model()
+    model = tiny_model(tie_word_embeddings=tied)
     source = tmp_path / "swcm"
     model.save_pretrained(source)
     tokenizer.save_pretrained(source)
@@ -162,6 +163,8 @@ def test_extended_xlm_swcm_folder_grows_embeddings_head_and_bias(tmp_path):
     first = record["first_new_id"]
     new_rows = slice(first, first + record["added_pieces"])
     assert torch.isfinite(new_head.bias[new_rows]).all() and new_head.weight[new_rows].abs().sum() > 0
+    embeddings = loaded.get_input_embeddings().weight
+    assert (new_head.weight is embeddings) == tied or torch.equal(new_head.weight, embeddings) == tied
     batch = tokenizer(COVERED[:2], padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = model(**batch, decoder_input_ids=batch["input_ids"][:, :4]).logits

@@ -294,26 +294,11 @@ def _demo_texts(demo_data: Path | None) -> tuple[dict[str, list[str]], dict[str,
 
 def measure_targets(old_tokenizer, new_tokenizer, held_back: dict[str, list[str]],
                     unchanged: dict[str, list[str]]) -> list[dict]:
-    from xlm_swcm_hf.vocabulary_extension import segmentation_report
+    from xlm_swcm_hf.vocabulary_extension import measure_groups
 
-    rows = []
-    for kind, groups in (("held back", held_back), ("unchanged", unchanged)):
-        for name, texts in groups.items():
-            report = segmentation_report(old_tokenizer, new_tokenizer, texts)
-            rows.append({"set": name, "kind": kind, **report})
-    return rows
-
-
-def _table(rows: list[dict]) -> str:
-    lines = ["| text | texts | chars | <unk> chars before -> after | pieces/char before -> after | changed "
-             "segmentations | round-trip failures before -> after |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        b, a = row["before"], row["after"]
-        lines.append(f"| {row['set']} ({row['kind']}) | {row['texts']} | {row['characters']} | "
-                     f"{b['unk_char_share']:.2%} -> {a['unk_char_share']:.2%} | {b['pieces_per_char']:.3f} -> "
-                     f"{a['pieces_per_char']:.3f} | {row['changed_segmentations']} | "
-                     f"{b['roundtrip_failures']} -> {a['roundtrip_failures']} |")
-    return "\n".join(lines)
+    groups = {f"{name} (held back)": texts for name, texts in held_back.items()}
+    groups.update({f"{name} (unchanged)": texts for name, texts in unchanged.items()})
+    return measure_groups(old_tokenizer, new_tokenizer, groups)
 
 
 def _parse_seeds(text: str) -> tuple[int, ...]:
@@ -344,7 +329,7 @@ def main(argv=None) -> int:
 
     from xlm_swcm_hf.checks import load_tokenizer
     from xlm_swcm_hf.vocabulary import prune_encoder_vocabulary
-    from xlm_swcm_hf.vocabulary_extension import extend_vocabulary
+    from xlm_swcm_hf.vocabulary_extension import extend_vocabulary, format_measures
 
     udhr = {language: read_udhr(args.udhr, language) for language in UDHR_CODES}
     bo_train, bo_held = split_held_back(udhr["bo"])
@@ -369,7 +354,7 @@ def main(argv=None) -> int:
     ratio = rows[0]["after"]["pieces_per_char"] / rows[2]["after"]["pieces_per_char"]
     print(f"extended {args.encoder}: +{record['added_pieces']} pieces ({record['old_vocab_size']} -> "
           f"{record['new_vocab_size']}) in {time.perf_counter() - start:.0f} s; rows from {record['initialised_from']}")
-    print(_table(rows))
+    print(format_measures(rows))
     print(f"bo pieces/char / ug pieces/char (held back) = {ratio:.2f} (target <= 1.5)")
     results = {"extension": {k: v for k, v in record.items() if k != "pieces"}, "targets": rows,
                "bo_to_ug_pieces_per_char": ratio, "mn_training_words": len(mn_words)}
@@ -394,9 +379,11 @@ def main(argv=None) -> int:
 
 
 def _report(results: dict, args) -> str:
+    from xlm_swcm_hf.vocabulary_extension import format_measures
+
     lines = ["# Vocabulary extension: Tibetan and traditional Mongolian", "",
              f"Encoder `{args.encoder}`, udhr {UDHR_VERSION}, mongfontbuilder test-suite words "
-             f"({results['mn_training_words']}).", "", _table(results["targets"]), "",
+             f"({results['mn_training_words']}).", "", format_measures(results["targets"]), "",
              f"bo / ug pieces per character (held back): {results['bo_to_ug_pieces_per_char']:.2f} (target <= 1.5).",
              "Round trips compare `decode(encode(text))` with the tokenizer's own normalisation of the text "
              "(`roundtrip_reference`)."]
