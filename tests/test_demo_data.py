@@ -151,8 +151,10 @@ def test_corpus_checksum_is_recorded_and_reproducible(built):
     a, b, stats = built
     again = json.loads((b / "stats.json").read_text())
     assert len(stats["corpus_sha256"]) == 64 and again["corpus_sha256"] == stats["corpus_sha256"]
-    files = {name: (a / name).read_text(encoding="utf-8")
-             for name in ("train.jsonl", "validation.jsonl", "test.jsonl", "monolingual_ug.jsonl")}
+    files = {
+        name: (a / name).read_text(encoding="utf-8")
+        for name in ("train.jsonl", "validation.jsonl", "test.jsonl", "monolingual_ug.jsonl")
+    }
     assert dd.corpus_checksum(files) == stats["corpus_sha256"]
 
 
@@ -179,8 +181,15 @@ def test_demo_report_states_the_uncertainty_of_its_comparison(tmp_path):
     runs = {}
     for name, shift in (("XLM-SWCM (shared weights)", 0), ("random decoder", 1)):
         path = tmp_path / f"{shift}.jsonl"
-        path.write_text("".join(json.dumps({**row, "prediction": row["prediction"][: len(row["prediction"]) - shift]},
-                                           ensure_ascii=False) + "\n" for row in rows))
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {**row, "prediction": row["prediction"][: len(row["prediction"]) - shift]}, ensure_ascii=False
+                )
+                + "\n"
+                for row in rows
+            )
+        )
         runs[name] = {"predictions_file": str(path), "test": {"all": {"chrf": 50.0 - shift}}}
     comparison = compare_runs(runs, ablation_json=tmp_path / "missing.json")
     assert comparison["difference"] == 1.0 and comparison["sentences"] == 2

@@ -295,9 +295,7 @@ def check_source_versions(sources_meta: Mapping[str, dict | None]) -> None:
     wrong = [
         f"{meta['package']} {meta['version']} (pinned {pins[meta['package'].lower()]})"
         for meta in sources_meta.values()
-        if meta is not None
-        and meta["package"].lower() in pins
-        and meta["version"] != pins[meta["package"].lower()]
+        if meta is not None and meta["package"].lower() in pins and meta["version"] != pins[meta["package"].lower()]
     ]
     if wrong:
         raise InputError(
