@@ -46,8 +46,8 @@ model-card: install  ## regenerate model_card.md (the released model's card) fro
 demo: install  ## the main job: real encoder + real data -> XLM-SWCM vs random decoder -> artifacts/demo/report.md
 	$(PY) scripts/demo.py --output artifacts/demo
 
-ablation: install  ## which decoder initialisation pays off: every variant, 2 seeds -> docs/ablation.md
-	$(PY) scripts/ablation.py --steps 600 --seeds 0,1
+ablation: install  ## which decoder initialisation pays off: lr sweep, equal steps/time, pretraining; 3 seeds -> docs/ablation.md
+	$(PY) scripts/ablation.py --steps 300 --seeds 0,1,2 $(ABLATION_ARGS)
 
 BENCH_ARGS ?=
 bench: install  ## full-size decode/encoder/training benchmark (long); writes artifacts/bench/ (JSON, markdown, PNG)

@@ -253,29 +253,6 @@ def test_two_process_training_keeps_replicas_identical(real_pairs, tiny_encoder,
     assert state["global_step"] == 6
 
 
-def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, tmp_path):
-    from xlm_swcm_experiments.ablation import run_ablation
-
-    recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused")
-    recipe.data.validation_file = None
-    rows = run_ablation(
-        recipe,
-        ["swcm_pre_emb_head", "random_emb_head", "encoder_decoder_model"],
-        [0, 1],
-        2,
-        tmp_path / "ablation",
-        tmp_path / "docs",
-    )
-    assert [row["variant"] for row in rows] == ["swcm_pre_emb_head", "random_emb_head", "encoder_decoder_model"]
-    assert all(row["seeds"] == [0, 1] and row["test_nll"] > 0 for row in rows)
-    table = (tmp_path / "docs" / "ablation.md").read_text()
-    assert "| encoder_decoder_model |" in table and "Commit `" in table and "**Verdict (chrF):**" in table
-    # Finished runs are reused when the same command runs again.
-    lines = (tmp_path / "ablation" / "ablation_runs.jsonl").read_text().splitlines()
-    run_ablation(recipe, ["random_emb_head"], [0], 2, tmp_path / "ablation", tmp_path / "docs")
-    assert (tmp_path / "ablation" / "ablation_runs.jsonl").read_text().splitlines() == lines
-
-
 def test_training_without_matplotlib_skips_the_plot_with_a_note(
     real_pairs, tiny_encoder, tmp_path, monkeypatch, caplog
 ):

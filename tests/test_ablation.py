@@ -1,0 +1,371 @@
+"""The decoder-initialisation study (xlm_swcm_experiments/ablation.py, statistics.py) on a tiny model and real pairs."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import run_script
+from transformers import TrainerCallback, TrainerControl, TrainerState, XLMRobertaConfig, XLMRobertaModel
+
+from xlm_swcm_experiments import ablation
+from xlm_swcm_experiments import statistics as stats
+from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+from xlm_swcm_hf.training import load_recipe
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def real_pairs(tmp_path_factory):
+    """A few hundred real en->X pairs (ug, kk, mn, zh) in train/validation/test JSONL files."""
+    pytest.importorskip("babel")
+    pytest.importorskip("django")
+    pytest.importorskip("pycountry")
+    pytest.importorskip("maqal")
+    from xlm_swcm_experiments.demo.data import build_demo_dataset
+
+    folder = tmp_path_factory.mktemp("data")
+    build_demo_dataset(folder / "full", languages=("ug", "kk", "mn", "zh"))
+    sizes = {"train": 320, "validation": 32, "test": 24}
+    for split, size in sizes.items():
+        rows = [json.loads(line) for line in (folder / "full" / f"{split}.jsonl").read_text().splitlines()]
+        rows = sorted(rows, key=lambda row: (len(row["source"]) + len(row["target"]), row["source"]))
+        by_language = {}
+        for row in rows:
+            by_language.setdefault(row["lang"], []).append(row)
+        chosen = [row for language in sorted(by_language) for row in by_language[language][: size // 4]]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen))
+    return folder
+
+
+def _texts(real_pairs):
+    texts = []
+    for split in ("train", "validation", "test"):
+        for line in (real_pairs / f"{split}.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            texts += [row["source"], row["target"]]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(real_pairs, tmp_path_factory):
+    """A random tiny XLM-R encoder (no masked-LM head) with a tokenizer trained on the pairs' text."""
+    tokenizer = build_tiny_xlmr_tokenizer(_texts(real_pairs), vocab_size=600)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=130,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("encoder")
+    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_recipe(real_pairs, tiny_encoder, output_dir, *overrides):
+    return load_recipe(
+        ROOT / "configs" / "tiny.yaml",
+        [
+            f"model.encoder={tiny_encoder}",
+            f"data.train_file={real_pairs / 'train.jsonl'}",
+            f"data.validation_file={real_pairs / 'validation.jsonl'}",
+            f"data.test_file={real_pairs / 'test.jsonl'}",
+            f"training.output_dir={output_dir}",
+            "generation.max_new_tokens=8",
+            *overrides,
+        ],
+    )
+
+
+def lines_of(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+
+
+def test_t_quantiles_match_the_tables():
+    assert stats.t_quantile_975(1) == pytest.approx(12.7062, abs=1e-4)
+    assert stats.t_quantile_975(2) == pytest.approx(4.3027, abs=1e-4)
+    for df, expected in ((31, 2.039513), (40, 2.021075), (60, 2.000298), (120, 1.979930), (10**6, 1.959966)):
+        assert stats.t_quantile_975(df) == pytest.approx(expected, abs=2e-6), df
+
+
+def test_paired_t_interval_and_one_seed():
+    interval = stats.paired_t_interval([1.0, 2.0, 3.0])
+    half = 4.302652730 * 1.0 / math.sqrt(3)
+    assert interval["mean"] == 2.0 and interval["sd"] == 1.0
+    assert (interval["low"], interval["high"]) == pytest.approx((2.0 - half, 2.0 + half))
+    single = stats.paired_t_interval([0.5])
+    assert single["low"] is None and stats.contains_zero(single)
+    assert "no difference shown (one seed" in stats.verdict("a", "b", [single])
+
+
+def test_paired_bootstrap_is_a_ratio_of_sums_fixed_by_its_seed():
+    tokens = [1, 3, 10, 2, 4]
+    reference = [2.0, 6.0, 20.0, 4.0, 8.0]  # 2 nats/token
+    shifted = [value + 0.5 * count for value, count in zip(reference, tokens)]  # +0.5 nats/token everywhere
+    result = stats.paired_bootstrap_ratio(shifted, reference, tokens, resamples=500)
+    assert result["mean"] == pytest.approx(0.5) and result["low"] == pytest.approx(0.5)
+    assert result["high"] == pytest.approx(0.5)
+    noisy = [value + delta for value, delta in zip(reference, [3.0, -2.0, 1.0, -3.0, 0.5])]
+    first = stats.paired_bootstrap_ratio(noisy, reference, tokens, resamples=500)
+    assert first == stats.paired_bootstrap_ratio(noisy, reference, tokens, resamples=500)  # same seed, same interval
+    assert first["mean"] == pytest.approx((sum(noisy) - sum(reference)) / sum(tokens))
+    assert first["low"] < first["mean"] < first["high"]
+
+
+def test_verdict_words():
+    shown = {"mean": -0.2, "low": -0.3, "high": -0.1}
+    straddles = {"mean": -0.2, "low": -0.4, "high": 0.05}
+    assert stats.verdict("v", "r", [shown, shown]).startswith("v is better than r")
+    assert stats.verdict("v", "r", [dict(shown, mean=0.2, low=0.1, high=0.3)]).startswith("v is worse than r")
+    assert "no difference shown" in stats.verdict("v", "r", [shown, straddles])
+
+
+# ------------------------------------------------------------------------------------------------ callbacks
+
+
+def test_wall_clock_budget_stops_training_on_time_with_a_replaceable_clock():
+    ticks = iter(range(0, 1000, 4))  # every reading of the clock advances 4 "seconds"
+    budget = ablation.WallClockBudget(seconds=10, clock=lambda: next(ticks))
+    args, state, control = SimpleNamespace(device=torch.device("cpu")), TrainerState(), TrainerControl()
+    budget.on_train_begin(args, state, control)
+    for step in range(1, 10):
+        state.global_step = step
+        budget.on_step_end(args, state, control)
+        if control.should_training_stop:
+            break
+    assert (budget.steps, budget.elapsed, budget.stopped_by_clock) == (3, 12, True)
+    measuring = ablation.WallClockBudget()  # no budget: it only measures
+    measuring.on_train_begin(args, state, control := TrainerControl())
+    measuring.on_step_end(args, state, control)
+    assert not control.should_training_stop
+
+
+# ------------------------------------------------------------------------------------------------ the study
+
+
+def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, tmp_path):
+    recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused")
+    settings = ablation.StudySettings(
+        variants=["swcm_pre_emb_head", "encoder_decoder_model"],
+        seeds=[0, 1],
+        steps=2,
+        learning_rates=[3e-3],
+        stages=["time"],  # pulls in the sweep and the equal-steps runs it needs
+        bootstrap_resamples=200,
+    )
+    study = ablation.run_study(recipe, settings, tmp_path / "ablation", tmp_path / "docs")
+    assert settings.variants[0] == "random_emb_head"  # the reference is always there
+    rows = study.comparison("init", "steps", study.variants)
+    assert sorted(row["variant"] for row in rows) == ["encoder_decoder_model", "random_emb_head", "swcm_pre_emb_head"]
+    for row in rows:
+        assert row["seeds"] == [0, 1] and row["test_nll"] > 0 and row["learning_rate"] == 3e-3
+        if row["variant"] != "random_emb_head":
+            assert row["data_order_matches"], row["variant"]  # same seed, same batches
+            assert row["nll_t"]["n"] == 2 and row["nll_bootstrap"]["items"] == 24
+            assert row["verdict"].startswith(row["variant"])
+    records = [json.loads(line) for line in lines_of(tmp_path / "ablation" / "ablation_runs.jsonl")]
+    assert len(records) == 3 * 2 + 2 * 2  # equal steps (the one-rate sweep is seed 0's run) + equal time
+    for record in records:
+        assert len(record["sentence_nll"]) == 24 and record["valid_nll"] > 0
+    timed = [record for record in records if record["budget"] == "time"]
+    assert all(record["time_budget"] > 0 and record["steps_reached"] >= 1 for record in timed)
+    table = (tmp_path / "docs" / "ablation.md").read_text()
+    for text in (
+        "## Equal steps",
+        "## Equal wall-clock",
+        "ΔNLL, bootstrap 95%",
+        "**Verdicts (test NLL):**",
+        "| encoder_decoder_model |",
+        "Fewer than 3 seeds",
+        "at commit `",
+        "equal steps: 6 of 6 runs",
+    ):
+        assert text in table, text
+    assert "pretraining stage: not run" in table
+    docs = json.loads((tmp_path / "docs" / "ablation.json").read_text())
+    assert {row["variant"] for row in docs["rows"]} >= {"random_emb_head"} and "chrf_spread" in docs["rows"][0]
+    assert all("sentence_nll" not in run for run in docs["runs"])
+    # Finished runs are reused when the same command runs again.
+    before = lines_of(tmp_path / "ablation" / "ablation_runs.jsonl")
+    ablation.run_study(recipe, settings, tmp_path / "ablation", tmp_path / "docs")
+    assert lines_of(tmp_path / "ablation" / "ablation_runs.jsonl") == before
+
+
+def test_learning_rate_is_chosen_per_variant_on_validation_nll(real_pairs, tiny_encoder, tmp_path):
+    recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused")
+    settings = ablation.StudySettings(
+        variants=["swcm_pre_emb_head"], seeds=[3, 4], steps=5, learning_rates=[1e-3, 2e-3]
+    )
+    study = ablation.Study(recipe, settings, tmp_path / "ablation", tmp_path / "docs")
+    assert settings.sweep_seed == 3
+    fake = {("random_emb_head", 1e-3): (2.0, 1.0), ("random_emb_head", 2e-3): (1.5, 9.0)}
+    for (variant, rate), (valid, test) in fake.items():
+        record = dict(stage="init", budget="steps", variant=variant, seed=3, learning_rate=rate, steps=5)
+        study.records[ablation.record_key({**record, "pretrain_steps": None})] = {
+            **record,
+            "valid_nll": valid,
+            "test_nll": test,
+        }
+    assert study.best_learning_rate("init", "random_emb_head") == 2e-3  # validation decides, not test
+    assert study.best_learning_rate("init", "swcm_pre_emb_head") is None  # grid not finished
+
+
+def test_init_candidates_change_the_model_and_its_training(real_pairs, tiny_encoder, tmp_path):
+    from xlm_swcm_hf.modeling_xlm_swcm import shared_weight_mapping
+
+    # Interval 1: custom, normal, custom, normal, custom (3 encoder layers), so there are new layers to train.
+    recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused", "model.normal_layer_interval=1")
+
+    def prepared(variant, max_steps=2, budget=2):
+        run_recipe = ablation.variant_recipe(recipe, variant, 0, 1e-3, tmp_path / variant)
+        return ablation.prepare_run(run_recipe, variant, 0, max_steps, budget, "cpu")
+
+    # Post-LN with copied LayerNorms but random cross-attention.
+    model = prepared("swcm_post_random_xattn_emb_head").parts.model
+    parameters = dict(model.named_parameters())
+    mapping = shared_weight_mapping(model.config)
+    copied_norms = [name for name in mapping if "layer_norm" in name]
+    assert copied_norms and all(
+        torch.equal(parameters[f"model.{n}"], parameters[f"model.{mapping[n]}"]) for n in copied_norms
+    )
+    query = "decoder.layers.0.encoder_attn.q_proj.weight"
+    assert not torch.equal(parameters[f"model.{query}"], parameters[f"model.{mapping[query]}"])
+    self_query = "decoder.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(parameters[f"model.{self_query}"], parameters[f"model.{mapping[self_query]}"])
+
+    # Per-group learning rates: the copied tensors (cross-attention is not copied in the scaled scheme) at 0.2 x.
+    run = prepared("swcm_pre_scaled_group_lr")
+    groups = run.parts.trainer.optimizer.param_groups
+    rates = {group["name"]: group["lr"] for group in groups}
+    assert rates["copied"] == pytest.approx(ablation.COPIED_LR_MULTIPLIER * 1e-3) and rates["new"] == 1e-3
+    copied_count = sum(len(group["params"]) for group in groups if group["name"].startswith("copied"))
+    pre_mapping = shared_weight_mapping(run.parts.model.config)  # pre-LN: no LayerNorms copied
+    assert copied_count == run.notes["copied_tensors"] == len([n for n in pre_mapping if ".encoder_attn." not in n])
+    run.parts.trainer.train()
+    assert run.parts.trainer.optimizer.param_groups[0]["name"] == "copied"  # the trainer kept our optimizer
+
+    # Freezing: copied sublayers fixed for round(0.2 x 10) = 2 steps, then trained; new parameters train at once.
+    run = prepared("swcm_pre_scaled_freeze", max_steps=3, budget=10)
+    model = run.parts.model
+    copied = "model.decoder.layers.0.ffn1.fc1.weight"
+    new = "model.decoder.layers.1.ffn.fc2.weight"  # a normal layer's output (zero at the start in this scheme)
+    seen = []
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            parameters = dict(model.named_parameters())
+            seen.append((parameters[copied].detach().clone(), parameters[new].detach().clone()))
+
+    start = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    for callback in (*run.callbacks, Snapshot()):
+        run.parts.trainer.add_callback(callback)
+    run.parts.trainer.train()
+    assert run.notes["frozen_until_step"] == 2
+    assert torch.equal(seen[0][0], start[copied]) and torch.equal(seen[1][0], start[copied])
+    assert not torch.equal(seen[2][0], start[copied])
+    assert not torch.equal(seen[1][1], start[new])  # step 1 has learning rate 0 (warmup); step 2 does not
+    assert all(parameter.requires_grad for parameter in model.parameters())
+
+
+def test_mlm_head_variant_uses_the_encoders_head_or_says_why_not(real_pairs, tiny_encoder, tmp_path):
+    from transformers import XLMRobertaForMaskedLM
+
+    recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused")
+    reason = ablation.skip_reason("swcm_pre_scaled_mlm_head", recipe)
+    assert "has no masked-LM head" in reason
+    study = ablation.Study(
+        recipe, ablation.StudySettings(variants=["swcm_pre_scaled_mlm_head"], seeds=[0], steps=1), tmp_path, tmp_path
+    )
+    assert study.skipped == {"swcm_pre_scaled_mlm_head": reason} and study.variants == ["random_emb_head"]
+    markdown, _ = study.render()
+    assert "## Skipped variants" in markdown and "has no masked-LM head" in markdown
+
+    # An encoder folder with a masked-LM head: the head's transform is copied in front of the output layer.
+    config = XLMRobertaConfig.from_pretrained(tiny_encoder)
+    torch.manual_seed(3)
+    with_head = tmp_path / "mlm-encoder"
+    XLMRobertaForMaskedLM(config).save_pretrained(with_head)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if (tiny_encoder / name).exists():
+            shutil.copy(tiny_encoder / name, with_head / name)
+    mlm_recipe = tiny_recipe(real_pairs, with_head, tmp_path / "unused")
+    assert ablation.skip_reason("swcm_pre_scaled_mlm_head", mlm_recipe) is None
+    state = ablation.encoder_mlm_head_state(with_head)
+    record = ablation.run_once(mlm_recipe, "swcm_pre_scaled_mlm_head", 0, 1e-3, 1, tmp_path / "mlm-run", "cpu")
+    assert record["steps_reached"] == 1 and record["test_nll"] > 0 and record["chrf"] >= 0
+    run = ablation.prepare_run(
+        ablation.variant_recipe(mlm_recipe, "swcm_pre_scaled_mlm_head", 0, 1e-3, tmp_path / "m"),
+        "swcm_pre_scaled_mlm_head",
+        0,
+        1,
+        1,
+        "cpu",
+    )
+    head = run.parts.model.lm_head
+    assert isinstance(head, ablation.MLMHeadTransform) and torch.equal(head.dense.weight, state["dense.weight"])
+    assert torch.equal(head.decoder.weight, run.parts.model.model.get_input_embeddings().weight)
+
+
+def test_pretraining_stage_pretrains_each_decoder_identically_then_fine_tunes(real_pairs, tiny_encoder, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(real_pairs, data, ignore=shutil.ignore_patterns("full"))
+    (data / "monolingual_ug.jsonl").write_text(json.dumps({"text": "ئېيت ئېيت", "lang": "ug"}) + "\n")
+    recipe = tiny_recipe(data, tiny_encoder, tmp_path / "unused")
+    settings = ablation.StudySettings(
+        variants=["swcm_pre_emb_head"],
+        seeds=[0],
+        steps=2,
+        pretrain_steps=2,
+        learning_rates=[3e-3],
+        stages=["pretrain"],
+        pretrain_variants=["swcm_pre_emb_head"],
+        bootstrap_resamples=200,
+    )
+    study = ablation.run_study(recipe, settings, tmp_path / "ablation", tmp_path / "docs")
+    pretraining = tmp_path / "ablation" / "pretraining-data"
+    assert len(lines_of(pretraining / "targets_ug.jsonl")) == 80  # the train split's ug targets
+    monolingual = ablation.pretraining_recipe(recipe, tmp_path / "ablation").data.monolingual_files
+    assert monolingual["ug"][0].endswith("monolingual_ug.jsonl") and set(monolingual) == {"ug", "kk", "mn", "zh"}
+    records = list(study.records.values())
+    pretrained = [r for r in records if r["stage"] == "pretrain"]
+    assert {r["variant"] for r in pretrained} == {"random_emb_head", "swcm_pre_emb_head"}
+    assert {(r["steps"], r["learning_rate"], r["steps_reached"]) for r in pretrained} == {(2, 3e-3, 2)}
+    assert all((Path(r["path"]) / "config.json").exists() for r in pretrained)
+    finetuned = [r for r in records if r["stage"] == "pretrained"]
+    assert {r["variant"] for r in finetuned} == {"random_emb_head", "swcm_pre_emb_head"}
+    table = (tmp_path / "docs" / "ablation.md").read_text()
+    assert "## After shared pretraining, equal fine-tuning steps" in table
+    assert "no difference shown (one seed gives no interval)" in table
+
+
+def test_ablation_script_refuses_bad_options(tmp_path, capsys):
+    output = tmp_path / "abl"
+    cases = [
+        (["--stages", "warmup"], "unknown stages ['warmup']"),
+        (["--lrs", "fast"], "--lrs 'fast'"),
+        (["--pretrain-variants", "encoder_decoder_model"], "cannot be saved as XLM-SWCM"),
+        (["--seeds", "0,0"], "must not repeat"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "no CUDA GPU is available"))
+    for argv, message in cases:
+        assert run_script("ablation", [*argv, "--output", output, "--docs", tmp_path / "docs"]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not output.exists() and not (tmp_path / "docs").exists()
