@@ -27,7 +27,7 @@ def test_override_files_merge_section_by_section():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("peft.r=8", "Unknown recipe section 'peft'"),
+        ("adapter.r=8", "Unknown recipe section 'adapter'"),
         ("model.normal_layer_intervall=4", "model.normal_layer_intervall (did you mean 'normal_layer_interval'?)"),
         ("data.max_source_lenght=64", "did you mean 'max_source_length'"),
         ("training.learning_rte=1e-4", "did you mean 'learning_rate'"),
@@ -97,3 +97,25 @@ def test_model_defaults_belong_to_the_model():
     kwargs = recipe.model.from_encoder_kwargs()
     assert "lm_head_init" not in kwargs and "init_scheme" not in kwargs  # from_encoder's own defaults apply
     assert kwargs["normal_layer_interval"] == 3 and kwargs["share_weights"] is True
+
+
+def test_training_values_are_typed_and_yaml_float_quirks_are_read_as_numbers():
+    recipe = Recipe.from_yaml(ROOT / "configs" / "translation.yaml", ["training.learning_rate=3e-5"])
+    assert recipe.training["learning_rate"] == 3e-5  # YAML 1.1 reads 3e-5 as a string: the README's own command
+    assert recipe.training_arguments().learning_rate == 3e-5
+    with pytest.raises(RecipeError, match="training.max_steps='many' has the wrong type"):
+        Recipe.from_yaml(ROOT / "configs" / "translation.yaml", ["training.max_steps=many"])
+    with pytest.raises(RecipeError, match="training.learning_rate='fast' has the wrong type"):
+        Recipe.from_yaml(ROOT / "configs" / "translation.yaml", ["training.learning_rate=fast"])
+
+
+def test_one_generation_length_limit_at_a_time():
+    from transformers import GenerationConfig
+
+    class Holder:
+        generation_config = GenerationConfig(max_length=257)
+
+    GenerationRecipe(max_new_tokens=12).apply_to(Holder)
+    assert Holder.generation_config.max_new_tokens == 12 and Holder.generation_config.max_length is None
+    GenerationRecipe(max_length=30).apply_to(Holder)
+    assert Holder.generation_config.max_length == 30 and Holder.generation_config.max_new_tokens is None

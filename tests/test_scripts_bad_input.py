@@ -65,7 +65,8 @@ def train(material, *overrides, config="tiny.yaml"):
 @pytest.mark.parametrize(
     "overrides, fragments",
     [
-        (["peft.r=8"], ["Unknown recipe section 'peft'"]),
+        (["lora.r=8"], ["Unknown recipe section 'lora'"]),
+        (["peft.r=8"], ["peft needs model.init=pretrained"]),
         (["model.normal_layer_intervall=4"], ["did you mean 'normal_layer_interval'"]),
         (["model.encoder={tmp}/nowhere"], ["model.encoder", "nowhere does not exist"]),
         (["model.encoder={no_tokenizer}"], ["encoder-no-tokenizer has no tokenizer files", "sentencepiece.bpe.model"]),

@@ -62,7 +62,9 @@ def load_tokenizer(source: str | os.PathLike, *, vocab_size: int | None = None, 
     the model's vocabulary, and one that turns a sample of the data into mostly <unk>."""
     from transformers import AutoTokenizer
 
-    source = require_model_source(source, what) if looks_like_local_path(source) else os.fspath(source)
+    source = os.fspath(source)
+    if looks_like_local_path(source):  # a folder with tokenizer files (an adapter folder has no config.json)
+        require_local_path(source, what, folder=True)
     if Path(source).is_dir():
         present = [name for name in TOKENIZER_VOCABULARY_FILES if (Path(source) / name).is_file()]
         if not present:

@@ -21,6 +21,7 @@ MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_car
 REMOTE_CHECK_SCRIPT = Path(__file__).resolve().parent / "remote_check.py"
 REMOTE_CODE_FILES = ("configuration_xlm_swcm.py", "modeling_xlm_swcm.py")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+ADAPTER_CONFIG = "adapter_config.json"  # a peft adapter folder (see training/adapters.py)
 REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
 REQUIRED_CARD_METADATA = ("license", "language", "pipeline_tag", "library_name")
 CARD_DEFAULTS = {
@@ -64,11 +65,19 @@ def parameter_count(model) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
+def is_peft_model(model) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
 def describe_model(model) -> dict:
     """Card fields that come from the model itself."""
     config = model.config
+    parameters = f"{parameter_count(model) / 1e6:.1f}M"
+    if is_peft_model(model):
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        parameters += f" with the adapter, of which {trainable / 1e6:.2f}M in the adapter (trained)"
     return {
-        "parameters": f"{parameter_count(model) / 1e6:.1f}M",
+        "parameters": parameters,
         "layout": (
             f"{config.num_hidden_layers} encoder layers; decoder `{layout_string(config)}` "
             f"(normal_layer_interval={config.normal_layer_interval}, {config.decoder_layer_norm_position}-LN, "
@@ -78,8 +87,9 @@ def describe_model(model) -> dict:
     }
 
 
-def card_metadata_block(languages=None, base_model=None, datasets=None, license="apache-2.0") -> dict:
-    """The card's YAML metadata: only what is true of the model in the folder (no base model or data it lacks)."""
+def card_metadata_block(languages=None, base_model=None, datasets=None, license="apache-2.0", adapter=False) -> dict:
+    """The card's YAML metadata: only what is true of the model in the folder (no base model or data it lacks).
+    An adapter folder is a `peft` repository whose `base_model` is the model it adapts."""
     if base_model is not None and looks_like_local_path(base_model):
         raise InputError(f"base_model={base_model!r} is a local path; the card needs a Hub id or none.")
     metadata = {"license": license, "language": list(languages or ["multilingual"])}
@@ -90,15 +100,21 @@ def card_metadata_block(languages=None, base_model=None, datasets=None, license=
     metadata.update(
         {
             "pipeline_tag": "text2text-generation",
-            "library_name": "transformers",
-            "tags": ["xlm-swcm", "low-resource", "seq2seq", "custom_code"],
+            "library_name": "peft" if adapter else "transformers",
+            "tags": ["xlm-swcm", "low-resource", "seq2seq", "custom_code"] + (["lora"] if adapter else []),
         }
     )
     return metadata
 
 
 def render_model_card(
-    template_path: str | os.PathLike | None = None, *, languages=None, base_model=None, datasets=None, **fields
+    template_path: str | os.PathLike | None = None,
+    *,
+    languages=None,
+    base_model=None,
+    datasets=None,
+    adapter=False,
+    **fields,
 ) -> str:
     """Fill the card template (`$name` placeholders) with its metadata block; checks that the metadata parses."""
     template = Path(template_path or MODEL_CARD_TEMPLATE).read_text(encoding="utf-8")
@@ -108,7 +124,7 @@ def render_model_card(
         **CARD_DEFAULTS,
         **{key: value for key, value in fields.items() if value is not None},
     }
-    metadata = card_metadata_block(languages, base_model, datasets, values["license"])
+    metadata = card_metadata_block(languages, base_model, datasets, values["license"], adapter)
     values["metadata"] = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     card = string.Template(template).substitute(values)
     card_metadata(card)
@@ -149,9 +165,11 @@ def save_hub_folder(
     """
     with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
         model.save_pretrained(staging)
+        if is_peft_model(model):  # the adapter carries the generation settings it was evaluated with
+            model.get_base_model().generation_config.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
-        fields = {**describe_model(model), **(card_fields or {})}
+        fields = {**describe_model(model), "adapter": is_peft_model(model), **(card_fields or {})}
         (staging / "README.md").write_text(render_model_card(**fields), encoding="utf-8")
         if metrics is not None:
             (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -191,20 +209,30 @@ def load_in_clean_process(folder: str | os.PathLike, request: dict | None = None
 
 
 def folder_problems(folder: str | os.PathLike) -> list[str]:
-    """Static checks of a saved folder: auto_map and its code files, weights, tokenizer files, card metadata."""
+    """Static checks of a saved folder: auto_map and its code files (or, for an adapter, its config and base),
+    weights, tokenizer files, card metadata."""
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
     problems = []
-    auto_map = config.get("auto_map") or {}
-    missing = [name for name in REQUIRED_AUTO_CLASSES if name not in auto_map]
-    if missing:
-        problems.append(f"config.json's auto_map lacks {', '.join(missing)}")
-    for reference in auto_map.values():
-        module = reference.split("--")[-1].split(".")[0] + ".py"
-        if not (folder / module).exists():
-            problems.append(f"auto_map refers to {module}, which is not in the folder")
-    if not any((folder / name).exists() for name in WEIGHT_FILES):
-        problems.append("no safetensors weights (model.safetensors)")
+    if (folder / ADAPTER_CONFIG).is_file():
+        base = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        if not base:
+            problems.append(f"{ADAPTER_CONFIG} names no base_model_name_or_path")
+        elif looks_like_local_path(base) and not Path(base).is_dir():
+            problems.append(f"the adapter's base model {base} does not exist")
+        if not (folder / "adapter_model.safetensors").exists():
+            problems.append("no adapter weights (adapter_model.safetensors)")
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        auto_map = config.get("auto_map") or {}
+        missing = [name for name in REQUIRED_AUTO_CLASSES if name not in auto_map]
+        if missing:
+            problems.append(f"config.json's auto_map lacks {', '.join(missing)}")
+        for reference in auto_map.values():
+            module = reference.split("--")[-1].split(".")[0] + ".py"
+            if not (folder / module).exists():
+                problems.append(f"auto_map refers to {module}, which is not in the folder")
+        if not any((folder / name).exists() for name in WEIGHT_FILES):
+            problems.append("no safetensors weights (model.safetensors)")
     if not any((folder / name).exists() for name in TOKENIZER_VOCABULARY_FILES):
         problems.append(f"no tokenizer files (none of {', '.join(TOKENIZER_VOCABULARY_FILES)})")
     if not (folder / "README.md").exists():
@@ -230,8 +258,8 @@ def validate_hub_folder(folder: str | os.PathLike, load_weights: bool = True) ->
     folder = Path(folder)
     if not folder.is_dir():
         raise HubFolderError(f"{folder} is not a folder; pass a saved model folder.")
-    if not (folder / "config.json").exists():
-        raise HubFolderError(f"{folder} has no config.json; is it a saved model folder?")
+    if not (folder / "config.json").exists() and not (folder / ADAPTER_CONFIG).exists():
+        raise HubFolderError(f"{folder} has no config.json (nor {ADAPTER_CONFIG}); is it a saved model folder?")
     problems = folder_problems(folder)
     if not problems and load_weights:
         try:

@@ -15,6 +15,7 @@ tokenizer: <folder or name>                 # default: model.path or model.encod
 data:         # DataRecipe: task, files or a `datasets` name, columns, lengths, denoising noise
 training:     # Seq2SeqTrainingArguments keyword arguments (checked against its fields)
 generation:   # GenerationRecipe: written into the model's generation_config, which Seq2SeqTrainer and generate read
+peft:         # optional PeftRecipe: train a LoRA adapter on a saved model (model.init: pretrained)
 early_stopping_patience: 3                  # optional
 ```
 
@@ -47,6 +48,7 @@ MODEL_INITS = ("from_encoder", "pretrained", "random_decoder")
 LM_HEAD_INITS = ("embeddings", "random")
 INIT_SCHEMES = ("copy", "scaled")
 DATA_TASKS = ("translation", "summarization", "mrc", "denoising")
+PEFT_METHODS = ("lora",)
 
 
 def _closest(name: str, valid) -> str:
@@ -239,8 +241,38 @@ class GenerationRecipe:
         return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
 
     def apply_to(self, model) -> None:
-        for key, value in self.settings().items():
+        settings = self.settings()
+        # One length limit at a time: the other would make transformers warn on every generate() call.
+        if "max_new_tokens" in settings and "max_length" not in settings:
+            settings["max_length"] = None
+        if "max_length" in settings and "max_new_tokens" not in settings:
+            settings["max_new_tokens"] = None
+        for key, value in settings.items():
             setattr(model.generation_config, key, value)
+
+
+@dataclass
+class PeftRecipe:
+    """Parameter-efficient fine-tuning with `peft` (LoRA): only the adapter trains; the saved final folder is the
+    adapter, its generation config and tokenizer, and names the base model it adapts (`model.path`)."""
+
+    method: str = "lora"
+    r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    # Every attention projection: the encoder's (query/value) and both decoder attentions' (q_proj/v_proj).
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value", "q_proj", "v_proj"])
+    modules_to_save: list[str] | None = None
+    merge_after_training: bool = False  # also write final-merged/: a full model folder with the adapter merged in
+
+    def __post_init__(self):
+        _check_choice("method", self.method, PEFT_METHODS)
+        if self.r < 1 or self.lora_alpha < 1:
+            raise RecipeError(f"r={self.r} and lora_alpha={self.lora_alpha} must be >= 1.")
+        if not 0 <= self.lora_dropout < 1:
+            raise RecipeError(f"lora_dropout={self.lora_dropout} must be in [0, 1).")
+        if not self.target_modules:
+            raise RecipeError("target_modules must name at least one module (e.g. q_proj, v_proj).")
 
 
 # Our defaults for Seq2SeqTrainingArguments (theirs apply to everything else). Evaluation runs generate() with the
@@ -250,10 +282,32 @@ TRAINING_DEFAULTS = {"predict_with_generate": True, "report_to": "none", "save_t
 TRAINING_EXTRAS = ("overwrite_output_dir",)
 
 
-def _training_argument_names() -> set[str]:
+def _training_argument_types() -> dict:
     from transformers import Seq2SeqTrainingArguments
 
-    return {f.name for f in dataclasses.fields(Seq2SeqTrainingArguments) if f.init}
+    try:
+        hints = typing.get_type_hints(Seq2SeqTrainingArguments)
+    except Exception:  # an annotation this Python cannot resolve: check the names only
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(Seq2SeqTrainingArguments) if f.init}
+
+
+def _check_training_value(key: str, value, annotation):
+    """YAML 1.1 reads `3e-5` (no dot) as a string and a bare `no` as false: read them as meant; refuse other
+    wrong types."""
+    if key.endswith("_strategy") and value is False:
+        return "no"
+    try:
+        if _matches(value, annotation):
+            return value
+    except TypeError:  # an annotation the small checker does not know (Literal, enums, ...): leave it to transformers
+        return value
+    if isinstance(value, str) and _matches(1.0, annotation) and not _matches("x", annotation):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise RecipeError(f"training.{key}={value!r} has the wrong type: expected {_type_name(annotation)}.")
 
 
 @dataclass
@@ -264,8 +318,9 @@ class Recipe:
     generation: GenerationRecipe = field(default_factory=GenerationRecipe)
     tokenizer: str | None = None
     early_stopping_patience: int | None = None
+    peft: PeftRecipe | None = None
 
-    SECTIONS = ("model", "data", "training", "generation", "tokenizer", "early_stopping_patience")
+    SECTIONS = ("model", "data", "training", "generation", "peft", "tokenizer", "early_stopping_patience")
 
     @classmethod
     def from_dict(cls, raw: dict) -> Recipe:
@@ -277,13 +332,14 @@ class Recipe:
         for name in ("model", "data", "training"):
             if name not in raw:
                 raise RecipeError(f"The recipe has no {name}: section.")
-        training = raw.get("training") or {}
+        training = dict(raw.get("training") or {})
         if not isinstance(training, dict):
             raise RecipeError("training must be a mapping of Seq2SeqTrainingArguments fields.")
-        valid = _training_argument_names() | set(TRAINING_EXTRAS)
-        for key in training:
-            if key not in valid:
-                raise RecipeError(f"Unknown recipe key training.{key}{_closest(key, valid)}.")
+        types = {**_training_argument_types(), **{key: bool for key in TRAINING_EXTRAS}}
+        for key in list(training):
+            if key not in types:
+                raise RecipeError(f"Unknown recipe key training.{key}{_closest(key, types)}.")
+            training[key] = _check_training_value(key, training[key], types[key])
         if not training.get("output_dir"):
             raise RecipeError("training.output_dir is required.")
         patience = raw.get("early_stopping_patience")
@@ -299,6 +355,7 @@ class Recipe:
             generation=_build_section(GenerationRecipe, raw.get("generation"), "generation"),
             tokenizer=tokenizer,
             early_stopping_patience=patience,
+            peft=_build_section(PeftRecipe, raw["peft"], "peft") if raw.get("peft") is not None else None,
         )
         recipe.check()
         return recipe
@@ -329,6 +386,12 @@ class Recipe:
 
     def check(self) -> None:
         """Cross-section rules (run again after a caller edits the recipe)."""
+        if self.peft is not None and self.model.init != "pretrained":
+            raise RecipeError(
+                "peft needs model.init=pretrained with model.path a trained XLM-SWCM folder or Hub id: an adapter "
+                "is saved without its base, which must be loadable again (a fresh from_encoder model has random "
+                "normal layers that LoRA would leave frozen)."
+            )
         if self.training.get("fp16") and self.training.get("bf16"):
             raise RecipeError("training.fp16 and training.bf16 are both set; choose one.")
         if self.training.get("fp16"):
@@ -355,6 +418,8 @@ class Recipe:
             public["tokenizer"] = self.tokenizer
         if self.early_stopping_patience:
             public["early_stopping_patience"] = self.early_stopping_patience
+        if self.peft is not None:
+            public["peft"] = dataclasses.asdict(self.peft)
         return public
 
     def training_arguments(self, **changes):
@@ -365,9 +430,6 @@ class Recipe:
         arguments = {**TRAINING_DEFAULTS, **self.training, **changes}
         for key in TRAINING_EXTRAS:
             arguments.pop(key, None)
-        for key, value in arguments.items():
-            if key.endswith("_strategy") and value is False:  # YAML reads a bare `no` as false
-                arguments[key] = "no"
         if self.data.task == "denoising":
             arguments.setdefault("remove_unused_columns", False)  # the collator needs the raw text
             arguments["predict_with_generate"] = self.training.get("predict_with_generate", False)

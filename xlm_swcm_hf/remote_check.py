@@ -7,6 +7,7 @@ translates sources and computes logits for given ids, writing a JSON answer.
 """
 
 import json
+import os
 import sys
 
 
@@ -19,11 +20,22 @@ def main(argv: list[str]) -> int:
 
     folder, request_path, answer_path = argv
     request = json.loads(open(request_path, encoding="utf-8").read())
-    AutoConfig.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()
-    answer = {"model_class": type(model).__name__}
-    if request.get("base_model", True):
-        answer["base_model_class"] = type(AutoModel.from_pretrained(folder, trust_remote_code=True)).__name__
+    adapter_config = os.path.join(folder, "adapter_config.json")
+    if os.path.isfile(adapter_config):  # a peft adapter: its base model (remote code) with the adapter on top
+        from peft import PeftModel
+        from transformers import GenerationConfig
+
+        base = json.loads(open(adapter_config, encoding="utf-8").read())["base_model_name_or_path"]
+        model = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(base, trust_remote_code=True), folder)
+        model.base_model.model.generation_config = GenerationConfig.from_pretrained(folder)
+        model.eval()
+        answer = {"model_class": type(model).__name__}
+    else:
+        AutoConfig.from_pretrained(folder, trust_remote_code=True)
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()
+        answer = {"model_class": type(model).__name__}
+        if request.get("base_model", True):
+            answer["base_model_class"] = type(AutoModel.from_pretrained(folder, trust_remote_code=True)).__name__
     if request.get("tokenizer", True):
         # AutoTokenizer reads config.json first; trust_remote_code spares the prompt, the class stays the stock one.
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)

@@ -239,8 +239,16 @@ def build(recipe: Recipe, model=None, with_trainer: bool = True, **argument_chan
         formatted = load_formatted_splits(recipe)
         tokenizer = build_tokenizer(recipe, sample_texts=_sample_texts(formatted))
         splits = tokenize_splits(recipe, formatted, tokenizer)
+    if recipe.peft is not None:
+        from .adapters import require_peft
+
+        require_peft()  # before the model is loaded
     if model is None:
         model = build_model(recipe, tokenizer)
+        if recipe.peft is not None:
+            from .adapters import apply_lora
+
+            model = apply_lora(model, recipe.peft)
     else:
         recipe.generation.apply_to(model)
         suppress_special_tokens(model, tokenizer)

@@ -58,6 +58,8 @@ def base_model_name(recipe: Recipe) -> str | None:
     source = recipe.model.encoder if recipe.model.init != "pretrained" else recipe.model.path
     if not looks_like_local_path(source):
         return source
+    if recipe.peft is not None:
+        return None  # an adapter's base model is the folder it adapts, which has no Hub id
     card = Path(source) / "README.md"
     if card.is_file():
         from ..hub import card_metadata
@@ -118,22 +120,36 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
         )
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     languages = sorted(key for key in metrics.get("test", {}) if key != "all") or recipe.data.eval_languages
+    card_fields = {
+        "description": f"XLM-SWCM fine-tuned for {recipe.data.task} with xlm-swcm-hf "
+        f"(model from {recipe.model.init}: {recipe.model.encoder or recipe.model.path}; "
+        f"tokenizer from {tokenizer_source(recipe)})"
+        + (f"; a LoRA adapter on {recipe.model.path}." if recipe.peft else "."),
+        "training": "```yaml\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True) + "```",
+        "results": metrics_markdown(metrics.get("test") or metrics.get("validation") or {}),
+        "base_model": base_model_name(recipe),
+        "languages": languages,
+        "datasets": [recipe.data.dataset_name] if recipe.data.dataset_name else [],
+    }
+    extra_files = {"loss_curve.png": output_dir / "loss_curve.png"} if plotted else None
     save_hub_folder(
         output_dir / "final",
         trainer.model,
         parts.tokenizer,
-        card_fields={
-            "description": f"XLM-SWCM fine-tuned for {recipe.data.task} with xlm-swcm-hf "
-            f"(model from {recipe.model.init}: {recipe.model.encoder or recipe.model.path}; "
-            f"tokenizer from {tokenizer_source(recipe)}).",
-            "training": "```yaml\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True) + "```",
-            "results": metrics_markdown(metrics.get("test") or metrics.get("validation") or {}),
-            "base_model": base_model_name(recipe),
-            "languages": languages,
-            "datasets": [recipe.data.dataset_name] if recipe.data.dataset_name else [],
-        },
+        card_fields=card_fields,
         metrics=metrics,
         overwrite=True,
-        extra_files={"loss_curve.png": output_dir / "loss_curve.png"} if plotted else None,
+        extra_files=extra_files,
     )
+    if recipe.peft is not None and recipe.peft.merge_after_training:
+        merged = trainer.model.merge_and_unload()
+        save_hub_folder(
+            output_dir / "final-merged",
+            merged,
+            parts.tokenizer,
+            card_fields={**card_fields, "description": card_fields["description"] + " Adapter merged."},
+            metrics=metrics,
+            overwrite=True,
+            extra_files=extra_files,
+        )
     return metrics
