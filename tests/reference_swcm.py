@@ -53,6 +53,8 @@ from transformers import XLMRobertaConfig, XLMRobertaModel
 __all__ = ["ReferenceSeq2Seq", "random_reference_state_dict", "layer_kinds", "tiny_config"]
 
 
+# Repeats the layout rule of configuration_xlm_swcm.build_decoder_layout on purpose: this file is an independent
+# re-implementation of the reference, so it must not import the code it checks.
 def layer_kinds(num_custom_layers: int, normal_layer_interval: int) -> list[str]:
     """`"C"`/`"N"` pattern: an N after every `interval` C layers, except after the last C."""
     kinds: list[str] = []

@@ -31,6 +31,7 @@ from .script_tokenizer import MultilingualTokenizer
 DEFAULT_ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 DEFAULT_BLEU_TOKENIZE = "13a"
 
+# BibTeX entries repeat one shape on purpose (duplicates lists them): they are data, not logic.
 _CITATION = """\
 @inproceedings{lin-2004-rouge,
     title = "{ROUGE}: A Package for Automatic Evaluation of Summaries",
