@@ -1,6 +1,7 @@
 """Vocabulary extension: new scripts become spellable while every old id, special token and old segmentation stays."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -315,6 +316,22 @@ def test_mongfontbuilder_words_become_unicode_text(tmp_path):
     (tmp_path / "testSuites" / "eac-hudum.tsv").write_text(suite, encoding="utf-8")
     words = read_mongfontbuilder_words(tmp_path, suites=("eac-hudum.tsv",))
     assert words == ["\u1820\u1837\u182d\u1820\u182f", "\u1820"]  # argal; a (nirugu dropped); TODO e skipped
+
+
+def test_initialisation_comparison_runs_and_says_when_intervals_overlap(tmp_path):
+    from xlm_swcm_experiments.vocabulary_extension import compare_initialisations, verdict
+
+    base = tmp_path / "encoder"
+    save_encoder(base, build_tiny_xlmr_tokenizer(COVERED, vocab_size=60))
+    results = compare_initialisations(str(base), NEW_SCRIPTS, NEW_SCRIPTS, HELD_BACK, tmp_path, seeds=(0, 1),
+                                      steps=2, layers=2)
+    assert set(results) == {"subwords", "mean"}
+    for result in results.values():
+        assert len(result["runs"]) == 2 and all(math.isfinite(run["nll_per_char_after"]) for run in result["runs"])
+    overlapping = {"a": {"after_mean": 1.0, "after_std": 0.2}, "b": {"after_mean": 1.3, "after_std": 0.2}}
+    assert verdict(overlapping).startswith("no difference shown (a 1.000 vs b 1.300")
+    apart = {"a": {"after_mean": 1.0, "after_std": 0.05}, "b": {"after_mean": 1.3, "after_std": 0.05}}
+    assert verdict(apart).startswith("a is better")
 
 
 # ---------------------------------------------------------------------------------------------- real material
