@@ -155,6 +155,8 @@ def test_extended_xlm_swcm_folder_grows_embeddings_head_and_bias(tmp_path, tied)
     record = extend_vocabulary(source, NEW_SCRIPTS, tmp_path / "extended", languages="bo,mn", new_pieces=60)
     assert record["model"] == "xlm-swcm" and record["model_rows"] > TINY_ENCODER["vocab_size"]
 
+    config = json.loads((tmp_path / "extended" / "config.json").read_text())
+    assert all((tmp_path / "extended" / f"{name.split('.')[0]}.py").is_file() for name in config["auto_map"].values())
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "extended", trust_remote_code=True).eval()
     rows = record["model_rows"]
     assert loaded.get_input_embeddings().weight.shape[0] == rows
