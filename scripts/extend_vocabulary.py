@@ -45,14 +45,24 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, help="XLM-R-family encoder folder or saved XLM-SWCM folder")
     parser.add_argument("--corpus", required=True, nargs="+", help="text in the scripts to add (.txt or .jsonl)")
     parser.add_argument("--languages", help="restrict new pieces to these languages' scripts, e.g. bo,mn")
-    parser.add_argument("--new-pieces", type=int, default=DEFAULT_NEW_PIECES,
-                        help="at most this many learned pieces (default %(default)s)")
+    parser.add_argument(
+        "--new-pieces",
+        type=int,
+        default=DEFAULT_NEW_PIECES,
+        help="at most this many learned pieces (default %(default)s)",
+    )
     parser.add_argument("--init", choices=INITIALISATIONS, default="subwords", help="new rows (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fallback noise (default 0)")
-    parser.add_argument("--held-out", nargs="*", default=[], metavar="[NAME=]FILE",
-                        help="text to measure (not learned from)")
-    parser.add_argument("--unchanged", nargs="*", default=[], metavar="[NAME=]FILE",
-                        help="text that must tokenize exactly as before (checked; the run fails otherwise)")
+    parser.add_argument(
+        "--held-out", nargs="*", default=[], metavar="[NAME=]FILE", help="text to measure (not learned from)"
+    )
+    parser.add_argument(
+        "--unchanged",
+        nargs="*",
+        default=[],
+        metavar="[NAME=]FILE",
+        help="text that must tokenize exactly as before (checked; the run fails otherwise)",
+    )
     parser.add_argument("--output", required=True, help="folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
@@ -62,15 +72,23 @@ def main(argv=None) -> int:
     unchanged = _groups(args.unchanged, "unchanged")
     try:
         record = extend_vocabulary(
-            args.model, corpus, args.output, languages=args.languages, new_pieces=args.new_pieces, init=args.init,
-            seed=args.seed, unchanged_texts=[text for texts in unchanged.values() for text in texts],
+            args.model,
+            corpus,
+            args.output,
+            languages=args.languages,
+            new_pieces=args.new_pieces,
+            init=args.init,
+            seed=args.seed,
+            unchanged_texts=[text for texts in unchanged.values() for text in texts],
             overwrite=args.overwrite,
         )
     except FileExistsError as error:
         raise InputError(str(error)) from error
     print(f"extended {args.model} ({record['model']}) -> {args.output}")
-    print(f"  +{record['added_pieces']} pieces, ids {record['first_new_id']}..{record['new_vocab_size'] - 1}; "
-          f"model rows {record['model_rows']}; new rows from {json.dumps(record['initialised_from'])}")
+    print(
+        f"  +{record['added_pieces']} pieces, ids {record['first_new_id']}..{record['new_vocab_size'] - 1}; "
+        f"model rows {record['model_rows']}; new rows from {json.dumps(record['initialised_from'])}"
+    )
     print(f"  {record['texts_checked_unchanged']} texts checked to tokenize exactly as before")
     if held_out or unchanged:
         rows = measure_groups(load_tokenizer(args.model), load_tokenizer(args.output), {**held_out, **unchanged})

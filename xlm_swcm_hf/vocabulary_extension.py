@@ -73,6 +73,7 @@ DEFAULT_NEW_PIECES = 4000
 EXTENSION_RECORD = "vocabulary_extension.json"
 _CORPUS_FIELDS = ("text", "source", "target")
 _TRAINER_UNK = "<unk>"
+_TIE_TOLERANCE = 2e-4
 
 
 # ------------------------------------------------------------------------------------------------------- corpus
@@ -207,10 +208,18 @@ def _train_unigram(tokenizer, words: list[str], vocab_size: int) -> list[tuple[s
     )
     learner.train_from_iterator(words, trainer)
     pieces = json.loads(learner.to_str())["model"]["vocab"]
-    # Deterministic order: by score, ties by piece (the trainer orders equal scores in hash-map order).
-    pieces = sorted(((str(piece), float(score)) for piece, score in pieces if piece != _TRAINER_UNK),
-                    key=lambda item: (-round(item[1], 4), item[0]))
-    return pieces
+    pieces = sorted(
+        ((str(piece), float(score)) for piece, score in pieces if piece != _TRAINER_UNK), key=lambda item: -item[1]
+    )
+    # Determinism: the trainer scores the characters it must keep `min_score - 0.0001 * i` in hash-map order, which
+    # varies between runs. Give each such chain of near-equal scores one score (its best) and order it by piece.
+    canonical, group_score, previous = [], 0.0, None
+    for piece, score in pieces:
+        if previous is None or previous - score > _TIE_TOLERANCE:
+            group_score = round(score, 6)
+        canonical.append((piece, group_score))
+        previous = score
+    return sorted(canonical, key=lambda item: (-item[1], item[0]))
 
 
 def _new_piece_filter(tokenizer, texts: Sequence[str], languages: tuple[str, ...]):
@@ -228,7 +237,10 @@ def _new_piece_filter(tokenizer, texts: Sequence[str], languages: tuple[str, ...
 
 
 def extend_tokenizer(
-    tokenizer, texts: Sequence[str], *, languages: str | Iterable[str] | None = None,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    languages: str | Iterable[str] | None = None,
     new_pieces: int = DEFAULT_NEW_PIECES,
 ):
     """A copy of `tokenizer` (XLM-R-style, Unigram) with up to `new_pieces` learned pieces appended, plus, with
@@ -248,8 +260,11 @@ def extend_tokenizer(
     words = [word for text in texts for word in _normalize(tokenizer, text).split() if any(map(allowed, word))]
     if not words:
         raise InputError(f"The corpus has no {description}; give text in the scripts to add.")
-    learned = [(piece, score) for piece, score in _train_unigram(tokenizer, words, new_pieces + 1)
-               if piece not in known and any(map(allowed, piece))][:new_pieces]
+    learned = [
+        (piece, score)
+        for piece, score in _train_unigram(tokenizer, words, new_pieces + 1)
+        if piece not in known and any(map(allowed, piece))
+    ][:new_pieces]
 
     floor = min(score for _, score in vocab)  # scores below it would change the <unk> penalty of all text
     added = [(piece, max(score, floor)) for piece, score in learned]
@@ -273,9 +288,11 @@ def _check_new_pieces(new_pieces) -> None:
 def _wrap_like(tokenizer, backend):
     from transformers import XLMRobertaTokenizer
 
-    specials = {name: getattr(tokenizer, name) for name in
-                ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-                if getattr(tokenizer, name, None) is not None}
+    specials = {
+        name: getattr(tokenizer, name)
+        for name in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+        if getattr(tokenizer, name, None) is not None
+    }
     wrapped = XLMRobertaTokenizer(tokenizer_object=backend, model_max_length=tokenizer.model_max_length, **specials)
     for name in ("bos_token_id", "eos_token_id", "unk_token_id", "pad_token_id", "mask_token_id"):
         if getattr(wrapped, name) != getattr(tokenizer, name):
@@ -326,14 +343,19 @@ def measure_groups(old_tokenizer, new_tokenizer, groups: dict[str, Sequence[str]
 
 def format_measures(rows: Sequence[dict]) -> str:
     """A markdown table of `measure_groups` rows."""
-    lines = ["| text | texts | chars | <unk> chars before -> after | pieces/char before -> after | changed "
-             "segmentations | round-trip failures before -> after |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| text | texts | chars | <unk> chars before -> after | pieces/char before -> after | changed "
+        "segmentations | round-trip failures before -> after |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         b, a = row["before"], row["after"]
-        lines.append(f"| {row['set']} | {row['texts']} | {row['characters']} | "
-                     f"{b['unk_char_share']:.2%} -> {a['unk_char_share']:.2%} | {b['pieces_per_char']:.3f} -> "
-                     f"{a['pieces_per_char']:.3f} | {row['changed_segmentations']} | "
-                     f"{b['roundtrip_failures']} -> {a['roundtrip_failures']} |")
+        lines.append(
+            f"| {row['set']} | {row['texts']} | {row['characters']} | "
+            f"{b['unk_char_share']:.2%} -> {a['unk_char_share']:.2%} | {b['pieces_per_char']:.3f} -> "
+            f"{a['pieces_per_char']:.3f} | {row['changed_segmentations']} | "
+            f"{b['roundtrip_failures']} -> {a['roundtrip_failures']} |"
+        )
     return "\n".join(lines)
 
 
@@ -346,8 +368,11 @@ def unk_char_share(tokenizer, texts: Sequence[str]) -> float:
     unknown = total = 0
     for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"]):
         total += sum(not ch.isspace() for ch in text)
-        unknown += sum(sum(not ch.isspace() for ch in text[start:end])
-                       for token, (start, end) in zip(ids, offsets) if token == tokenizer.unk_token_id)
+        unknown += sum(
+            sum(not ch.isspace() for ch in text[start:end])
+            for token, (start, end) in zip(ids, offsets)
+            if token == tokenizer.unk_token_id
+        )
     return unknown / max(1, total)
 
 
@@ -401,8 +426,9 @@ def _script_rows(old_tokenizer, script: str) -> list[int]:
     return sorted(rows)
 
 
-def initial_rows(matrix, old_tokenizer, pieces: Sequence[str], *, init: str = "subwords", noise_scale: float = 0.1,
-                 generator=None):
+def initial_rows(
+    matrix, old_tokenizer, pieces: Sequence[str], *, init: str = "subwords", noise_scale: float = 0.1, generator=None
+):
     """Starting values for the rows of `pieces` in `matrix` (old rows: embeddings, LM-head weights, or a bias as a
     one-column matrix), following `init` (see the module docstring). Returns `(rows, sources)`, `sources` saying per
     piece which rule gave its row: `subwords`, `script:<name>` or `mean`."""
