@@ -89,7 +89,13 @@ def main(argv=None) -> int:
         f"  +{record['added_pieces']} pieces, ids {record['first_new_id']}..{record['new_vocab_size'] - 1}; "
         f"model rows {record['model_rows']}; new rows from {json.dumps(record['initialised_from'])}"
     )
-    print(f"  {record['texts_checked_unchanged']} texts checked to tokenize exactly as before")
+    print(
+        f"  {record['texts_checked_unchanged']} texts without the new characters checked to tokenize exactly as before"
+    )
+    if record["unchanged_texts_with_new_characters"]:
+        print(
+            f"  {record['unchanged_texts_with_new_characters']} --unchanged texts have the new characters (not checked)"
+        )
     if held_out or unchanged:
         rows = measure_groups(load_tokenizer(args.model), load_tokenizer(args.output), {**held_out, **unchanged})
         print(format_measures(rows))

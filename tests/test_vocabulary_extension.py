@@ -130,7 +130,12 @@ def test_extended_encoder_folder_loads_without_custom_code_and_keeps_old_rows(en
     old = AutoTokenizer.from_pretrained(encoder_dir)
     before = AutoModel.from_pretrained(encoder_dir).eval()
     record = extend_vocabulary(
-        encoder_dir, NEW_SCRIPTS, tmp_path / "extended", languages="bo,mn", new_pieces=40, unchanged_texts=COVERED
+        encoder_dir,
+        NEW_SCRIPTS,
+        tmp_path / "extended",
+        languages="bo,mn",
+        new_pieces=40,
+        unchanged_texts=[*COVERED, HELD_BACK[0]],  # the Tibetan text is meant to change: counted, not checked
     )
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "extended")
     after = AutoModel.from_pretrained(tmp_path / "extended").eval()
@@ -146,7 +151,7 @@ def test_extended_encoder_folder_loads_without_custom_code_and_keeps_old_rows(en
     assert unk_char_share(tokenizer, HELD_BACK) == 0.0
     saved = json.loads((tmp_path / "extended" / "vocabulary_extension.json").read_text(encoding="utf-8"))
     assert saved["pieces"] == tokenizer.convert_ids_to_tokens(list(range(len(old), len(tokenizer))))
-    assert saved["texts_checked_unchanged"] == len(COVERED)
+    assert saved["texts_checked_unchanged"] == len(COVERED) and saved["unchanged_texts_with_new_characters"] == 1
     # XLM-SWCM builds on it.
     model = XLMSWCMForConditionalGeneration.from_encoder(tmp_path / "extended")
     assert model.lm_head.out_features == after.config.vocab_size
@@ -255,7 +260,10 @@ def test_script_extends_and_prints_the_measures(encoder_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "| bo+mn (held out) | 2 |" in out and "-> 0.00% |" in out
-    assert "| covered (unchanged) | 5 |" in out and "5 texts checked to tokenize exactly as before" in out
+    assert (
+        "| covered (unchanged) | 5 |" in out
+        and "5 texts without the new characters checked to tokenize exactly as before" in out
+    )
     assert AutoTokenizer.from_pretrained(tmp_path / "out").tokenize(HELD_BACK[0])
 
 

@@ -517,10 +517,12 @@ def extend_vocabulary(
     """Write a copy of the model folder `model_dir` (an XLM-R-family encoder, or a saved XLM-SWCM model) whose
     vocabulary also spells the scripts of `texts` (restricted to `languages`' scripts when given).
 
-    `unchanged_texts` (e.g. the training data of the languages the tokenizer already covered) and every corpus text
-    without the new characters are checked to tokenize exactly as before; a difference fails the run. The output
-    folder holds the model, the tokenizer (`tokenizer.json`; `AutoTokenizer` loads it without custom code) and
-    `vocabulary_extension.json` (what was added and how the rows were initialised); it appears only when complete.
+    `unchanged_texts` (e.g. the training data of the languages the tokenizer already covered) and the corpus texts
+    are checked to tokenize exactly as before where they have none of the new pieces' characters (those with such
+    characters are counted in `unchanged_texts_with_new_characters`, not checked); a difference fails the run.
+    The output folder holds the model, the tokenizer (`tokenizer.json`; `AutoTokenizer` loads it without custom
+    code) and `vocabulary_extension.json` (what was added and how the rows were initialised); it appears only when
+    complete.
     Returns that record."""
     from .files import atomic_output_dir
 
@@ -541,8 +543,15 @@ def extend_vocabulary(
     new_tokenizer, added = extend_tokenizer(old_tokenizer, texts, languages=languages, new_pieces=new_pieces)
     pieces = [piece for piece, _ in added]
     new_chars = set("".join(pieces)) - {"▁"}
-    kept = [text for text in texts if not new_chars.intersection(_normalize(old_tokenizer, text))]
-    checked = _check_unchanged(old_tokenizer, new_tokenizer, [*unchanged_texts, *kept])
+
+    # Text with the new characters is meant to change; everything else must not.
+    def touched(text: str) -> bool:
+        return bool(new_chars.intersection(_normalize(old_tokenizer, text)))
+
+    skipped = sum(map(touched, unchanged_texts))
+    checked = _check_unchanged(
+        old_tokenizer, new_tokenizer, [text for text in [*unchanged_texts, *texts] if not touched(text)]
+    )
 
     model = _load_model(model_dir, kind)
     growth = _grow_model(model, kind, old_tokenizer, new_tokenizer, pieces, init, seed)
@@ -560,6 +569,7 @@ def extend_vocabulary(
         "initialised_from": growth["initialised_from"],
         "corpus_texts": len(texts),
         "texts_checked_unchanged": checked,
+        "unchanged_texts_with_new_characters": skipped,
         "pieces": pieces,
     }
     with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
