@@ -6,6 +6,8 @@ import pytest
 import torch
 from conftest import padded_batch, tiny_model
 
+from xlm_swcm_hf.checks import InputError
+
 
 # ---------------------------------------------------------------- benchmark structure
 
@@ -32,6 +34,12 @@ def tiny_report(tmp_path_factory):
             "--train-repeats",
             "1",
             "--train-in-process",
+            "--quant-methods",
+            "bf16,int8",
+            "--quant-length",
+            "3",
+            "--quality-model",
+            str(out / "no-demo-model"),
             "--out-dir",
             str(out),
         ]
@@ -52,6 +60,8 @@ def test_benchmark_writes_json_markdown_and_plot(tiny_report):
         "decode",
         "ablations",
         "training",
+        "quantization",
+        "quality",
         "targets",
     }
     assert data["meta"]["size"] == "tiny" and data["bandwidth"]["GBps"] > 0
@@ -83,12 +93,25 @@ def test_benchmark_writes_json_markdown_and_plot(tiny_report):
         assert "error" not in row, row.get("error")
         assert row["step"]["median_ms"] > 0 and row["peak_rss_bytes"] > 0
 
+    # Every candidate beside fp32, timed at batch 1 and 8 in the same run, with its memory and token agreement.
+    quant = {row["candidate"]: row for row in data["quantization"]["rows"]}
+    assert list(quant) == ["fp32", "bf16", "int8"] and data["quantization"]["new_tokens"] == 3
+    for row in quant.values():
+        assert row["greedy_b1"]["median_ms"] > 0 and row["greedy_b8"]["median_ms"] > 0
+        assert 0 <= row["identical_token_share"] <= 1 and row["greedy_b8_agreement"]["positions"] == 8 * 3
+        assert row["rss_bytes"] > 0 and row["peak_rss_bytes"] >= row["rss_bytes"]
+    assert quant["fp32"]["identical_token_share"] == 1.0
+    assert quant["int8"]["weight_bytes"] < quant["bf16"]["weight_bytes"] < quant["fp32"]["weight_bytes"]
+    assert data["quality"]["skipped"].startswith("skipped:") and "make demo" in data["quality"]["skipped"]
+
     names = [t["target"] for t in data["targets"]]
-    assert len(names) == 10 and all(set(t) == {"target", "value", "goal", "met", "note"} for t in data["targets"])
+    assert len(names) == 13 and all(set(t) == {"target", "value", "goal", "met", "note"} for t in data["targets"])
+    assert {"int8 / fp32 ms per step, greedy b1 3 tokens", "int8 chrF - fp32 chrF (demo model, greedy)"} <= set(names)
 
     table = (out / "benchmark.md").read_text()
-    for heading in ("## Decode", "## Fast paths", "## Training step", "## Targets"):
+    for heading in ("## Decode", "## Fast paths", "## Training step", "## Quantized CPU inference", "## Targets"):
         assert heading in table
+    assert "| int8 |" in table and "| bf16 |" in table and "make demo" in table
     assert "| greedy_b8 | 3 |" in table
     assert (out / "decode_ms_per_step.png").stat().st_size > 0
 
@@ -105,6 +128,45 @@ def test_benchmark_weights_read_counts_what_a_cached_step_reads():
         for p in (*layer.encoder_attn.k_proj.parameters(), *layer.encoder_attn.v_proj.parameters())
     )
     assert counted == decoder - cross_kv + sum(p.numel() for p in model.lm_head.parameters())
+
+
+def test_benchmark_quality_check_on_a_trained_folder(tmp_path):
+    """The real-model quality check, run on a tiny folder: chrF for fp32 and int8, identical-output share."""
+    from xlm_swcm_experiments.benchmark import parse_args, run_quality
+    from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+
+    rows = [{"source": f"hello world {i}", "target": f"salam dunya {i}"} for i in range(5)]
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tokenizer = build_tiny_xlmr_tokenizer([r["source"] for r in rows] + [r["target"] for r in rows], vocab_size=60)
+    model = tiny_model(vocab_size=len(tokenizer))
+    model.generation_config.max_new_tokens = 4
+    model.save_pretrained(tmp_path / "final")
+    tokenizer.save_pretrained(tmp_path / "final")
+
+    args = parse_args(["--quality-model", str(tmp_path / "final"), "--quality-data", str(data)])
+    result = run_quality(args, log=lambda message: None)
+    assert result["sentences"] == 5 and result["generation"]["num_beams"] == 1
+    assert result["fp32"]["chrf"] >= 0 and set(result["int8"]) >= {"chrf", "chrf_delta", "identical_outputs"}
+    assert 0 <= result["int8"]["identical_outputs"] <= 1
+
+    data.write_text(json.dumps({"text": "no source"}) + "\n")
+    with pytest.raises(InputError, match="test.jsonl:1: every line needs string 'source' and 'target'"):
+        run_quality(args, log=lambda message: None)
+
+
+def test_benchmark_weight_bytes_counts_stored_bytes():
+    from xlm_swcm_experiments.benchmark import make_candidate, weight_bytes
+
+    model = tiny_model(hidden_size=64, intermediate_size=256)
+    fp32 = weight_bytes(model)
+    assert fp32 == sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    int8 = weight_bytes(make_candidate(model, "int8"))
+    # 4 -> 1 byte per linear weight; each output channel gains a float64 scale and an int64 zero point
+    assert fp32 - int8 == sum(3 * m.weight.numel() - 16 * m.out_features for m in linears)
+    integers = sum(t.numel() * t.element_size() for t in model.buffers() if not t.is_floating_point())
+    assert 2 * (weight_bytes(make_candidate(model, "bf16")) - integers) == fp32 - integers
 
 
 # ---------------------------------------------------------------- fast paths give the same outputs

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from xlm_swcm_hf.checks import InputError
+
 
 SIZES = {
     # name: model dimensions + workload (source length, training batch/target length)
@@ -360,6 +362,232 @@ def try_compile(args, log) -> dict:
     return result
 
 
+# -------------------------------------------------------------------------------------- quantized CPU inference
+
+# Candidates beside the fp32 baseline: "bf16" (weights cast to bfloat16) and xlm_swcm_hf.quantization's methods.
+QUANT_CANDIDATES = ("bf16", "int8", "torchao-int8", "torchao-int8-weight-only", "torchao-int4-weight-only")
+DEMO_MODEL = Path("artifacts/demo/swcm/final")
+DEMO_TEST = Path("artifacts/demo-data/test.jsonl")
+
+
+def make_candidate(base, name: str):
+    """A copy of the fp32 `base` model turned into candidate `name` (bf16 weights or a quantization method)."""
+    import copy
+
+    from xlm_swcm_hf.quantization import quantize_for_cpu
+
+    head_copy = base.__dict__.pop("_lm_head_t_cache", None)  # the fp32 fast path's runtime copy: not copied along
+    try:
+        model = copy.deepcopy(base)
+    finally:
+        if head_copy is not None:
+            base.__dict__["_lm_head_t_cache"] = head_copy
+    if name == "bf16":
+        return model.to(torch.bfloat16)
+    return quantize_for_cpu(model, name)
+
+
+def weight_bytes(model) -> int:
+    """Bytes of the model's weights as stored: plain tensors by storage (shared ones once), torchao tensor subclasses
+    by their inner tensors, torch.ao dynamic-quantized Linear layers by their int8 weight, scales and bias."""
+    seen, total = set(), 0
+
+    def add(tensor):
+        nonlocal total
+        if hasattr(tensor, "__tensor_flatten__"):
+            names, _ = tensor.__tensor_flatten__()
+            for name in names:
+                add(getattr(tensor, name))
+            return
+        if tensor.is_quantized:
+            total += tensor.numel() * tensor.element_size()
+            if tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+                total += tensor.q_per_channel_scales().numel() * 8 + tensor.q_per_channel_zero_points().numel() * 8
+            return
+        key = (tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes())
+        if key not in seen:
+            seen.add(key)
+            total += key[1]
+
+    for tensor in (*model.parameters(), *model.buffers()):
+        add(tensor)
+    for module in model.modules():
+        packed = getattr(module, "_packed_params", None)
+        if packed is not None and hasattr(packed, "_weight_bias"):
+            weight, bias = packed._weight_bias()
+            add(weight)
+            if bias is not None:
+                total += bias.numel() * bias.element_size()
+    return total
+
+
+def token_agreement(reference: torch.Tensor, other: torch.Tensor) -> dict:
+    """Share of generated token positions (after the start token) and of whole sequences equal to the reference."""
+    ref, out = reference[:, 1:], other[:, 1:]
+    if ref.shape != out.shape:
+        return {"tokens": 0.0, "sequences": 0.0, "positions": int(ref.numel())}
+    equal = ref == out
+    return {
+        "tokens": equal.float().mean().item(),
+        "sequences": equal.all(dim=1).float().mean().item(),
+        "positions": int(ref.numel()),
+    }
+
+
+def quant_memory_child(size: str, name: str) -> dict:
+    """One candidate in a fresh process: resident memory after building, converting and one short generate."""
+    gc.collect()
+    base = build_swcm(size)
+    model = base if name == "fp32" else make_candidate(base, name)
+    del base
+    gc.collect()
+    generate_once(model, make_source(size, 1), 2, 1)
+    gc.collect()
+    return {
+        "candidate": name,
+        "rss_bytes": _rss_bytes("VmRSS"),
+        "peak_rss_bytes": _rss_bytes("VmHWM"),
+        "weight_bytes": weight_bytes(model),
+    }
+
+
+def run_quant_memory(args, names: list[str], log) -> dict:
+    """Resident memory of each candidate, each in its own process (so one's memory is not another's)."""
+    rows = {}
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    for name in names:
+        command = [sys.executable, "-m", "xlm_swcm_experiments.benchmark", "--quant-child", name, "--size", args.size]
+        command += ["--threads", str(torch.get_num_threads())]
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[1])
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+        if done.returncode != 0 or not lines:
+            rows[name] = {"error": done.stderr[-2000:]}
+            log(f"  memory {name}: FAILED\n{done.stderr[-2000:]}")
+            continue
+        rows[name] = json.loads(lines[-1][len("RESULT") :])
+        log(f"  memory {name:26s}: RSS {rows[name]['rss_bytes'] / 2**20:8.0f} MiB")
+    return rows
+
+
+def run_quantization(args, base, log) -> dict:
+    """fp32 vs every candidate: greedy batch 1 and 8 at one forced length, interleaved inside each repeat; token
+    agreement with fp32 on these random-weight sources; conversion time; weights and resident memory."""
+    from xlm_swcm_hf.quantization import available_methods
+
+    available = set(available_methods()) | {"bf16"}
+    names, rows = ["fp32"], {"fp32": {"candidate": "fp32", "convert_s": 0.0}}
+    for name in args.quant_methods:
+        if name not in available:
+            reason = "torchao not installed" if name.startswith("torchao") else "torch.ao.quantization missing"
+            rows[name] = {"candidate": name, "skipped": f"skipped: {reason}"}
+            log(f"  quantization {name}: skipped, not available")
+            continue
+        start = time.perf_counter()
+        try:
+            model = make_candidate(base, name)
+        except Exception as error:  # recorded: a candidate that fails is a result too
+            rows[name] = {"candidate": name, "error": f"{type(error).__name__}: {str(error)[:300]}"}
+            log(f"  quantization {name}: FAILED {rows[name]['error']}")
+            continue
+        rows[name] = {"candidate": name, "convert_s": time.perf_counter() - start, "model": model}
+        names.append(name)
+    rows["fp32"]["model"] = base
+    length = args.quant_length
+    for config_name in ("greedy_b1", "greedy_b8"):
+        spec = DECODE_CONFIGS[config_name]
+        source = make_source(args.size, spec["batch"])
+        outputs = {}
+        for repeat in range(args.repeats + 1):  # the first round is a warm-up
+            for name in names:
+                n = 2 if repeat == 0 else length
+                elapsed, out = generate_once(rows[name]["model"], source, n, spec["beams"])
+                if repeat:
+                    outputs[name] = out
+                    rows[name].setdefault(config_name, []).append(elapsed / length)
+                    log(f"  quantization {config_name} {name:26s}: {elapsed / length * 1e3:8.1f} ms/step")
+        for name in names:
+            rows[name][config_name] = summary(rows[name][config_name])
+            rows[name][f"{config_name}_agreement"] = token_agreement(outputs["fp32"], outputs[name])
+    for name in names:
+        rows[name]["weight_bytes"] = weight_bytes(rows[name].pop("model"))
+        both = [rows[name][f"{c}_agreement"] for c in ("greedy_b1", "greedy_b8")]
+        positions = sum(a["positions"] for a in both)
+        rows[name]["identical_token_share"] = sum(a["tokens"] * a["positions"] for a in both) / positions
+    gc.collect()
+    memory = run_quant_memory(args, names, log) if args.quant_memory else {}
+    for name, row in memory.items():
+        if "error" in row:
+            rows[name]["memory_error"] = row["error"]
+        else:
+            rows[name]["rss_bytes"], rows[name]["peak_rss_bytes"] = row["rss_bytes"], row["peak_rss_bytes"]
+    return {"new_tokens": length, "source_length": SIZES[args.size]["source_length"], "rows": list(rows.values())}
+
+
+def read_parallel_jsonl(path: Path) -> tuple[list[str], list[str]]:
+    sources, targets = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not isinstance(row.get("source"), str) or not isinstance(row.get("target"), str):
+            raise InputError(f"{path}:{number}: every line needs string 'source' and 'target' fields.")
+        sources.append(row["source"])
+        targets.append(row["target"])
+    if not sources:
+        raise InputError(f"{path} has no sentence pairs.")
+    return sources, targets
+
+
+def run_quality(args, log) -> dict:
+    """The demo's trained model on its test split: fp32 vs each method, greedy, chrF and identical outputs."""
+    model_dir, data = Path(args.quality_model), Path(args.quality_data)
+    missing = [str(p) for p in (model_dir / "config.json", data) if not p.exists()]
+    if missing:
+        message = (
+            f"skipped: {' and '.join(missing)} not found; the real-model quality check needs the demo's model and "
+            "test split (`make demo`, ~15 min, builds both)"
+        )
+        log(f"  quality: {message}")
+        return {"skipped": message, "model": str(model_dir), "data": str(data)}
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from xlm_swcm_hf.metrics import compute_generation_metrics
+    from xlm_swcm_hf.training.evaluation import generate_predictions
+
+    sources, targets = read_parallel_jsonl(data)
+    if args.quality_limit:
+        sources, targets = sources[: args.quality_limit], targets[: args.quality_limit]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    base = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    generation = {"num_beams": 1, "do_sample": False}
+
+    def predict(model):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            predictions = generate_predictions(model, tokenizer, sources, batch_size=16, **generation)
+        return predictions, time.perf_counter() - start
+
+    reference, seconds = predict(base)
+    fp32_chrf = compute_generation_metrics(reference, targets)["chrf"]
+    result = {"model": str(model_dir), "data": str(data), "sentences": len(sources), "generation": generation}
+    result["fp32"] = {"chrf": fp32_chrf, "seconds": seconds}
+    log(f"  quality fp32: chrF {fp32_chrf:.2f} ({len(sources)} sentences, {seconds:.0f} s)")
+    for name in args.quality_methods:
+        predictions, seconds = predict(make_candidate(base, name))
+        chrf = compute_generation_metrics(predictions, targets)["chrf"]
+        identical = sum(a == b for a, b in zip(reference, predictions)) / len(reference)
+        result[name] = {
+            "chrf": chrf,
+            "chrf_delta": chrf - fp32_chrf,
+            "identical_outputs": identical,
+            "seconds": seconds,
+        }
+        log(f"  quality {name}: chrF {chrf:.2f} (fp32 {fp32_chrf:.2f}), identical outputs {identical:.1%}")
+    return result
+
+
 # ----------------------------------------------------------------------------------------------- training
 
 
@@ -633,6 +861,25 @@ def evaluate_targets(report: dict) -> list[dict]:
     value = bf16["ms_per_step"]["median_ms"] / fp32["ms_per_step"]["median_ms"] if fp32 and bf16 else None
     add("bf16 weights / fp32, greedy b1", value, "<= 0.6", value is not None and value <= 0.6)
 
+    quant = report.get("quantization") or {"rows": []}
+    fp32, int8 = _find(quant["rows"], candidate="fp32"), _find(quant["rows"], candidate="int8")
+    value = None
+    if fp32 and int8 and "greedy_b1" in fp32 and "greedy_b1" in int8:
+        value = int8["greedy_b1"]["median_ms"] / fp32["greedy_b1"]["median_ms"]
+    add(
+        f"int8 / fp32 ms per step, greedy b1 {quant.get('new_tokens')} tokens",
+        value,
+        "<= 0.5",
+        value is not None and value <= 0.5,
+        f"{report['meta']['size']} size",
+    )
+    quality = (report.get("quality") or {}).get("int8")
+    note = "skipped: no trained model (see the quality line)" if "skipped" in (report.get("quality") or {}) else ""
+    value = quality["chrf_delta"] if quality else None
+    add("int8 chrF - fp32 chrF (demo model, greedy)", value, ">= -0.5", value is not None and value >= -0.5, note)
+    value = quality["identical_outputs"] if quality else None
+    add("int8 greedy outputs identical to fp32 (demo model)", value, ">= 0.90", value is not None and value >= 0.9)
+
     train = {row["mode"]: row for row in report.get("training", []) if "error" not in row}
     t = lambda mode: train[mode]["step"]["median_ms"] if mode in train else None
     value = t("fp32") / t("minimal_fp32") if t("fp32") and t("minimal_fp32") else None
@@ -725,6 +972,8 @@ def markdown(report: dict) -> str:
             )
     if report.get("torch_compile"):
         lines += ["", f"torch.compile: `{json.dumps(report['torch_compile'])}`"]
+    if report.get("quantization"):
+        lines += quantization_markdown(report["quantization"], report.get("quality") or {})
     if report.get("training"):
         lines += [
             "",
@@ -749,6 +998,48 @@ def markdown(report: dict) -> str:
         met = "–" if t["met"] is None else ("yes" if t["met"] else "no")
         lines.append(f"| {t['target']} | {_fmt(t['value'], 2)} | {t['goal']} | {met} {t['note']} |")
     return "\n".join(lines) + "\n"
+
+
+def quantization_markdown(quant: dict, quality: dict) -> list[str]:
+    """The candidates table (every candidate, including the ones that lost or failed) and the quality lines."""
+    mib = lambda value: f"{value / 2**20:.0f}" if value else "–"
+    rows = quant["rows"]
+    fp32 = _find(rows, candidate="fp32")
+    lines = [
+        "",
+        f"## Quantized CPU inference (greedy, {quant['new_tokens']} new tokens, source {quant['source_length']}, "
+        "ms/step median / min)",
+        "",
+        "| candidate | batch 1 | vs fp32 | batch 8 | vs fp32 | same tokens as fp32 (random weights) | weights MiB | "
+        "resident MiB | convert s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if "skipped" in row or "error" in row:
+            lines.append(f"| {row['candidate']} | {row.get('skipped') or 'failed: ' + row['error']} | | | | | | | |")
+            continue
+        cells = []
+        for config in ("greedy_b1", "greedy_b8"):
+            ms = row[config]
+            ratio = ms["median_ms"] / fp32[config]["median_ms"]
+            cells += [f"{ms['median_ms']:.1f} / {ms['min_ms']:.1f}", f"{ratio:.2f}"]
+        lines.append(
+            f"| {row['candidate']} | {' | '.join(cells)} | {row['identical_token_share']:.1%} | "
+            f"{mib(row['weight_bytes'])} | {mib(row.get('rss_bytes'))} | {row['convert_s']:.1f} |"
+        )
+    lines += ["", "Quality on a trained model (greedy, chrF against the references): "]
+    if "skipped" in quality:
+        lines[-1] += quality["skipped"] + "."
+    else:
+        parts = [f"fp32 chrF {quality['fp32']['chrf']:.2f}"]
+        for name, value in quality.items():
+            if isinstance(value, dict) and "chrf_delta" in value:
+                parts.append(
+                    f"{name} chrF {value['chrf']:.2f} ({value['chrf_delta']:+.2f}), identical outputs "
+                    f"{value['identical_outputs']:.1%}"
+                )
+        lines[-1] += f"{quality['model']} on {quality['sentences']} sentences of {quality['data']}: " + "; ".join(parts)
+    return lines
 
 
 def plot(report: dict, path: Path) -> bool:
@@ -812,10 +1103,23 @@ def parse_args(argv=None):
         action="store_true",
         help="no subprocess per training mode (faster; memory figures less clean)",
     )
+    parser.add_argument(
+        "--quant-methods",
+        default=",".join(QUANT_CANDIDATES),
+        help="candidates beside fp32 for the quantized-inference table ('' skips it)",
+    )
+    parser.add_argument("--quant-length", type=int, default=32, help="new tokens for the quantized-inference table")
+    parser.add_argument("--no-quant-memory", action="store_true", help="no resident-memory child process per candidate")
+    parser.add_argument("--quality-model", default=str(DEMO_MODEL), help="trained model folder for the quality check")
+    parser.add_argument("--quality-data", default=str(DEMO_TEST), help="its test split (JSONL with source, target)")
+    parser.add_argument("--quality-methods", default="int8", help="methods whose quality is checked")
+    parser.add_argument("--quality-limit", type=int, default=0, help="first N test sentences only (0: all)")
+    parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out-dir", default="artifacts/bench")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--train-child", metavar="MODE", help=argparse.SUPPRESS)  # one training mode, in a child
+    parser.add_argument("--quant-child", metavar="CANDIDATE", help=argparse.SUPPRESS)  # one candidate's memory
     args = parser.parse_args(argv)
     args.lengths = [int(x) for x in args.lengths.split(",") if x]
     args.lengths_for = {
@@ -824,6 +1128,9 @@ def parse_args(argv=None):
     args.configs = [c for c in args.configs.split(",") if c]
     args.impls = [i for i in args.impls.split(",") if i]
     args.train_modes = [m for m in args.train_modes.split(",") if m]
+    args.quant_methods = [m for m in args.quant_methods.split(",") if m]
+    args.quality_methods = [m for m in args.quality_methods.split(",") if m]
+    args.quant_memory = not args.no_quant_memory
     args.nocache_repeats = args.repeats if args.nocache_repeats is None else min(args.nocache_repeats, args.repeats)
     for name in args.configs:
         if name not in DECODE_CONFIGS:
@@ -831,6 +1138,14 @@ def parse_args(argv=None):
     for name in args.impls:
         if name not in IMPLS:
             parser.error(f"unknown impl {name}; choose from {IMPLS}")
+    for name in args.quant_methods:
+        if name not in QUANT_CANDIDATES:
+            parser.error(f"unknown quantization candidate {name}; choose from {QUANT_CANDIDATES}")
+    for name in args.quality_methods:
+        if name not in QUANT_CANDIDATES[1:]:
+            parser.error(f"unknown quality method {name}; choose from {QUANT_CANDIDATES[1:]}")
+    if args.quant_length < 1:
+        parser.error("--quant-length must be >= 1")
     return args
 
 
@@ -840,6 +1155,9 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     if args.train_child:
         print("RESULT" + json.dumps(train_child(args.size, args.train_child, args.train_repeats)), flush=True)
+        return {}
+    if args.quant_child:
+        print("RESULT" + json.dumps(quant_memory_child(args.size, args.quant_child)), flush=True)
         return {}
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -894,8 +1212,14 @@ def main(argv=None) -> dict:
         report["ablations"] = run_ablations(args, models, log)
     if args.compile:
         report["torch_compile"] = try_compile(args, log)
+    if args.quant_methods:
+        for name in ("bf16", "bart"):  # done with; the candidates need the memory
+            models.pop(name, None)
+        gc.collect()
+        report["quantization"] = run_quantization(args, models["cached"], log)
     models.clear()
     gc.collect()
+    report["quality"] = {"skipped": "skipped: --no-quality"} if args.no_quality else run_quality(args, log)
     report["training"] = run_training(args, log) if args.train_modes else []
     meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     meta["wall_seconds"] = time.time() - started

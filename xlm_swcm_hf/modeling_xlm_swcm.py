@@ -614,22 +614,34 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
+    def _plain_float32_lm_head(self) -> bool:
+        """An `nn.Linear` head holding a plain float32 tensor: not a quantized module (`torch.ao` dynamic
+        quantization swaps the module) nor a quantized tensor subclass (torchao keeps the module and replaces its
+        weight), whose data the transposed copy must not read."""
+        head = self.lm_head
+        if not isinstance(head, nn.Linear):
+            return False
+        weight = head.weight
+        return (
+            type(weight) in (torch.Tensor, nn.Parameter) and weight.dtype == torch.float32 and not weight.is_quantized
+        )
+
     def _use_transposed_lm_head(self, hidden_states: torch.Tensor) -> bool:
-        weight = self.lm_head.weight
         return (
             self.lm_head_transposed_inference
             and not torch.is_grad_enabled()
-            and isinstance(self.lm_head, nn.Linear)
-            and weight.device.type == "cpu"
-            and weight.dtype == torch.float32
+            and self._plain_float32_lm_head()
+            and self.lm_head.weight.device.type == "cpu"
             and hidden_states.dtype == torch.float32
             and hidden_states.numel() // hidden_states.shape[-1] <= 64
         )
 
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """The LM head; takes the transposed-weight fast path during CPU fp32 inference on a few positions."""
+        """The LM head; takes the transposed-weight fast path during CPU fp32 inference on a few positions and steps
+        aside (plain `lm_head(...)`) for quantized or non-float32 heads."""
         if not self._use_transposed_lm_head(hidden_states):
-            if torch.is_grad_enabled():  # training: drop the inference copy
+            if torch.is_grad_enabled() or not self._plain_float32_lm_head():
+                # training, or a head quantized or cast since the copy was made: drop the inference copy
                 self.__dict__.pop("_lm_head_t_cache", None)
             return self.lm_head(hidden_states)
         weight, bias = self.lm_head.weight, self.lm_head.bias
