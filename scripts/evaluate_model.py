@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xlm_swcm_hf.checks import InputError, cli_main, load_tokenizer, require_model_source
 from xlm_swcm_hf.data import TASKS, format_examples, load_task_dataset
+from xlm_swcm_hf.quantization import quantize_for_cpu
 from xlm_swcm_hf.recipe import DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
 
@@ -39,6 +40,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-source-length", type=int, default=DataRecipe.max_source_length)
     parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
+    parser.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        default="none",
+        help="int8: quantize for CPU inference after loading (xlm_swcm_hf.quantization.quantize_for_cpu)",
+    )
     args = parser.parse_args(argv)
     for name in ("num_beams", "max_new_tokens", "batch_size", "max_source_length"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -63,6 +70,8 @@ def main(argv=None) -> int:
     if not args.trust_remote_code:
         import xlm_swcm_hf  # noqa: F401  registers the Auto classes
     model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    if args.quantize != "none":
+        model = quantize_for_cpu(model, args.quantize)
     generation = {
         key: value
         for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
