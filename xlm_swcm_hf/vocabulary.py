@@ -22,7 +22,9 @@ def corpus_token_ids(tokenizer, texts: list[str], batch_size: int = 1000) -> set
 
 def _pruned_tokenizer_json(tokenizer_json: dict, old_to_new: dict[int, int]) -> dict:
     if tokenizer_json["model"]["type"] != "Unigram":
-        raise ValueError(f"Only Unigram (sentencepiece) tokenizers can be pruned, not {tokenizer_json['model']['type']}.")
+        raise ValueError(
+            f"Only Unigram (sentencepiece) tokenizers can be pruned, not {tokenizer_json['model']['type']}."
+        )
     pruned = json.loads(json.dumps(tokenizer_json))
     vocab = tokenizer_json["model"]["vocab"]
     pruned["model"]["vocab"] = [vocab[old] for old in sorted(old_to_new)]
@@ -68,8 +70,12 @@ def prune_encoder_vocabulary(
     with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
         pruned_encoder.save_pretrained(staging)
         pruned_tokenizer.save_pretrained(staging)
-        stats = {"source": str(encoder_dir), "original_vocab_size": len(tokenizer), "pruned_vocab_size": len(keep),
-                 "texts": len(texts)}
+        stats = {
+            "source": str(encoder_dir),
+            "original_vocab_size": len(tokenizer),
+            "pruned_vocab_size": len(keep),
+            "texts": len(texts),
+        }
         (Path(staging) / "vocabulary_pruning.json").write_text(json.dumps(stats, indent=2))
     return stats
 
