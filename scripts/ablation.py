@@ -11,6 +11,7 @@ Stages (--stages, in this order; a stage runs what it needs from the earlier one
   python scripts/ablation.py --steps 300 --seeds 0,1,2                                 # the whole study
   python scripts/ablation.py --stages sweep --variants random_emb_head,swcm_pre_emb_head --steps 150
   python scripts/ablation.py --device cuda --steps 300 --seeds 0,1,2,3,4
+  python scripts/ablation.py --render-only --steps 300 --seeds 0,1,2      # docs from the finished runs only
 Finished runs are kept in <output>/ablation_runs.jsonl and skipped when a command runs again; random_emb_head (the
 reference of every comparison) is always included.
 """
@@ -77,6 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain-variants", default=None, help="default: reference, default, best SWCM")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--bootstrap-resamples", type=int, default=2000)
+    parser.add_argument("--render-only", action="store_true", help="rewrite the docs from finished runs, train nothing")
     parser.add_argument("--config", default=str(DEFAULT_RECIPE))
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--output", default="artifacts/ablation")
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
         command=command_line(),
     )
     try:
-        study = run_study(recipe, settings, Path(args.output), Path(args.docs))
+        study = run_study(recipe, settings, Path(args.output), Path(args.docs), render_only=args.render_only)
     except ValueError as error:
         if "pretrain stage needs" in str(error):
             raise InputError(str(error)) from None

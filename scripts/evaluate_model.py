@@ -13,6 +13,7 @@ from xlm_swcm_hf.data import TASKS, format_examples, load_task_dataset
 from xlm_swcm_hf.quantization import quantize_for_cpu
 from xlm_swcm_hf.recipe import DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
+from xlm_swcm_hf.training.adapters import is_adapter_folder, load_adapter_model
 
 
 def default_output(model: str, data: str) -> Path:
@@ -26,7 +27,7 @@ def default_output(model: str, data: str) -> Path:
 @cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="a saved model folder (or Hub name)")
+    parser.add_argument("--model", required=True, help="a saved model folder (or Hub name), or a LoRA adapter folder")
     parser.add_argument("--data", required=True, help="JSONL/CSV/Parquet file")
     parser.add_argument("--task", default="translation", choices=TASKS)
     parser.add_argument("--columns", type=json.loads, default=None, help='e.g. {"source": "text", "target": "summary"}')
@@ -52,7 +53,9 @@ def main(argv=None) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
 
     # Data and tokenizer first: cheap, and what is most often wrong.
-    require_model_source(args.model, "--model")
+    adapter = is_adapter_folder(args.model)
+    if not adapter:
+        require_model_source(args.model, "--model")
     loaded = format_examples(
         load_task_dataset(args.data, task=None, split="train"),
         args.task,
@@ -69,7 +72,10 @@ def main(argv=None) -> int:
 
     if not args.trust_remote_code:
         import xlm_swcm_hf  # noqa: F401  registers the Auto classes
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    if adapter:  # a LoRA adapter folder: its base model with the adapter on top
+        model = load_adapter_model(args.model, trust_remote_code=args.trust_remote_code)
+    else:
+        model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     if args.quantize != "none":
         model = quantize_for_cpu(model, args.quantize)
     generation = {

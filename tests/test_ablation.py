@@ -206,6 +206,13 @@ def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, t
     before = lines_of(tmp_path / "ablation" / "ablation_runs.jsonl")
     ablation.run_study(recipe, settings, tmp_path / "ablation", tmp_path / "docs")
     assert lines_of(tmp_path / "ablation" / "ablation_runs.jsonl") == before
+    # --render-only: the docs again from the finished runs, nothing trained (even for a variant that never ran).
+    more = ablation.StudySettings(**{**settings.__dict__, "variants": [*settings.variants, "swcm_pre_scaled_freeze"]})
+    ablation.run_study(recipe, more, tmp_path / "ablation", tmp_path / "docs2", render_only=True)
+    assert lines_of(tmp_path / "ablation" / "ablation_runs.jsonl") == before
+    rendered = (tmp_path / "docs2" / "ablation.md").read_text()
+    assert "equal steps: 6 of 8 runs; not run: swcm_pre_scaled_freeze/seed 0" in rendered
+    assert "- variants not in this study: swcm_pre_random_head" in rendered
 
 
 def test_learning_rate_is_chosen_per_variant_on_validation_nll(real_pairs, tiny_encoder, tmp_path):

@@ -667,6 +667,7 @@ class Study:
                 record = json.loads(line)
                 if record.get("schema") == SCHEMA:
                     self.records[record_key(record)] = record
+        self.commit = git_commit()  # the code this process loaded (later commits by others do not change it)
         self.skipped = {name: reason for name in settings.variants if (reason := skip_reason(name, recipe))}
         self.variants = [name for name in settings.variants if name not in self.skipped]
 
@@ -677,7 +678,7 @@ class Study:
         return self.records.get(record_key(record))
 
     def _store(self, record: dict) -> dict:
-        record = {"schema": SCHEMA, "commit": git_commit(), "device": device_name(self.settings.device), **record}
+        record = {"schema": SCHEMA, "commit": self.commit, "device": device_name(self.settings.device), **record}
         self.output_dir.mkdir(parents=True, exist_ok=True)
         with self.results_file.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -1015,6 +1016,9 @@ class Study:
                 f"{len(variants) * len(set([settings.sweep_seed, *settings.seeds]))} and "
                 f"{len(variants) * (len(settings.learning_rates) + len(settings.seeds) - 1)})."
             )
+        left_out = [name for name in VARIANTS if name not in settings.variants]
+        if left_out:
+            lines.append(f"- variants not in this study: {', '.join(left_out)}.")
         lines.append("")
         return lines
 
@@ -1126,9 +1130,15 @@ def _mean_over_seeds(records: list[dict]) -> list[float]:
     return [sum(values) / len(values) for values in zip(*(record["sentence_nll"] for record in records))]
 
 
-def run_study(recipe: Recipe, settings: StudySettings, output_dir: Path, docs_dir: Path) -> Study:
+def run_study(
+    recipe: Recipe, settings: StudySettings, output_dir: Path, docs_dir: Path, render_only: bool = False
+) -> Study:
+    """Run what is missing (or, with `render_only`, only rewrite the docs from the finished runs)."""
     study = Study(recipe, settings, output_dir, docs_dir)
-    study.run_all()
+    if render_only:
+        study.write_docs()
+    else:
+        study.run_all()
     return study
 
 
