@@ -80,8 +80,8 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
 def shared_weight_mapping(config: XLMSWCMConfig) -> dict[str, str]:
     """Decoder parameter name -> encoder parameter name for the shared-weights initialisation.
 
-    The k-th custom layer of `config.decoder_layout` (wherever it sits) takes both its self- and its cross-attention
-    from encoder layer k's self-attention (query, key, value, output dense) and both FFNs from encoder layer k's
+    The k-th custom layer of `config.decoder_layout` (wherever it sits) copies encoder layer k: both its self- and its
+    cross-attention start as that layer's self-attention (query, key, value, output dense), both FFNs as its
     intermediate/output dense. With post-LN it also takes the attention-output LayerNorm after each attention and the
     output LayerNorm after each FFN. Names are relative to `XLMSWCMModel` (`decoder.layers.*` <-
     `encoder.encoder.layer.*`).
