@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 from conftest import run_script
-from test_training import StopAt, real_pairs, tiny_encoder, tiny_recipe  # noqa: F401  (fixtures)
+from test_training import StopAt, tiny_encoder, tiny_recipe  # noqa: F401  (a fixture)
 
 from xlm_swcm_hf.recipe import RecipeError
 from xlm_swcm_hf.training import build, run_training

@@ -20,29 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def real_pairs(tmp_path_factory):
-    """A few hundred real en->X pairs (ug, kk, mn, zh) in train/validation/test JSONL files."""
-    pytest.importorskip("babel")
-    pytest.importorskip("django")
-    pytest.importorskip("pycountry")
-    pytest.importorskip("maqal")
-    from xlm_swcm_experiments.demo.data import build_demo_dataset
-
-    folder = tmp_path_factory.mktemp("data")
-    build_demo_dataset(folder / "full", languages=("ug", "kk", "mn", "zh"))
-    sizes = {"train": 320, "validation": 32, "test": 24}
-    for split, size in sizes.items():
-        rows = [json.loads(line) for line in (folder / "full" / f"{split}.jsonl").read_text().splitlines()]
-        rows = sorted(rows, key=lambda row: (len(row["source"]) + len(row["target"]), row["source"]))
-        by_language = {}
-        for row in rows:
-            by_language.setdefault(row["lang"], []).append(row)
-        chosen = [row for language in sorted(by_language) for row in by_language[language][: size // 4]]
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen))
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tiny_encoder(real_pairs, tmp_path_factory):
     """A random tiny XLM-R encoder with a tokenizer trained on the pairs' text."""
     texts = []
