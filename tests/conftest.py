@@ -29,7 +29,8 @@ TINY_ENCODER = dict(
 )
 
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
 
 
 def run_script(name, argv):
@@ -102,3 +103,50 @@ def real_pairs(tmp_path_factory):
         chosen = [row for language in sorted(by_language) for row in by_language[language][: size // 4]]
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen))
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(real_pairs, tmp_path_factory):
+    """A random tiny XLM-R encoder with a tokenizer trained on the pairs' text."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+
+    texts = []
+    for split in ("train", "validation", "test"):
+        for line in (real_pairs / f"{split}.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            texts += [row["source"], row["target"]]
+    tokenizer = build_tiny_xlmr_tokenizer(texts, vocab_size=600)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=130,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("encoder")
+    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_recipe(real_pairs, tiny_encoder, output_dir, *overrides):
+    """configs/tiny.yaml on the real pairs and the tiny encoder, writing to `output_dir`."""
+    from xlm_swcm_hf.recipe import Recipe
+
+    return Recipe.from_yaml(
+        ROOT / "configs" / "tiny.yaml",
+        [
+            f"model.encoder={tiny_encoder}",
+            f"data.train_file={real_pairs / 'train.jsonl'}",
+            f"data.validation_file={real_pairs / 'validation.jsonl'}",
+            f"data.test_file={real_pairs / 'test.jsonl'}",
+            f"training.output_dir={output_dir}",
+            *overrides,
+        ],
+    )

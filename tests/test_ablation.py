@@ -9,12 +9,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import run_script
-from transformers import TrainerCallback, TrainerControl, TrainerState, XLMRobertaConfig, XLMRobertaModel
+from conftest import tiny_recipe as shared_tiny_recipe
+from transformers import TrainerCallback, TrainerControl, TrainerState, XLMRobertaConfig
 
 from xlm_swcm_experiments import ablation
 from xlm_swcm_experiments import statistics as stats
-from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
-from xlm_swcm_hf.training import load_recipe
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,49 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # ------------------------------------------------------------------------------------------------ fixtures
 
 
-def _texts(real_pairs):
-    texts = []
-    for split in ("train", "validation", "test"):
-        for line in (real_pairs / f"{split}.jsonl").read_text().splitlines():
-            row = json.loads(line)
-            texts += [row["source"], row["target"]]
-    return texts
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder(real_pairs, tmp_path_factory):
-    """A random tiny XLM-R encoder (no masked-LM head) with a tokenizer trained on the pairs' text."""
-    tokenizer = build_tiny_xlmr_tokenizer(_texts(real_pairs), vocab_size=600)
-    config = XLMRobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=96,
-        max_position_embeddings=130,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("encoder")
-    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def tiny_recipe(real_pairs, tiny_encoder, output_dir, *overrides):
-    return load_recipe(
-        ROOT / "configs" / "tiny.yaml",
-        [
-            f"model.encoder={tiny_encoder}",
-            f"data.train_file={real_pairs / 'train.jsonl'}",
-            f"data.validation_file={real_pairs / 'validation.jsonl'}",
-            f"data.test_file={real_pairs / 'test.jsonl'}",
-            f"training.output_dir={output_dir}",
-            "generation.max_new_tokens=8",
-            *overrides,
-        ],
-    )
+    """The shared tiny recipe with short greedy test decoding (the ablation decodes every test sentence)."""
+    return shared_tiny_recipe(real_pairs, tiny_encoder, output_dir, "generation.max_new_tokens=8", *overrides)
 
 
 def lines_of(path):

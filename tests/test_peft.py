@@ -5,8 +5,8 @@ import sys
 
 import pytest
 import torch
-from conftest import run_script
-from test_training import StopAt, tiny_encoder, tiny_recipe  # noqa: F401  (a fixture)
+from conftest import run_script, tiny_recipe
+from test_training import StopAt
 
 from xlm_swcm_hf.recipe import RecipeError
 from xlm_swcm_hf.training import build, run_training
