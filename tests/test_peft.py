@@ -122,3 +122,16 @@ def test_bad_peft_recipes_fail_before_any_work(real_pairs, tiny_encoder, base_fo
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(ValueError, match=r"pip install 'xlm-swcm-hf\[peft\]'"):
         build(lora_recipe(real_pairs, tmp_path / "y", base_folder), with_trainer=False)
+
+
+def test_a_peft_too_old_for_this_transformers_is_refused_with_the_version_to_install(monkeypatch):
+    # peft 0.21.0 beside transformers 5.24 fails inside generate (seen on the GPU check); 0.21.2 works
+    import peft
+
+    from xlm_swcm_hf.training.adapters import MIN_PEFT_VERSION, require_peft
+
+    monkeypatch.setattr(peft, "__version__", "0.21.0")
+    with pytest.raises(ValueError, match=rf"peft 0.21.0 is too old .* pip install 'peft>={MIN_PEFT_VERSION}'"):
+        require_peft()
+    monkeypatch.setattr(peft, "__version__", MIN_PEFT_VERSION)
+    assert require_peft() is peft

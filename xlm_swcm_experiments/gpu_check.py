@@ -265,7 +265,9 @@ def check_sdpa(ctx: Context) -> dict:
 
 def check_lora(ctx: Context) -> dict:
     """LoRA through peft: only the adapter trains, the loss falls, the merged model generates."""
-    import peft
+    from xlm_swcm_hf.training.adapters import require_peft
+
+    peft = require_peft()  # a clear message where peft is too old for this transformers
 
     model = swcm_model(TINY).to(ctx.device)
     config = peft.LoraConfig(

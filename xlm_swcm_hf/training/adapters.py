@@ -10,11 +10,23 @@ from ..checks import InputError
 from ..hub import ADAPTER_CONFIG
 
 
+# peft before 0.21.2 calls a generation helper that transformers 5.24 removed: beam search and greedy decoding of
+# a LoRA model fail with an AttributeError (seen with peft 0.21.0; 0.21.2 works).
+MIN_PEFT_VERSION = "0.21.2"
+
+
 def require_peft():
     try:
         import peft
     except ImportError:
         raise InputError("LoRA adapters need peft, which is not installed; pip install 'xlm-swcm-hf[peft]'.") from None
+    from packaging.version import Version
+
+    if Version(peft.__version__) < Version(MIN_PEFT_VERSION):
+        raise InputError(
+            f"peft {peft.__version__} is too old for this transformers (generation of a LoRA model fails); "
+            f"pip install 'peft>={MIN_PEFT_VERSION}'."
+        )
     return peft
 
 
