@@ -521,6 +521,7 @@ def run_once(
         "train_seconds": round(clock.elapsed, 2),
         "step_seconds": round(clock.elapsed / max(1, clock.steps), 4),
         "stopped_by": "clock" if clock.stopped_by_clock else "steps",
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "data_order": order.digests,
         **prepared.notes,
     }
