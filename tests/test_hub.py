@@ -79,6 +79,15 @@ def test_dry_run_loads_the_folders_own_code(saved_folder, capsys):
     assert err.startswith("error: ") and "broken remote code" in err and err.count("\n") == 1
 
 
+def test_a_relative_folder_loads_in_the_clean_process(saved_folder, monkeypatch):
+    # `make demo` passes artifacts/demo/swcm/final: relative to the caller, not to the child's scratch folder
+    from xlm_swcm_hf.hub import load_in_clean_process
+
+    monkeypatch.chdir(saved_folder.parent)
+    answer = load_in_clean_process(saved_folder.name, {"sources": ["ug zh"], "generation": {"max_new_tokens": 2}})
+    assert len(answer["predictions"]) == 1
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [

@@ -196,7 +196,8 @@ def load_in_clean_process(folder: str | os.PathLike, request: dict | None = None
             stdin=subprocess.DEVNULL,
             timeout=timeout,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
-            cwd=scratch,
+            # the caller's working directory, so that a relative folder (or an adapter's relative base model)
+            # means what it means to the caller; imports do not depend on it (the child runs a script file)
         )
         if result.returncode != 0:
             lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
