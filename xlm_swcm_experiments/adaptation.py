@@ -26,7 +26,7 @@ from .ablation import REFERENCE, device_name, git_commit, run_once
 MODES = ("full", "lora")
 # Customary rates: LoRA's few new weights take a larger step than a full model that is already trained.
 DEFAULT_LEARNING_RATES = {"full": 1e-4, "lora": 1e-3}
-DEFAULT_STEPS = 150
+DEFAULT_STEPS = 100
 RESULTS_FILE = "runs.jsonl"
 
 
