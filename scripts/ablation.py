@@ -10,7 +10,7 @@ Stages (--stages, in this order; a stage runs what it needs from the earlier one
 
   python scripts/ablation.py --steps 300 --seeds 0,1,2                                 # the whole study
   python scripts/ablation.py --stages sweep --variants random_emb_head,swcm_pre_emb_head --steps 150
-  python scripts/ablation.py --device cuda --steps 300 --seeds 0,1,2,3,4
+  python scripts/ablation.py --device cuda --jobs 8 --steps 300 --seeds 0,1,2,3,4     # runs 8 at a time
   python scripts/ablation.py --render-only --steps 300 --seeds 0,1,2      # docs from the finished runs only
 Finished runs are kept in <output>/ablation_runs.jsonl and skipped when a command runs again; random_emb_head (the
 reference of every comparison) is always included.
@@ -78,6 +78,12 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain-steps", type=int, default=None, help="default: --steps")
     parser.add_argument("--pretrain-variants", default=None, help="default: reference, default, best SWCM")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, each in its own process (for a GPU; equal wall-clock runs stay one at a time)",
+    )
     parser.add_argument("--bootstrap-resamples", type=int, default=2000)
     parser.add_argument("--render-only", action="store_true", help="rewrite the docs from finished runs, train nothing")
     parser.add_argument("--config", default=str(DEFAULT_RECIPE))
@@ -102,6 +108,8 @@ def main(argv=None) -> int:
         raise InputError("--seeds and --lrs must not repeat a value.")
     if args.steps < 1 or (args.pretrain_steps is not None and args.pretrain_steps < 1):
         raise InputError("--steps and --pretrain-steps must be >= 1.")
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be >= 1, got {args.jobs}.")
     if any(rate <= 0 for rate in rates) or args.bootstrap_resamples < 100:
         raise InputError("--lrs must be > 0 and --bootstrap-resamples >= 100.")
     device = _device(args.device)
@@ -122,6 +130,7 @@ def main(argv=None) -> int:
         device=device,
         bootstrap_resamples=args.bootstrap_resamples,
         command=command_line(),
+        jobs=args.jobs,
     )
     try:
         study = run_study(recipe, settings, Path(args.output), Path(args.docs), render_only=args.render_only)

@@ -312,3 +312,35 @@ def test_ablation_script_refuses_bad_options(tmp_path, capsys):
         assert run_script("ablation", [*argv, "--output", output, "--docs", tmp_path / "docs"]) == 2, argv
         assert message in capsys.readouterr().err, argv
     assert not output.exists() and not (tmp_path / "docs").exists()
+
+
+@pytest.mark.slow  # spawned processes
+def test_jobs_run_each_round_in_processes_of_their_own_with_the_same_results(real_pairs, tiny_encoder, tmp_path):
+    """--jobs N: the sweep's and the seeds' runs go to N spawned processes; the records are those of one process."""
+    recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused")
+    base = dict(variants=["swcm_pre_emb_head"], seeds=[0, 1], steps=2, learning_rates=[3e-3], stages=["steps"])
+    results = {}
+    for jobs in (1, 2):
+        settings = ablation.StudySettings(**base, jobs=jobs, bootstrap_resamples=200)
+        study = ablation.run_study(recipe, settings, tmp_path / f"jobs{jobs}", tmp_path / f"docs{jobs}")
+        records = [json.loads(line) for line in lines_of(tmp_path / f"jobs{jobs}" / "ablation_runs.jsonl")]
+        assert len(records) == 2 * 2  # two variants (the reference joins), two seeds: two rounds of two runs
+        results[jobs] = {ablation.record_key(record): record for record in records}
+        assert "## Equal steps" in (tmp_path / f"docs{jobs}" / "ablation.md").read_text() and study.records
+    assert results[1].keys() == results[2].keys()
+    for key, record in results[1].items():
+        parallel = results[2][key]
+        assert parallel["data_order"] == record["data_order"], key
+        assert parallel["valid_nll"] == pytest.approx(record["valid_nll"], rel=1e-3), key
+        assert parallel["sentence_nll"] == pytest.approx(record["sentence_nll"], rel=1e-3, abs=1e-3), key
+    # Equal wall-clock needs the reference timed alone on this device: the parallel study times it again, alone.
+    for jobs in (1, 2):
+        settings = ablation.StudySettings(**{**base, "stages": ["time"]}, jobs=jobs, bootstrap_resamples=200)
+        ablation.run_study(recipe, settings, tmp_path / f"jobs{jobs}", tmp_path / f"docs{jobs}")
+        records = [json.loads(line) for line in lines_of(tmp_path / f"jobs{jobs}" / "ablation_runs.jsonl")]
+        retimed = [r for r in records if r["budget"] == "time" and r["variant"] == "random_emb_head"]
+        timed = [r for r in records if r["budget"] == "time" and r["variant"] == "swcm_pre_emb_head"]
+        assert len(retimed) == (0 if jobs == 1 else 2) and len(timed) == 2
+        assert all("concurrent_runs" not in record for record in retimed + timed)  # clocks that shared nothing
+        budgets = {r["seed"]: r["train_seconds"] for r in (retimed or records) if r["variant"] == "random_emb_head"}
+        assert all(record["time_budget"] == budgets[record["seed"]] for record in timed)

@@ -620,6 +620,35 @@ def pretrain_once(recipe: Recipe, variant: str, seed: int, steps: int, output_di
     }
 
 
+def _call_with_threads(function, threads: int, arguments: dict) -> dict:
+    torch.set_num_threads(threads)
+    return function(**arguments)
+
+
+def in_processes(function, jobs_and_arguments: list[tuple[dict, dict]], jobs: int, device: str):
+    """Yield `(fields, function(**arguments))` for each pair as it finishes, computed in up to `jobs` fresh processes
+    at once (spawned: CUDA cannot be forked); on the CPU the cores are shared out between them. A failed run does not
+    stop the others: the first failure is raised once every run has ended (the finished ones have been yielded)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else 1
+    failures = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {
+            pool.submit(_call_with_threads, function, threads, arguments): fields
+            for fields, arguments in jobs_and_arguments
+        }
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                failures.append(future.exception())
+                continue
+            yield futures[future], future.result()
+    if failures:
+        raise failures[0]
+
+
 # ------------------------------------------------------------------------------------------------ the study
 
 
@@ -636,6 +665,10 @@ class StudySettings:
     device: str = "cpu"
     bootstrap_resamples: int = stats.BOOTSTRAP_RESAMPLES
     command: str = ""
+    # Runs that need no other run's result (a sweep round, a seeds round, the pretraining) go to this many processes
+    # at once: for a GPU, whose one process leaves it mostly idle at this model size. Equal wall-clock runs always
+    # run one at a time, since parallel runs would share the device their clock measures.
+    jobs: int = 1
 
     def __post_init__(self):
         if REFERENCE not in self.variants:
@@ -692,45 +725,89 @@ class Study:
         self.write_docs()
         return record
 
-    def run(self, stage: str, budget: str, variant: str, seed: int, learning_rate: float, **extra) -> dict:
+    def _plan(self, stage: str, budget: str, variant: str, seed: int, learning_rate: float, **extra):
+        """The record's identifying fields, and `run_once`'s arguments; (found record, None) if it already ran."""
         steps = self.settings.steps
         pretrain_steps = self.settings.pretrain_steps if stage == "pretrained" else None
         fields = dict(stage=stage, budget=budget, variant=variant, seed=seed, learning_rate=learning_rate)
         found = self.find(**fields, pretrain_steps=pretrain_steps)
         if found:
-            return found
+            return found, None
         recipe = self.recipe
         if stage == "pretrained":
             recipe = recipe.copy()
             recipe.model = dataclasses.replace(recipe.model, init="pretrained", path=self.pretrained(variant, seed))
-        folder = self.output_dir / stage / budget / f"{variant}-seed{seed}-lr{learning_rate:g}"
-        print(f"--- {stage} {budget} {variant} seed {seed} lr {learning_rate:g} {extra or ''}", flush=True)
-        record = run_once(
-            recipe,
-            variant,
-            seed,
-            learning_rate,
-            steps,
-            folder,
-            self.settings.device,
+        arguments = dict(
+            recipe=recipe,
+            variant=variant,
+            seed=seed,
+            learning_rate=learning_rate,
+            steps=steps,
+            output_dir=self.output_dir / stage / budget / f"{variant}-seed{seed}-lr{learning_rate:g}",
+            device=self.settings.device,
             apply_init=stage != "pretrained",
             **extra,
         )
-        return self._store({**fields, "steps": steps, "pretrain_steps": pretrain_steps, **extra, **record})
+        return {**fields, "steps": steps, "pretrain_steps": pretrain_steps, **extra}, arguments
 
-    def pretrained(self, variant: str, seed: int) -> str:
+    def run(self, stage: str, budget: str, variant: str, seed: int, learning_rate: float, **extra) -> dict:
+        fields, arguments = self._plan(stage, budget, variant, seed, learning_rate, **extra)
+        if arguments is None:
+            return fields
+        print(f"--- {stage} {budget} {variant} seed {seed} lr {learning_rate:g} {extra or ''}", flush=True)
+        return self._store({**fields, **run_once(**arguments)})
+
+    def run_round(self, tasks: list[tuple]) -> None:
+        """Runs `(stage, budget, variant, seed, learning_rate)` that need none of each other's results: here, one
+        after another, or in `settings.jobs` processes at once (each record is stored as its run ends)."""
+        planned = [(task, *self._plan(*task)) for task in tasks]
+        pending = [(task, fields, arguments) for task, fields, arguments in planned if arguments is not None]
+        if self.settings.jobs <= 1 or len(pending) <= 1:
+            for task, _, _ in pending:
+                self.run(*task)
+            return
+        for task, _, _ in pending:
+            print(f"--- {' '.join(map(str, task))} (in a process of its own)", flush=True)
+        for fields, record in in_processes(
+            run_once,
+            [(fields, arguments) for _, fields, arguments in pending],
+            self.settings.jobs,
+            self.settings.device,
+        ):
+            self._store({**fields, **record, "concurrent_runs": min(self.settings.jobs, len(pending))})
+
+    def _pretrain_plan(self, variant: str, seed: int):
+        """(fields, path) if this pretraining already ran, else (fields, `pretrain_once`'s arguments)."""
         steps = self.settings.pretrain_steps
         learning_rate = self.recipe.training["learning_rate"]
         folder = self.output_dir / "pretrain" / f"{variant}-seed{seed}-steps{steps}"
         fields = dict(stage="pretrain", budget="steps", variant=variant, seed=seed, learning_rate=learning_rate)
         if self.find(**fields, steps=steps) and (folder / "final" / "config.json").exists():
-            return str(folder / "final")
-        print(f"--- pretrain {variant} seed {seed} ({steps} steps, lr {learning_rate:g})", flush=True)
-        record = pretrain_once(
-            pretraining_recipe(self.recipe, self.output_dir), variant, seed, steps, folder, self.settings.device
+            return fields, str(folder / "final")
+        recipe = pretraining_recipe(self.recipe, self.output_dir)
+        arguments = dict(
+            recipe=recipe, variant=variant, seed=seed, steps=steps, output_dir=folder, device=self.settings.device
         )
-        self._store({**fields, "steps": steps, "pretrain_steps": None, **record})
-        return record["path"]
+        return {**fields, "steps": steps, "pretrain_steps": None}, arguments
+
+    def pretrained(self, variant: str, seed: int) -> str:
+        fields, planned = self._pretrain_plan(variant, seed)
+        if isinstance(planned, str):
+            return planned
+        print(
+            f"--- pretrain {variant} seed {seed} ({fields['steps']} steps, lr {fields['learning_rate']:g})", flush=True
+        )
+        return self._store({**fields, **pretrain_once(**planned)})["path"]
+
+    def pretrain_round(self, tasks: list[tuple[str, int]]) -> None:
+        pending = [(fields, planned) for fields, planned in map(lambda task: self._pretrain_plan(*task), tasks)]
+        pending = [(fields, planned) for fields, planned in pending if not isinstance(planned, str)]
+        if self.settings.jobs <= 1 or len(pending) <= 1:
+            for fields, _ in pending:
+                self.pretrained(fields["variant"], fields["seed"])
+            return
+        for fields, record in in_processes(pretrain_once, pending, self.settings.jobs, self.settings.device):
+            self._store({**fields, **record, "concurrent_runs": min(self.settings.jobs, len(pending))})
 
     # -- learning rates
 
@@ -757,28 +834,43 @@ class Study:
 
     def sweep(self, stage: str, variants: list[str]) -> None:
         # Rate by rate across the variants, so that a study cut short has every variant at the first rates.
-        for rate in self.settings.learning_rates:
-            for variant in variants:
-                self.run(stage, "steps", variant, self.settings.sweep_seed, rate)
+        seed = self.settings.sweep_seed
+        self.run_round(
+            [(stage, "steps", variant, seed, rate) for rate in self.settings.learning_rates for variant in variants]
+        )
 
     def equal_steps(self, stage: str, variants: list[str]) -> None:
         self.sweep(stage, variants)
-        for seed in self.settings.seeds:
-            for variant in variants:
-                self.run(stage, "steps", variant, seed, self.best_learning_rate(stage, variant))
+        self.run_round(
+            [
+                (stage, "steps", variant, seed, self.best_learning_rate(stage, variant))
+                for seed in self.settings.seeds
+                for variant in variants
+            ]
+        )
+
+    def timed_alone(self, record: dict) -> bool:
+        """Whether a run's clock is worth a budget here: it ran on this device with no other run beside it."""
+        return record.get("concurrent_runs", 1) == 1 and record.get("device") == device_name(self.settings.device)
 
     def equal_time(self, variants: list[str]) -> None:
         self.equal_steps("init", variants)
         reference_rate = self.best_learning_rate("init", REFERENCE)
         for seed in self.settings.seeds:
-            budget = self.find(stage="init", variant=REFERENCE, seed=seed, learning_rate=reference_rate)
+            reference = self.find(stage="init", variant=REFERENCE, seed=seed, learning_rate=reference_rate)
+            timing = reference
+            if not self.timed_alone(reference):
+                # Its equal-steps run shared the device or ran elsewhere: time the same run again, alone, here.
+                timing = self.run("init", "time", REFERENCE, seed, reference_rate)
             for variant in variants:
                 if variant == REFERENCE:
                     continue  # its equal-steps run is its equal-time run
                 rate = self.best_learning_rate("init", variant)
                 own = self.find(stage="init", variant=variant, seed=seed, learning_rate=rate)
-                horizon = max(1, math.ceil(TIME_HORIZON_HEADROOM * budget["train_seconds"] / own["step_seconds"]))
-                self.run("init", "time", variant, seed, rate, time_budget=budget["train_seconds"], horizon=horizon)
+                # Speed relative to the reference from runs made side by side, scaled to the clean timing.
+                step_seconds = timing["step_seconds"] * own["step_seconds"] / reference["step_seconds"]
+                horizon = max(1, math.ceil(TIME_HORIZON_HEADROOM * timing["train_seconds"] / step_seconds))
+                self.run("init", "time", variant, seed, rate, time_budget=timing["train_seconds"], horizon=horizon)
 
     def best_swcm(self) -> str | None:
         """The SWCM variant with the lowest mean validation NLL over the equal-steps seeds (validation, not test)."""
@@ -815,9 +907,13 @@ class Study:
             self.equal_time(self.variants)
         if "pretrain" in stages:
             variants = self.pretrain_variants()
-            for seed in dict.fromkeys([self.settings.sweep_seed, *self.settings.seeds]):
-                for variant in variants:
-                    self.pretrained(variant, seed)
+            self.pretrain_round(
+                [
+                    (variant, seed)
+                    for seed in dict.fromkeys([self.settings.sweep_seed, *self.settings.seeds])
+                    for variant in variants
+                ]
+            )
             self.equal_steps("pretrained", variants)
         self.write_docs()
 
