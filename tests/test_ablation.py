@@ -70,7 +70,10 @@ def test_verdict_words():
     straddles = {"mean": -0.2, "low": -0.4, "high": 0.05}
     assert stats.verdict("v", "r", [shown, shown]).startswith("v is better than r")
     assert stats.verdict("v", "r", [dict(shown, mean=0.2, low=0.1, high=0.3)]).startswith("v is worse than r")
-    assert "no difference shown" in stats.verdict("v", "r", [shown, straddles])
+    # It names the interval that contains 0, not both.
+    assert stats.verdict("v", "r", [shown, straddles]).endswith(
+        "no difference shown (-0.200, 95% intervals [-0.300, -0.100]; [-0.400, +0.050]: [-0.400, +0.050] contains 0)."
+    )
 
 
 # ------------------------------------------------------------------------------------------------ callbacks

@@ -137,7 +137,9 @@ def verdict(name: str, reference: str, intervals: list[dict], lower_is_better: b
     mean = intervals[0]["mean"]
     spans = "; ".join(f"[{i['low']:+.3f}, {i['high']:+.3f}]" for i in intervals)
     if any(contains_zero(interval) for interval in intervals) or len({i["low"] > 0 for i in intervals}) > 1:
-        return f"{name} vs {reference}: no difference shown ({mean:+.3f}{unit}, 95% intervals {spans} contain 0)."
+        straddling = [f"[{i['low']:+.3f}, {i['high']:+.3f}]" for i in intervals if contains_zero(i)]
+        which = f"{'; '.join(straddling)} contain{'s' if len(straddling) == 1 else ''} 0" if straddling else "disagree"
+        return f"{name} vs {reference}: no difference shown ({mean:+.3f}{unit}, 95% intervals {spans}: {which})."
     better = (mean < 0) == lower_is_better
     return (
         f"{name} is {'better' if better else 'worse'} than {reference}: {mean:+.3f}{unit}, "
