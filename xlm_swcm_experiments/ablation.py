@@ -726,13 +726,13 @@ class Study:
         return record
 
     def _plan(self, stage: str, budget: str, variant: str, seed: int, learning_rate: float, **extra):
-        """The record's identifying fields, and `run_once`'s arguments; (found record, None) if it already ran."""
+        """(record fields, `run_once`'s arguments, a label); (the found record, None, "") if it already ran."""
         steps = self.settings.steps
         pretrain_steps = self.settings.pretrain_steps if stage == "pretrained" else None
         fields = dict(stage=stage, budget=budget, variant=variant, seed=seed, learning_rate=learning_rate)
         found = self.find(**fields, pretrain_steps=pretrain_steps)
         if found:
-            return found, None
+            return found, None, ""
         recipe = self.recipe
         if stage == "pretrained":
             recipe = recipe.copy()
@@ -748,66 +748,61 @@ class Study:
             apply_init=stage != "pretrained",
             **extra,
         )
-        return {**fields, "steps": steps, "pretrain_steps": pretrain_steps, **extra}, arguments
+        label = f"{stage} {budget} {variant} seed {seed} lr {learning_rate:g} {extra or ''}"
+        return {**fields, "steps": steps, "pretrain_steps": pretrain_steps, **extra}, arguments, label
+
+    def _execute(self, function, planned: list[tuple[dict, dict, str]]) -> list[dict]:
+        """Run `function(**arguments)` for each planned `(fields, arguments, label)`: here, one after another, or in
+        `settings.jobs` processes at once; each record is stored as its run ends. Returns the stored records."""
+        if self.settings.jobs <= 1 or len(planned) <= 1:
+            stored = []
+            for fields, arguments, label in planned:
+                print(f"--- {label}", flush=True)
+                stored.append(self._store({**fields, **function(**arguments)}))
+            return stored
+        for _, _, label in planned:
+            print(f"--- {label} (in a process of its own)", flush=True)
+        concurrent = min(self.settings.jobs, len(planned))
+        jobs_and_arguments = [(fields, arguments) for fields, arguments, _ in planned]
+        return [
+            self._store({**fields, **record, "concurrent_runs": concurrent})
+            for fields, record in in_processes(function, jobs_and_arguments, self.settings.jobs, self.settings.device)
+        ]
 
     def run(self, stage: str, budget: str, variant: str, seed: int, learning_rate: float, **extra) -> dict:
-        fields, arguments = self._plan(stage, budget, variant, seed, learning_rate, **extra)
-        if arguments is None:
-            return fields
-        print(f"--- {stage} {budget} {variant} seed {seed} lr {learning_rate:g} {extra or ''}", flush=True)
-        return self._store({**fields, **run_once(**arguments)})
+        fields, arguments, label = self._plan(stage, budget, variant, seed, learning_rate, **extra)
+        return fields if arguments is None else self._execute(run_once, [(fields, arguments, label)])[0]
 
     def run_round(self, tasks: list[tuple]) -> None:
-        """Runs `(stage, budget, variant, seed, learning_rate)` that need none of each other's results: here, one
-        after another, or in `settings.jobs` processes at once (each record is stored as its run ends)."""
-        planned = [(task, *self._plan(*task)) for task in tasks]
-        pending = [(task, fields, arguments) for task, fields, arguments in planned if arguments is not None]
-        if self.settings.jobs <= 1 or len(pending) <= 1:
-            for task, _, _ in pending:
-                self.run(*task)
-            return
-        for task, _, _ in pending:
-            print(f"--- {' '.join(map(str, task))} (in a process of its own)", flush=True)
-        for fields, record in in_processes(
-            run_once,
-            [(fields, arguments) for _, fields, arguments in pending],
-            self.settings.jobs,
-            self.settings.device,
-        ):
-            self._store({**fields, **record, "concurrent_runs": min(self.settings.jobs, len(pending))})
+        """Runs `(stage, budget, variant, seed, learning_rate)` that need none of each other's results."""
+        self._execute(
+            run_once, [planned for planned in (self._plan(*task) for task in tasks) if planned[1] is not None]
+        )
 
     def _pretrain_plan(self, variant: str, seed: int):
-        """(fields, path) if this pretraining already ran, else (fields, `pretrain_once`'s arguments)."""
+        """(record fields, `pretrain_once`'s arguments, a label); ({"path": folder}, None, "") if it already ran."""
         steps = self.settings.pretrain_steps
         learning_rate = self.recipe.training["learning_rate"]
         folder = self.output_dir / "pretrain" / f"{variant}-seed{seed}-steps{steps}"
         fields = dict(stage="pretrain", budget="steps", variant=variant, seed=seed, learning_rate=learning_rate)
         if self.find(**fields, steps=steps) and (folder / "final" / "config.json").exists():
-            return fields, str(folder / "final")
+            return {"path": str(folder / "final")}, None, ""
         recipe = pretraining_recipe(self.recipe, self.output_dir)
         arguments = dict(
             recipe=recipe, variant=variant, seed=seed, steps=steps, output_dir=folder, device=self.settings.device
         )
-        return {**fields, "steps": steps, "pretrain_steps": None}, arguments
+        label = f"pretrain {variant} seed {seed} ({steps} steps, lr {learning_rate:g})"
+        return {**fields, "steps": steps, "pretrain_steps": None}, arguments, label
 
     def pretrained(self, variant: str, seed: int) -> str:
-        fields, planned = self._pretrain_plan(variant, seed)
-        if isinstance(planned, str):
-            return planned
-        print(
-            f"--- pretrain {variant} seed {seed} ({fields['steps']} steps, lr {fields['learning_rate']:g})", flush=True
-        )
-        return self._store({**fields, **pretrain_once(**planned)})["path"]
+        fields, arguments, label = self._pretrain_plan(variant, seed)
+        if arguments is None:
+            return fields["path"]
+        return self._execute(pretrain_once, [(fields, arguments, label)])[0]["path"]
 
     def pretrain_round(self, tasks: list[tuple[str, int]]) -> None:
-        pending = [(fields, planned) for fields, planned in map(lambda task: self._pretrain_plan(*task), tasks)]
-        pending = [(fields, planned) for fields, planned in pending if not isinstance(planned, str)]
-        if self.settings.jobs <= 1 or len(pending) <= 1:
-            for fields, _ in pending:
-                self.pretrained(fields["variant"], fields["seed"])
-            return
-        for fields, record in in_processes(pretrain_once, pending, self.settings.jobs, self.settings.device):
-            self._store({**fields, **record, "concurrent_runs": min(self.settings.jobs, len(pending))})
+        planned = [self._pretrain_plan(*task) for task in tasks]
+        self._execute(pretrain_once, [item for item in planned if item[1] is not None])
 
     # -- learning rates
 
