@@ -317,6 +317,16 @@ def test_ablation_script_refuses_bad_options(tmp_path, capsys):
     assert not output.exists() and not (tmp_path / "docs").exists()
 
 
+def test_only_a_clock_that_ran_alone_on_this_device_is_a_time_budget():
+    here = SimpleNamespace(settings=SimpleNamespace(device="cpu"))
+    alone = {"device": ablation.device_name("cpu"), "concurrent_runs": 1}
+    assert ablation.Study.timed_alone(here, alone)
+    assert not ablation.Study.timed_alone(here, {**alone, "concurrent_runs": 2})
+    assert not ablation.Study.timed_alone(here, {**alone, "device": "cuda (NVIDIA H200)"})
+    # Made before runs counted their neighbours: whether it shared the machine is unknown.
+    assert not ablation.Study.timed_alone(here, {"device": alone["device"]})
+
+
 @pytest.mark.slow  # spawned processes
 def test_jobs_run_each_round_in_processes_of_their_own_with_the_same_results(real_pairs, tiny_encoder, tmp_path):
     """--jobs N: the sweep's and the seeds' runs go to N spawned processes; the records are those of one process."""
@@ -344,6 +354,6 @@ def test_jobs_run_each_round_in_processes_of_their_own_with_the_same_results(rea
         retimed = [r for r in records if r["budget"] == "time" and r["variant"] == "random_emb_head"]
         timed = [r for r in records if r["budget"] == "time" and r["variant"] == "swcm_pre_emb_head"]
         assert len(retimed) == (0 if jobs == 1 else 2) and len(timed) == 2
-        assert all("concurrent_runs" not in record for record in retimed + timed)  # clocks that shared nothing
+        assert all(record["concurrent_runs"] == 1 for record in retimed + timed)  # clocks that shared nothing
         budgets = {r["seed"]: r["train_seconds"] for r in (retimed or records) if r["variant"] == "random_emb_head"}
         assert all(record["time_budget"] == budgets[record["seed"]] for record in timed)

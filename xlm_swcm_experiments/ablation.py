@@ -758,7 +758,7 @@ class Study:
             stored = []
             for fields, arguments, label in planned:
                 print(f"--- {label}", flush=True)
-                stored.append(self._store({**fields, **function(**arguments)}))
+                stored.append(self._store({**fields, **function(**arguments), "concurrent_runs": 1}))
             return stored
         for _, _, label in planned:
             print(f"--- {label} (in a process of its own)", flush=True)
@@ -845,8 +845,9 @@ class Study:
         )
 
     def timed_alone(self, record: dict) -> bool:
-        """Whether a run's clock is worth a budget here: it ran on this device with no other run beside it."""
-        return record.get("concurrent_runs", 1) == 1 and record.get("device") == device_name(self.settings.device)
+        """Whether a run's clock is worth a budget here: it ran on this device with no other run beside it. Records
+        made before runs counted their neighbours carry no `concurrent_runs`: their clocks are not trusted."""
+        return record.get("concurrent_runs") == 1 and record.get("device") == device_name(self.settings.device)
 
     def equal_time(self, variants: list[str]) -> None:
         self.equal_steps("init", variants)
