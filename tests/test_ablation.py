@@ -317,6 +317,31 @@ def test_ablation_script_refuses_bad_options(tmp_path, capsys):
     assert not output.exists() and not (tmp_path / "docs").exists()
 
 
+def test_equal_time_measures_a_variants_speed_here_when_its_run_did_not_run_beside_the_references(
+    real_pairs, tiny_encoder, tmp_path
+):
+    recipe = tiny_recipe(real_pairs, tiny_encoder, tmp_path / "unused")
+    base = dict(variants=["swcm_pre_emb_head"], seeds=[0], steps=2, learning_rates=[3e-3], bootstrap_resamples=200)
+    output, docs = tmp_path / "ablation", tmp_path / "docs"
+    ablation.run_study(recipe, ablation.StudySettings(**base, stages=["steps"]), output, docs)
+    results = output / "ablation_runs.jsonl"
+    records = [json.loads(line) for line in lines_of(results)]
+    assert ablation.side_by_side(*records)  # one after another on this device
+    # The variant's run as it was recorded on a GPU: its speed says nothing about this CPU.
+    records[1].update(device="cuda (NVIDIA H200)", step_seconds=0.001)
+    results.write_text("".join(json.dumps(record) + "\n" for record in records))
+    study = ablation.run_study(recipe, ablation.StudySettings(**base, stages=["time"]), output, docs)
+    records = [json.loads(line) for line in lines_of(results)]
+    probes = [r for r in records if r["budget"] == "speed"]
+    timed = [r for r in records if r["budget"] == "time"]
+    assert len(probes) == 1 and probes[0]["steps"] == ablation.SPEED_PROBE_STEPS == probes[0]["steps_reached"]
+    assert probes[0]["variant"] == "swcm_pre_emb_head" and probes[0]["step_seconds"] > 0
+    assert len(timed) == 1  # the reference's equal-steps clock ran alone here: it is the budget
+    expected = math.ceil(ablation.TIME_HORIZON_HEADROOM * timed[0]["time_budget"] / probes[0]["step_seconds"])
+    assert timed[0]["horizon"] == expected
+    assert "25 steps timed here" in (docs / "ablation.md").read_text() and study.records
+
+
 def test_only_a_clock_that_ran_alone_on_this_device_is_a_time_budget():
     here = SimpleNamespace(settings=SimpleNamespace(device="cpu"))
     alone = {"device": ablation.device_name("cpu"), "concurrent_runs": 1}
@@ -355,5 +380,6 @@ def test_jobs_run_each_round_in_processes_of_their_own_with_the_same_results(rea
         timed = [r for r in records if r["budget"] == "time" and r["variant"] == "swcm_pre_emb_head"]
         assert len(retimed) == (0 if jobs == 1 else 2) and len(timed) == 2
         assert all(record["concurrent_runs"] == 1 for record in retimed + timed)  # clocks that shared nothing
+        assert not any(r["budget"] == "speed" for r in records)  # speeds from runs made side by side
         budgets = {r["seed"]: r["train_seconds"] for r in (retimed or records) if r["variant"] == "random_emb_head"}
         assert all(record["time_budget"] == budgets[record["seed"]] for record in timed)

@@ -56,6 +56,9 @@ FREEZE_FRACTION = 0.2  # freezing: the copied decoder sublayers stay fixed for t
 # Equal wall-clock runs schedule their learning rate over 1.1 x the steps they are expected to reach in the budget,
 # so that the clock (not the step count) ends them; the rate at the stop is then about 9% of its peak.
 TIME_HORIZON_HEADROOM = 1.1
+# Where no run of a variant was timed beside the reference's run, its speed comes from a short run of these many steps
+# here; the first steps (allocation, warm caches) are not counted.
+SPEED_PROBE_STEPS, SPEED_PROBE_UNCOUNTED = 25, 5
 MEASURE_BATCH_SIZE = 32
 DATA_ORDER_BATCHES = 20
 
@@ -332,10 +335,12 @@ class WallClockBudget(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = self._now(args)
+        self.step_ends = []
 
     def on_step_end(self, args, state, control, **kwargs):
         self.elapsed = self._now(args) - self.started
         self.steps = state.global_step
+        self.step_ends.append(self.elapsed)
         if self.seconds is not None and self.elapsed >= self.seconds and not control.should_training_stop:
             control.should_training_stop = True
             self.stopped_by_clock = True
@@ -552,6 +557,26 @@ def run_once(
     return record
 
 
+def measure_step_seconds(
+    recipe: Recipe, variant: str, seed: int, learning_rate: float, steps: int, output_dir: Path, device: str
+) -> dict:
+    """Seconds per training step of one variant on this device: `SPEED_PROBE_STEPS` steps (the variant's treatment
+    as in a run of `steps`), the first `SPEED_PROBE_UNCOUNTED` not counted; nothing is evaluated."""
+    recipe = variant_recipe(recipe, variant, seed, learning_rate, output_dir)
+    prepared = prepare_run(recipe, variant, seed, SPEED_PROBE_STEPS, steps, device)
+    trainer = prepared.parts.trainer
+    clock = WallClockBudget()
+    for callback in (*prepared.callbacks, clock):
+        trainer.add_callback(callback)
+    trainer.train()
+    counted = clock.step_ends[SPEED_PROBE_UNCOUNTED - 1 :]
+    return {
+        "steps_reached": clock.steps,
+        "train_seconds": round(clock.elapsed, 2),
+        "step_seconds": round((counted[-1] - counted[0]) / (len(counted) - 1), 4),
+    }
+
+
 # ------------------------------------------------------------------------------------------------ pretraining
 
 
@@ -677,6 +702,15 @@ class StudySettings:
             self.sweep_seed = self.seeds[0]
         if self.pretrain_steps is None:
             self.pretrain_steps = self.steps
+
+
+def side_by_side(record: dict, other: dict) -> bool:
+    """Whether two runs' speeds compare: same device, and a known, equal number of runs sharing it."""
+    return (
+        record.get("device") == other.get("device")
+        and record.get("concurrent_runs") is not None
+        and record.get("concurrent_runs") == other.get("concurrent_runs")
+    )
 
 
 def record_key(record: dict) -> tuple:
@@ -849,6 +883,25 @@ class Study:
         made before runs counted their neighbours carry no `concurrent_runs`: their clocks are not trusted."""
         return record.get("concurrent_runs") == 1 and record.get("device") == device_name(self.settings.device)
 
+    def step_seconds_here(self, variant: str, seed: int, learning_rate: float) -> float:
+        """The variant's seconds per step on this device, alone, from a speed probe (kept with the records)."""
+        fields = dict(stage="init", budget="speed", variant=variant, seed=seed, learning_rate=learning_rate)
+        found = self.find(**fields, steps=SPEED_PROBE_STEPS)
+        if found is None:
+            arguments = dict(
+                recipe=self.recipe,
+                variant=variant,
+                seed=seed,
+                learning_rate=learning_rate,
+                steps=self.settings.steps,
+                output_dir=self.output_dir / "speed" / f"{variant}-seed{seed}",
+                device=self.settings.device,
+            )
+            label = f"speed of {variant} here ({SPEED_PROBE_STEPS} steps)"
+            planned = [({**fields, "steps": SPEED_PROBE_STEPS, "pretrain_steps": None}, arguments, label)]
+            found = self._execute(measure_step_seconds, planned)[0]
+        return found["step_seconds"]
+
     def equal_time(self, variants: list[str]) -> None:
         self.equal_steps("init", variants)
         reference_rate = self.best_learning_rate("init", REFERENCE)
@@ -863,8 +916,11 @@ class Study:
                     continue  # its equal-steps run is its equal-time run
                 rate = self.best_learning_rate("init", variant)
                 own = self.find(stage="init", variant=variant, seed=seed, learning_rate=rate)
-                # Speed relative to the reference from runs made side by side, scaled to the clean timing.
-                step_seconds = timing["step_seconds"] * own["step_seconds"] / reference["step_seconds"]
+                if side_by_side(own, reference):
+                    # Speed relative to the reference from runs made side by side, scaled to the clean timing.
+                    step_seconds = timing["step_seconds"] * own["step_seconds"] / reference["step_seconds"]
+                else:
+                    step_seconds = self.step_seconds_here(variant, seed, rate)
                 horizon = max(1, math.ceil(TIME_HORIZON_HEADROOM * timing["train_seconds"] / step_seconds))
                 self.run("init", "time", variant, seed, rate, time_budget=timing["train_seconds"], horizon=horizon)
 
@@ -1189,9 +1245,12 @@ class Study:
         if budget == "time":
             lines += [
                 f"Each variant trains until `{REFERENCE}`'s measured training time for {self.settings.steps} steps "
-                "(same seed) is spent; its learning rate decays over 1.1 x the steps it was expected to reach, so "
-                "the clock ends the run. `steps` are the steps reached per seed. Times on a shared machine are "
-                "noisy: identical architectures reach different step counts.",
+                "(same seed, timed alone on this device) is spent; its learning rate decays over "
+                f"{TIME_HORIZON_HEADROOM:g} x the steps it was expected to reach, so the clock ends the run. The "
+                "expected speed comes from its equal-steps run where that ran beside the reference's (same device, "
+                f"same number of runs at once), otherwise from {SPEED_PROBE_STEPS} steps timed here. `steps` are "
+                "the steps reached per seed. Times on a shared machine are noisy: identical architectures reach "
+                "different step counts.",
                 "",
             ]
         if stage == "pretrained":
