@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0,1,2", help="at least 3 for intervals worth reading")
     parser.add_argument("--steps", type=int, default=300, help="training steps per run (the equal-steps budget)")
     parser.add_argument("--lrs", default=",".join(f"{rate:g}" for rate in DEFAULT_LEARNING_RATES))
+    parser.add_argument("--finetune-lrs", default=None, help="the fine-tuning sweep after pretraining (default: --lrs)")
     parser.add_argument("--sweep-seed", type=int, default=None, help="default: the first of --seeds")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {list(STAGES)}")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="default: --steps")
@@ -98,20 +99,23 @@ def main(argv=None) -> int:
     stages = _names("--stages", args.stages, STAGES, "stages")
     seeds = _numbers("--seeds", args.seeds, int, "0,1,2")
     rates = _numbers("--lrs", args.lrs, float, "2.5e-4,5e-4,1e-3")
+    finetune_rates = rates
+    if args.finetune_lrs is not None:
+        finetune_rates = _numbers("--finetune-lrs", args.finetune_lrs, float, "1.25e-4,2.5e-4,5e-4")
     pretrain_variants = None
     if args.pretrain_variants:
         pretrain_variants = _names("--pretrain-variants", args.pretrain_variants, VARIANTS, "variants")
         unusable = [name for name in pretrain_variants if VARIANTS[name].model is None or VARIANTS[name].mlm_head]
         if unusable:
             raise InputError(f"--pretrain-variants: {unusable} cannot be saved as XLM-SWCM for fine-tuning.")
-    if len(set(seeds)) != len(seeds) or len(set(rates)) != len(rates):
-        raise InputError("--seeds and --lrs must not repeat a value.")
+    if len(set(seeds)) != len(seeds) or any(len(set(values)) != len(values) for values in (rates, finetune_rates)):
+        raise InputError("--seeds, --lrs and --finetune-lrs must not repeat a value.")
     if args.steps < 1 or (args.pretrain_steps is not None and args.pretrain_steps < 1):
         raise InputError("--steps and --pretrain-steps must be >= 1.")
     if args.jobs < 1:
         raise InputError(f"--jobs must be >= 1, got {args.jobs}.")
-    if any(rate <= 0 for rate in rates) or args.bootstrap_resamples < 100:
-        raise InputError("--lrs must be > 0 and --bootstrap-resamples >= 100.")
+    if any(rate <= 0 for rate in [*rates, *finetune_rates]) or args.bootstrap_resamples < 100:
+        raise InputError("--lrs and --finetune-lrs must be > 0, and --bootstrap-resamples >= 100.")
     device = _device(args.device)
 
     overrides = [*LANGUAGE_OVERRIDES, *args.overrides]
@@ -123,6 +127,7 @@ def main(argv=None) -> int:
         seeds=seeds,
         steps=args.steps,
         learning_rates=rates,
+        finetune_learning_rates=finetune_rates,
         stages=stages,
         sweep_seed=args.sweep_seed,
         pretrain_steps=args.pretrain_steps,

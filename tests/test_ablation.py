@@ -280,6 +280,7 @@ def test_pretraining_stage_pretrains_each_decoder_identically_then_fine_tunes(re
         steps=2,
         pretrain_steps=2,
         learning_rates=[3e-3],
+        finetune_learning_rates=[3e-3, 1e-3],  # the fine-tuning sweep after pretraining has its own grid
         stages=["pretrain"],
         pretrain_variants=["swcm_pre_emb_head"],
         bootstrap_resamples=200,
@@ -296,7 +297,10 @@ def test_pretraining_stage_pretrains_each_decoder_identically_then_fine_tunes(re
     assert all((Path(r["path"]) / "config.json").exists() for r in pretrained)
     finetuned = [r for r in records if r["stage"] == "pretrained"]
     assert {r["variant"] for r in finetuned} == {"random_emb_head", "swcm_pre_emb_head"}
+    assert sorted(r["learning_rate"] for r in finetuned) == [1e-3, 1e-3, 3e-3, 3e-3]
+    assert not [r for r in records if r["stage"] == "init"]
     table = (tmp_path / "docs" / "ablation.md").read_text()
+    assert "(after pretraining: [0.003, 0.001])" in table and "| lr 0.003 | lr 0.001 |" in table
     assert "## After shared pretraining, equal fine-tuning steps" in table
     assert "no difference shown (one seed gives no interval)" in table
 
@@ -308,6 +312,8 @@ def test_ablation_script_refuses_bad_options(tmp_path, capsys):
         (["--lrs", "fast"], "--lrs 'fast'"),
         (["--pretrain-variants", "encoder_decoder_model"], "cannot be saved as XLM-SWCM"),
         (["--seeds", "0,0"], "must not repeat"),
+        (["--finetune-lrs", "1e-4,1e-4"], "must not repeat"),
+        (["--finetune-lrs", "0"], "--finetune-lrs must be > 0"),
     ]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "no CUDA GPU is available"))
