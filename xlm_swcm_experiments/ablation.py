@@ -464,6 +464,14 @@ class PreparedRun:
     callbacks: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
 
+    def train(self, seconds: float | None = None) -> WallClockBudget:
+        """Train with the run's callbacks and a clock (which stops training once `seconds` are spent); the clock."""
+        clock = WallClockBudget(seconds)
+        for callback in (*self.callbacks, clock):
+            self.parts.trainer.add_callback(callback)
+        self.parts.trainer.train()
+        return clock
+
 
 def prepare_run(
     recipe: Recipe, variant: str, seed: int, max_steps: int, step_budget: int, device: str, apply_init: bool = True
@@ -517,12 +525,9 @@ def run_once(
     recipe = variant_recipe(recipe, variant, seed, learning_rate, output_dir)
     prepared = prepare_run(recipe, variant, seed, horizon or steps, steps, device, apply_init)
     trainer = prepared.parts.trainer
-    clock = WallClockBudget(time_budget)
-    for callback in (*prepared.callbacks, clock):
-        trainer.add_callback(callback)
     order = DataOrderDigest(trainer.data_collator)
     trainer.data_collator = order
-    trainer.train()
+    clock = prepared.train(time_budget)
     trainer.data_collator = order.collator
     model, datasets = trainer.model, prepared.parts.datasets
     record = {
@@ -564,12 +569,7 @@ def measure_step_seconds(
     """Seconds per training step of one variant on this device: `SPEED_PROBE_STEPS` steps (the variant's treatment
     as in a run of `steps`), the first `SPEED_PROBE_UNCOUNTED` not counted; nothing is evaluated."""
     recipe = variant_recipe(recipe, variant, seed, learning_rate, output_dir)
-    prepared = prepare_run(recipe, variant, seed, SPEED_PROBE_STEPS, steps, device)
-    trainer = prepared.parts.trainer
-    clock = WallClockBudget()
-    for callback in (*prepared.callbacks, clock):
-        trainer.add_callback(callback)
-    trainer.train()
+    clock = prepare_run(recipe, variant, seed, SPEED_PROBE_STEPS, steps, device).train()
     counted = clock.step_ends[SPEED_PROBE_UNCOUNTED - 1 :]
     return {
         "steps_reached": clock.steps,
@@ -629,10 +629,7 @@ def pretrain_once(recipe: Recipe, variant: str, seed: int, steps: int, output_di
     recipe = variant_recipe(recipe, variant, seed, recipe.training["learning_rate"], output_dir)
     prepared = prepare_run(recipe, variant, seed, steps, steps, device)
     trainer = prepared.parts.trainer
-    clock = WallClockBudget()
-    for callback in (*prepared.callbacks, clock):
-        trainer.add_callback(callback)
-    trainer.train()
+    clock = prepared.train()
     validation_loss = trainer.evaluate()["eval_loss"] if "validation" in prepared.parts.datasets else None
     if isinstance(trainer.model.lm_head, MLMHeadTransform):
         raise ValueError(f"{variant}: a model with an MLM head transform cannot be saved as XLM-SWCM")
