@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -370,6 +371,8 @@ def test_jobs_run_each_round_in_processes_of_their_own_with_the_same_results(rea
         records = [json.loads(line) for line in lines_of(tmp_path / f"jobs{jobs}" / "ablation_runs.jsonl")]
         assert len(records) == 2 * 2  # two variants (the reference joins), two seeds: two rounds of two runs
         results[jobs] = {ablation.record_key(record): record for record in records}
+        threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else torch.get_num_threads()
+        assert {record["device"] for record in records} == {f"cpu ({threads} thread{'' if threads == 1 else 's'})"}
         assert "## Equal steps" in (tmp_path / f"docs{jobs}" / "ablation.md").read_text() and study.records
     assert results[1].keys() == results[2].keys()
     for key, record in results[1].items():

@@ -429,7 +429,8 @@ def git_commit() -> str:
 def device_name(device: str) -> str:
     if device == "cuda":
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def variant_recipe(recipe: Recipe, variant: str, seed: int, learning_rate: float, output_dir: Path) -> Recipe:
@@ -643,9 +644,10 @@ def pretrain_once(recipe: Recipe, variant: str, seed: int, steps: int, output_di
     }
 
 
-def _call_with_threads(function, threads: int, arguments: dict) -> dict:
+def _call_with_threads(function, threads: int, device: str, arguments: dict) -> dict:
     torch.set_num_threads(threads)
-    return function(**arguments)
+    # The device as this process ran it: on the CPU its share of the cores, not the parent's count.
+    return {"device": device_name(device), **function(**arguments)}
 
 
 def in_processes(function, jobs_and_arguments: list[tuple[dict, dict]], jobs: int, device: str):
@@ -660,7 +662,7 @@ def in_processes(function, jobs_and_arguments: list[tuple[dict, dict]], jobs: in
     failures = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {
-            pool.submit(_call_with_threads, function, threads, arguments): fields
+            pool.submit(_call_with_threads, function, threads, device, arguments): fields
             for fields, arguments in jobs_and_arguments
         }
         for future in as_completed(futures):
