@@ -359,6 +359,19 @@ def test_only_a_clock_that_ran_alone_on_this_device_is_a_time_budget():
     assert not ablation.Study.timed_alone(here, {"device": alone["device"]})
 
 
+def test_the_reference_at_equal_wall_clock_is_its_run_timed_again_where_there_is_one():
+    records = {("random_emb_head", "steps"): {"device": "cuda (NVIDIA H200)"}}
+    here = SimpleNamespace(find=lambda **fields: records.get((fields["variant"], fields["budget"])))
+    arguments = ("init", "time", "random_emb_head", 0, 1e-3)
+    assert ablation.Study.budget_run(here, *arguments) is records[("random_emb_head", "steps")]
+    records[("random_emb_head", "time")] = {"device": ablation.device_name("cpu"), "concurrent_runs": 1}
+    assert ablation.Study.budget_run(here, *arguments) is records[("random_emb_head", "time")]
+    assert ablation.Study.budget_run(here, "init", "steps", "random_emb_head", 0, 1e-3)["device"].startswith("cuda")
+    # Only the reference's equal-steps run is its equal-time run: a variant's never stands in for its timed run.
+    records[("swcm_pre_emb_head", "steps")] = {"device": ablation.device_name("cpu")}
+    assert ablation.Study.budget_run(here, "init", "time", "swcm_pre_emb_head", 0, 1e-3) is None
+
+
 @pytest.mark.slow  # spawned processes
 def test_jobs_run_each_round_in_processes_of_their_own_with_the_same_results(real_pairs, tiny_encoder, tmp_path):
     """--jobs N: the sweep's and the seeds' runs go to N spawned processes; the records are those of one process."""

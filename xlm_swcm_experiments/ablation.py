@@ -978,6 +978,17 @@ class Study:
 
     # -- tables
 
+    def budget_run(
+        self, stage: str, budget: str, variant: str, seed: int, learning_rate: float, pretrain_steps: int | None = None
+    ) -> dict | None:
+        """A variant's run under a budget. At equal wall-clock the reference's run is the one timed alone on the
+        device that clocked the others, where it had to be timed again; else its equal-steps run, the same run."""
+        fields = dict(stage=stage, variant=variant, seed=seed, learning_rate=learning_rate)
+        fields["pretrain_steps"] = pretrain_steps
+        if variant == REFERENCE and budget == "time":
+            return self.find(**fields, budget="time") or self.find(**fields, budget="steps")
+        return self.find(**fields, budget=budget)
+
     def comparison(self, stage: str, budget: str, variants: list[str]) -> list[dict]:
         """Per variant: its runs on the study's seeds, means and SDs, and paired intervals against the reference."""
         settings = self.settings
@@ -987,17 +998,8 @@ class Study:
             rate = self.best_learning_rate(stage, variant)
             if rate is None:
                 return {}
-            run_budget = "steps" if variant == REFERENCE else budget
             found = {
-                seed: self.find(
-                    stage=stage,
-                    budget=run_budget,
-                    variant=variant,
-                    seed=seed,
-                    learning_rate=rate,
-                    pretrain_steps=pretrain_steps,
-                )
-                for seed in settings.seeds
+                seed: self.budget_run(stage, budget, variant, seed, rate, pretrain_steps) for seed in settings.seeds
             }
             return {seed: record for seed, record in found.items() if record}
 
@@ -1143,10 +1145,7 @@ class Study:
             for variant in self.variants:
                 rate = self.best_learning_rate("init", variant)
                 for seed in settings.seeds:
-                    run_budget = "steps" if variant == REFERENCE else budget
-                    found = rate is not None and self.find(
-                        stage="init", budget=run_budget, variant=variant, seed=seed, learning_rate=rate
-                    )
+                    found = rate is not None and self.budget_run("init", budget, variant, seed, rate)
                     if found:
                         done += 1
                     else:
@@ -1262,8 +1261,8 @@ class Study:
                 f"{TIME_HORIZON_HEADROOM:g} x the steps it was expected to reach, so the clock ends the run. The "
                 "expected speed comes from its equal-steps run where that ran beside the reference's (same device, "
                 f"same number of runs at once), otherwise from {SPEED_PROBE_STEPS} steps timed here. `steps` are "
-                "the steps reached per seed. Times on a shared machine are noisy: identical architectures reach "
-                "different step counts.",
+                "the steps reached per seed; the reference's row is its run timed alone here where it had to be timed "
+                "again. Times on a shared machine are noisy: identical architectures reach different step counts.",
                 "",
             ]
         if stage == "pretrained":
