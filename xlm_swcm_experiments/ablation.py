@@ -983,8 +983,9 @@ class Study:
     ) -> dict | None:
         """A variant's run under a budget. At equal wall-clock the reference's run is the one timed alone on the
         device that clocked the others, where it had to be timed again; else its equal-steps run, the same run."""
-        fields = dict(stage=stage, variant=variant, seed=seed, learning_rate=learning_rate)
-        fields["pretrain_steps"] = pretrain_steps
+        fields = dict(
+            stage=stage, variant=variant, seed=seed, learning_rate=learning_rate, pretrain_steps=pretrain_steps
+        )
         if variant == REFERENCE and budget == "time":
             return self.find(**fields, budget="time") or self.find(**fields, budget="steps")
         return self.find(**fields, budget=budget)
