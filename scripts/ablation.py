@@ -28,11 +28,13 @@ from xlm_swcm_experiments.ablation import (
     STAGES,
     VARIANTS,
     StudySettings,
+    check_docs,
     command_line,
     run_study,
 )
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, demo_recipe, prepare_material
-from xlm_swcm_hf.checks import InputError, cli_main
+from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
+from xlm_swcm_hf.files import output_lock
 from xlm_swcm_hf.recipe import Recipe
 
 
@@ -87,6 +89,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--bootstrap-resamples", type=int, default=2000)
     parser.add_argument("--render-only", action="store_true", help="rewrite the docs from finished runs, train nothing")
+    parser.add_argument(
+        "--replace-docs",
+        action="store_true",
+        help="rewrite --docs even where they report runs that --output does not hold (they are then lost)",
+    )
     parser.add_argument("--config", default=str(DEFAULT_RECIPE))
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--output", default="artifacts/ablation")
@@ -120,30 +127,35 @@ def main(argv=None) -> int:
 
     overrides = [*LANGUAGE_OVERRIDES, *args.overrides]
     languages = Recipe.from_yaml(args.config, overrides).data.train_languages  # a bad recipe fails first
-    material = prepare_material(Path(args.artifacts), languages)
-    recipe = demo_recipe(Path(args.config), material, Path(args.output), "from_encoder", overrides)
-    settings = StudySettings(
-        variants=variants,
-        seeds=seeds,
-        steps=args.steps,
-        learning_rates=rates,
-        finetune_learning_rates=finetune_rates,
-        stages=stages,
-        sweep_seed=args.sweep_seed,
-        pretrain_steps=args.pretrain_steps,
-        pretrain_variants=pretrain_variants,
-        device=device,
-        bootstrap_resamples=args.bootstrap_resamples,
-        command=command_line(),
-        jobs=args.jobs,
-    )
-    try:
-        study = run_study(recipe, settings, Path(args.output), Path(args.docs), render_only=args.render_only)
-    except ValueError as error:
-        if "pretrain stage needs" in str(error):
-            raise InputError(str(error)) from None
-        raise
-    print((Path(args.docs) / "ablation.md").read_text())
+    output, docs = Path(args.output), Path(args.docs)
+    for path, what in ((output, "--output"), (docs, "--docs"), (Path(args.artifacts), "--artifacts")):
+        require_writable_output(path, what)
+    with output_lock(output, "the ablation folder"):  # one study per folder: both would append to its runs file
+        check_docs(output, docs, args.render_only, args.replace_docs)  # before any material is built
+        material = prepare_material(Path(args.artifacts), languages)
+        recipe = demo_recipe(Path(args.config), material, output, "from_encoder", overrides)
+        settings = StudySettings(
+            variants=variants,
+            seeds=seeds,
+            steps=args.steps,
+            learning_rates=rates,
+            finetune_learning_rates=finetune_rates,
+            stages=stages,
+            sweep_seed=args.sweep_seed,
+            pretrain_steps=args.pretrain_steps,
+            pretrain_variants=pretrain_variants,
+            device=device,
+            bootstrap_resamples=args.bootstrap_resamples,
+            command=command_line(),
+            jobs=args.jobs,
+        )
+        try:
+            study = run_study(recipe, settings, output, docs, render_only=args.render_only)
+        except ValueError as error:
+            if "pretrain stage needs" in str(error):
+                raise InputError(str(error)) from None
+            raise
+    print((docs / "ablation.md").read_text())
     return 0 if study.records or REFERENCE in study.skipped else 1
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from xlm_swcm_hf.checks import InputError, read_json_file
+from xlm_swcm_hf.files import atomic_write_json, atomic_write_text
 from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import build, evaluate_model, markdown_table
 
@@ -732,6 +734,50 @@ def record_key(record: dict) -> tuple:
     )
 
 
+def stored_records(results_file: Path) -> dict[tuple, dict]:
+    """The finished runs kept in `results_file` (of this schema), by `record_key`."""
+    records = {}
+    if Path(results_file).exists():
+        for line in Path(results_file).read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by an interrupted write: that run is simply run again
+            if record.get("schema") == SCHEMA:
+                records[record_key(record)] = record
+    return records
+
+
+def check_docs(output_dir: Path, docs_dir: Path, render_only: bool, replace_docs: bool) -> None:
+    """Before any work: `--render-only` needs finished runs, and the docs are rewritten only from a runs file that
+    holds every run they already report (or with `--replace-docs`), so committed results are never lost."""
+    results_file = Path(output_dir) / "ablation_runs.jsonl"
+    stored = stored_records(results_file)
+    if render_only and not stored:
+        raise InputError(
+            f"--render-only: {results_file} holds no finished runs, so there is nothing to render; run the study "
+            "first (without --render-only), or point --output at the folder that holds its runs."
+        )
+    docs_json = Path(docs_dir) / "ablation.json"
+    if replace_docs or not docs_json.exists():
+        return
+    reported = read_json_file(docs_json, "the ablation docs")
+    runs = reported.get("runs") if isinstance(reported, dict) else None
+    try:
+        keys = {record_key(run) for run in runs or []}
+    except (KeyError, TypeError):
+        raise InputError(f"{docs_json} is not an ablation report; pass --replace-docs or another --docs.") from None
+    missing = keys - set(stored)
+    if missing:
+        raise InputError(
+            f"{docs_json} reports {len(missing)} finished runs that {results_file} does not hold ({len(stored)} "
+            "runs); rewriting the docs would lose them. Restore that runs file, write the docs elsewhere with "
+            "--docs DIR, or pass --replace-docs."
+        )
+
+
 class Study:
     """Runs what is missing, in an order that gives paired results early, and rewrites the docs after every run."""
 
@@ -739,12 +785,7 @@ class Study:
         self.recipe, self.settings = recipe, settings
         self.output_dir, self.docs_dir = Path(output_dir), Path(docs_dir)
         self.results_file = self.output_dir / "ablation_runs.jsonl"
-        self.records: dict[tuple, dict] = {}
-        if self.results_file.exists():
-            for line in self.results_file.read_text().splitlines():
-                record = json.loads(line)
-                if record.get("schema") == SCHEMA:
-                    self.records[record_key(record)] = record
+        self.records: dict[tuple, dict] = stored_records(self.results_file)
         self.commit = git_commit()  # the code this process loaded (later commits by others do not change it)
         self.skipped = {name: reason for name in settings.variants if (reason := skip_reason(name, recipe))}
         self.variants = [name for name in settings.variants if name not in self.skipped]
@@ -758,8 +799,13 @@ class Study:
     def _store(self, record: dict) -> dict:
         record = {"schema": SCHEMA, "commit": self.commit, "device": device_name(self.settings.device), **record}
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        with self.results_file.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        with self.results_file.open("a+b") as handle:
+            handle.seek(0, 2)
+            if handle.tell():  # a line cut short by an interrupted run must not swallow this one
+                handle.seek(-1, 2)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+            handle.write((json.dumps(record) + "\n").encode())
         self.records[record_key(record)] = record
         summary = {k: v for k, v in record.items() if k not in ("sentence_nll", "sentence_tokens")}
         print(json.dumps(summary), flush=True)
@@ -1047,8 +1093,8 @@ class Study:
     def write_docs(self) -> None:
         markdown, data = self.render()
         self.docs_dir.mkdir(parents=True, exist_ok=True)
-        (self.docs_dir / "ablation.md").write_text(markdown)
-        (self.docs_dir / "ablation.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
+        atomic_write_json(self.docs_dir / "ablation.json", data)
+        atomic_write_text(self.docs_dir / "ablation.md", markdown)
 
     def render(self) -> tuple[str, dict]:
         settings = self.settings

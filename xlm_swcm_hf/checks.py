@@ -6,7 +6,9 @@ scripts turn it into one `error: ...` line and exit status 2 (`cli_main`).
 
 from __future__ import annotations
 
+import errno
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -106,15 +108,105 @@ def check_unk_share(tokenizer, texts, description: str) -> float:
     return share
 
 
+def require_writable_output(path: str | os.PathLike, what: str, *, folder: bool = True) -> Path:
+    """An output location that can be created: not an existing file where a folder is meant (or the reverse), and
+    its nearest existing parent a folder this process may write to. Checked before any work."""
+    target = Path(path).expanduser()
+    if target.exists():
+        if folder and not target.is_dir():
+            raise InputError(f"{what} {os.fspath(path)} is a file; name a folder (it is created if missing).")
+        if not folder and target.is_dir():
+            raise InputError(f"{what} {os.fspath(path)} is a folder; name a file.")
+    parent = target if folder and target.is_dir() else target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{what} {os.fspath(path)}: {parent} is a file, so nothing can be created under it.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {os.fspath(path)}: {parent} is not writable; choose another location.")
+    return target
+
+
+def read_json_file(path: str | os.PathLike, what: str = "file"):
+    """A JSON file's content; an unreadable, non-UTF-8 or invalid file is an InputError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise InputError(f"{what} {path} is not UTF-8 text (byte {error.start}); is it the right file?") from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"{what} {path} is not valid JSON ({error.msg}, line {error.lineno}).") from None
+
+
+def require_utf8(path: str | os.PathLike, what: str = "file", chunk: int = 1 << 20) -> None:
+    """A text file must decode as UTF-8; read in chunks, so a large file costs one pass and little memory."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                raise InputError(
+                    f"{what} {os.fspath(path)} is not UTF-8 text (byte {offset + error.start}); convert it, e.g. "
+                    f"iconv -f <its encoding> -t utf-8."
+                ) from None
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError(f"{what} {os.fspath(path)} ends in the middle of a UTF-8 character.") from None
+
+
+def _os_error_message(error: OSError) -> str:
+    if not error.filename:
+        return str(error)
+    path = os.fspath(error.filename)
+    advice = {
+        errno.EACCES: "you may not read or write it; fix its permissions or choose another path",
+        errno.EPERM: "you may not read or write it; fix its permissions or choose another path",
+        errno.EROFS: "it is on a read-only file system; choose another path",
+        errno.ENOSPC: "the disk is full; free space or write elsewhere",
+        errno.ENOTDIR: "a part of it is a file, not a folder; choose another path",
+        errno.EISDIR: "it is a folder where a file is expected",
+        errno.ENOENT: "it does not exist",
+        errno.EEXIST: "it exists; choose another path or pass the script's overwrite flag",
+    }.get(error.errno, "check the path")
+    return f"{path}: {error.strerror or type(error).__name__}; {advice}."
+
+
+def error_message(error: BaseException) -> str | None:
+    """The one-line message for an error the user can fix (bad input, the file system, an undecodable file), or
+    None for anything else (a bug: its traceback is kept)."""
+    from .files import OutputBusyError
+
+    if isinstance(error, (InputError, OutputBusyError)):
+        return str(error)
+    if isinstance(error, OSError):
+        return _os_error_message(error)
+    if isinstance(error, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({error.reason} at byte {error.start}); convert it to UTF-8."
+    if type(error).__name__ == "SafetensorError":
+        return f"a weights file is corrupt or truncated ({error}); save or download it again."
+    return None
+
+
 def cli_main(main):
-    """Wrap a script's `main(argv)`: an InputError (or a missing file) becomes one `error: ...` line and status 2."""
+    """Wrap a script's `main(argv)`: bad input, a file-system error (missing, not writable, a file where a folder is
+    meant, disk full) or an undecodable file becomes one `error: ...` line and exit status 2; other errors (bugs)
+    keep their traceback."""
 
     @functools.wraps(main)
     def wrapped(argv=None) -> int:
         try:
             return main(argv)
-        except (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
-            message = str(error).strip().replace("\n", " ") or type(error).__name__
+        except Exception as error:
+            message = error_message(error)
+            if message is None:
+                raise
+            message = " ".join(message.split()) or type(error).__name__
             print(f"error: {message}", file=sys.stderr)
             return 2
 
