@@ -209,18 +209,21 @@ def test_token_ids_outside_the_vocabulary_get_a_clear_error(bad_id):
 # ---------------------------------------------------------------- argument names, generated tokens
 
 
-def test_past_key_values_is_a_deprecated_name_for_cache():
+def test_the_cache_goes_by_either_name_without_warnings():
+    # `past_key_values` on every transformers release; `cache` is transformers 5.24's name, which its generate passes.
+    from xlm_swcm_hf.modeling_xlm_swcm import CACHE_FIELD
+
     model = tiny_model()
     batch, targets = padded_batch(), decoder_targets()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")
         full = model(**batch, decoder_input_ids=targets, use_cache=False).logits
         first = model(**batch, decoder_input_ids=targets[:, :3], use_cache=True)
-        with pytest.warns(FutureWarning, match="past_key_values"):
-            rest = model(**batch, decoder_input_ids=targets[:, 3:], past_key_values=first.cache, use_cache=True)
+        rest = model(
+            **batch, decoder_input_ids=targets[:, 3:], past_key_values=getattr(first, CACHE_FIELD), use_cache=True
+        )
         first_again = model(**batch, decoder_input_ids=targets[:, :3], use_cache=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            rest_again = model(**batch, decoder_input_ids=targets[:, 3:], cache=first_again.cache, use_cache=True)
+        rest_again = model(**batch, decoder_input_ids=targets[:, 3:], cache=getattr(first_again, CACHE_FIELD))
     assert torch.allclose(torch.cat([first.logits, rest.logits], 1), full, atol=1e-5)
     assert torch.equal(rest.logits, rest_again.logits)
 

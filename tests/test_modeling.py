@@ -287,8 +287,13 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         model.train()
         if checkpointing:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            assert all(layer.gradient_checkpointing for layer in model.model.decoder.layers)
+            decoder = model.model.decoder
+            assert decoder.gradient_checkpointing
+            checkpoint, calls = decoder._gradient_checkpointing_func, []
+            decoder._gradient_checkpointing_func = lambda *args, **kw: calls.append(1) or checkpoint(*args, **kw)
         model(**batch, labels=labels).loss.backward()
+        if checkpointing:
+            assert len(calls) == len(model.model.decoder.layers)  # every decoder layer ran under checkpointing
         return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
     plain, checkpointed = gradients(False), gradients(True)

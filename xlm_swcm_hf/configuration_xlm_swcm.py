@@ -1,9 +1,29 @@
 """XLM-SWCM configuration.
 
-Loadable as Hub remote code: imports only the standard library and transformers.
+Loadable as Hub remote code on every transformers from 4.46 on: imports only the standard library and transformers,
+and uses the classic `__init__` configuration style that every release supports.
 """
 
-from transformers.configuration_utils import PreTrainedConfig
+import re
+
+import transformers
+from transformers import PretrainedConfig  # an alias of `PreTrainedConfig` in transformers 5
+
+
+# The oldest releases the Hub-shipped files run on (transformers' own common tests and `make compat` check the range).
+MINIMUM_TRANSFORMERS = (4, 46)
+
+
+def _release(version: str) -> tuple[int, int]:
+    major, minor = re.match(r"(\d+)\.(\d+)", version).groups()
+    return int(major), int(minor)
+
+
+if _release(transformers.__version__) < MINIMUM_TRANSFORMERS:
+    raise ImportError(
+        f"XLM-SWCM needs transformers>={'.'.join(map(str, MINIMUM_TRANSFORMERS))} (found {transformers.__version__}): "
+        "pip install -U transformers"
+    )
 
 
 LAYER_NORM_POSITIONS = ("pre", "post")
@@ -44,7 +64,7 @@ def build_decoder_layout(num_custom_layers: int, normal_layer_interval: int) -> 
     return layout
 
 
-class XLMSWCMConfig(PreTrainedConfig):
+class XLMSWCMConfig(PretrainedConfig):
     r"""
     Configuration of an XLM-SWCM model: an XLM-RoBERTa encoder plus a decoder whose "custom" layers start as copies of
     the encoder's layers, with a randomly initialised "normal" layer after every `normal_layer_interval` custom layers
@@ -78,41 +98,73 @@ class XLMSWCMConfig(PreTrainedConfig):
     """
 
     model_type = "xlm-swcm"
-    keys_to_ignore_at_inference = ["cache"]
+    keys_to_ignore_at_inference = ["past_key_values", "cache"]
 
-    vocab_size: int = 250002
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float | int = 0.1
-    attention_probs_dropout_prob: float | int = 0.1
-    max_position_embeddings: int = 514
-    type_vocab_size: int = 1
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-5
-    pad_token_id: int | None = 1
-    bos_token_id: int | None = 0
-    eos_token_id: int | list[int] | None = 2
-    decoder_start_token_id: int | None = 0
-    use_cache: bool = True
-    is_encoder_decoder: bool = True
-    # Read by transformers' XLMRobertaModel, which runs the encoder with this very config.
-    is_decoder: bool = False
-    add_cross_attention: bool = False
-    tie_word_embeddings: bool = False
-
-    normal_layer_interval: int | None = None
-    decoder_layout: list[str] | None = None
-    decoder_layers: int | None = None
-    decoder_layer_norm_position: str = "pre"
-    decoder_layer_norm_eps: float = 1e-5
-    custom_self_attn_residual: bool = True
-
-    def __post_init__(self, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int = 250002,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        intermediate_size: int = 3072,
+        hidden_act: str = "gelu",
+        hidden_dropout_prob: float = 0.1,
+        attention_probs_dropout_prob: float = 0.1,
+        max_position_embeddings: int = 514,
+        type_vocab_size: int = 1,
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-5,
+        pad_token_id: int | None = 1,
+        bos_token_id: int | None = 0,
+        eos_token_id: int | list[int] | None = 2,
+        decoder_start_token_id: int | None = 0,
+        use_cache: bool = True,
+        tie_word_embeddings: bool = False,
+        normal_layer_interval: int | None = None,
+        decoder_layout: list[str] | None = None,
+        decoder_layers: int | None = None,
+        decoder_layer_norm_position: str = "pre",
+        decoder_layer_norm_eps: float = 1e-5,
+        custom_self_attn_residual: bool = True,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.use_cache = use_cache
+        self.normal_layer_interval = normal_layer_interval
+        self.decoder_layout = decoder_layout
+        self.decoder_layers = decoder_layers
+        self.decoder_layer_norm_position = decoder_layer_norm_position
+        self.decoder_layer_norm_eps = decoder_layer_norm_eps
+        self.custom_self_attn_residual = custom_self_attn_residual
+        # Read by transformers' XLMRobertaModel, which runs the encoder with this very config (transformers 4 reads
+        # `position_embedding_type`; the shared position table is XLM-R's absolute one).
+        self.position_embedding_type = kwargs.pop("position_embedding_type", "absolute")
+        kwargs.setdefault("is_decoder", False)
+        kwargs.setdefault("add_cross_attention", False)
+        kwargs["is_encoder_decoder"] = True
+        # The special tokens go through the parent, which owns them in transformers 4 (and validates them in 5).
+        self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
+        self.decoder_start_token_id = decoder_start_token_id
         self._check_decoder_fields()
-        super().__post_init__(**kwargs)
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            decoder_start_token_id=decoder_start_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
 
     def validate(self):
         """transformers' checks (run when saving) plus ours: a config edited after construction fails here."""
@@ -140,6 +192,8 @@ class XLMSWCMConfig(PreTrainedConfig):
             value = getattr(self, field)
             if not 0.0 <= float(value) < 1.0:
                 bad(field, value, "a probability in [0, 1)")
+        if self.position_embedding_type != "absolute":
+            bad("position_embedding_type", self.position_embedding_type, "'absolute' (XLM-R's learned position table)")
         if self.decoder_layer_norm_position not in LAYER_NORM_POSITIONS:
             bad("decoder_layer_norm_position", self.decoder_layer_norm_position, LAYER_NORM_POSITIONS)
 

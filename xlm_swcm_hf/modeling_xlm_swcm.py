@@ -1,42 +1,67 @@
 """PyTorch XLM-SWCM: an XLM-RoBERTa encoder with a decoder built from the encoder's own weights (arXiv 2502.10852).
 
-Loadable as Hub remote code: imports only torch, transformers, the standard library and the configuration file.
+Loadable as Hub remote code on every transformers from 4.46 on (`make compat` checks each release): it imports only
+torch, transformers' stable public surface (`PreTrainedModel`, `GenerationMixin`, the cache classes, the output
+dataclasses, `XLMRobertaModel` as the encoder), the standard library and the configuration file, and writes its
+attention, masks and decoder embedding itself. It compiles (`torch.compile(fullgraph=True)`, static-cache `generate`)
+and exports (`torch.export`): no Python branch depends on a tensor's values inside `forward`.
 """
 
 import os
-from collections.abc import Callable
 
 import torch
 from torch import nn
-from transformers import MODEL_MAPPING, AutoConfig, XLMRobertaModel
+from transformers import MODEL_MAPPING, AutoConfig, PreTrainedModel, XLMRobertaModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
-from transformers.generation import GenerationMixin
-from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
-from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.generation import GenerationConfig, GenerationMixin
 from transformers.modeling_outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
-from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
-from transformers.utils import can_return_tuple, logging
-from transformers.utils.deprecation import deprecate_kwarg
-from transformers.utils.generic import merge_with_config_defaults
-from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+from transformers.utils import logging
 
 from .configuration_xlm_swcm import XLMR_FAMILY_MODEL_TYPES, XLMSWCMConfig
 
+
+# ------------------------------------------------------------ compatibility: what differs between transformers releases
+
+MINIMUM_TORCH = (2, 1)  # scaled_dot_product_attention with `scale`
+if tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) < MINIMUM_TORCH:
+    raise ImportError(f"XLM-SWCM needs torch>=2.1 (found {torch.__version__}): pip install -U torch")
+
+# transformers 5.24 renamed the cache argument and output field `past_key_values` to `cache`; both names are accepted.
+CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
+
+try:  # transformers 5: initialisers that leave tensors loaded from a checkpoint untouched
+    from transformers import initialization as init
+except ImportError:  # transformers 4 initialises before loading
+    from torch.nn import init
+
+
+def cached_keys_and_values(layer_cache: Cache, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A cache layer's keys and values: `layers[i].keys` from transformers 4.54 on, `key_cache[i]` before."""
+    if hasattr(layer_cache, "layers"):
+        return layer_cache.layers[layer_idx].keys, layer_cache.layers[layer_idx].values
+    return layer_cache.key_cache[layer_idx], layer_cache.value_cache[layer_idx]
+
+
+def is_tracing() -> bool:
+    """Under torch.compile, torch.export or torch.jit tracing: value checks are skipped (they would break the graph)."""
+    compiler = getattr(torch, "compiler", None)
+    is_compiling = getattr(compiler, "is_compiling", None) or torch._dynamo.is_compiling  # torch.compiler: 2.3 on
+    is_exporting = getattr(compiler, "is_exporting", lambda: False)
+    return is_compiling() or is_exporting() or torch.jit.is_tracing()
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
 
 logger = logging.get_logger(__name__)
 
 # The reference decodes at most 256 target tokens (new tokens after the decoder start token).
 DEFAULT_MAX_TARGET_LENGTH = 256
-
-
-# ---------------------------------------------------------------------------------------------------------- helpers
 
 
 def max_decoder_length(config: XLMSWCMConfig) -> int:
@@ -55,7 +80,10 @@ def check_source_length(config: XLMSWCMConfig, source_length: int) -> None:
 
 
 def check_token_ids(token_ids: torch.Tensor | None, vocab_size: int, name: str, ignore_index: int | None = None):
-    """A clear error for ids outside [0, vocab_size), instead of an index error (CPU) or a device assert (GPU)."""
+    """A clear error for ids outside [0, vocab_size), instead of an index error (CPU) or a device assert (GPU).
+
+    Reads the tensor's values: call it once per `forward`/`generate` call, never while tracing or per decoding step.
+    """
     if token_ids is None or token_ids.numel() == 0:
         return
     if ignore_index is not None:
@@ -66,6 +94,23 @@ def check_token_ids(token_ids: torch.Tensor | None, vocab_size: int, name: str, 
         raise ValueError(
             f"{name} contains token id {offending}, outside the vocabulary (vocab_size={vocab_size}: ids 0 to "
             f"{vocab_size - 1}). Check that the tokenizer matches the model."
+        )
+
+
+def check_sources_are_not_empty(config: XLMSWCMConfig, input_ids: torch.Tensor | None, attention_mask) -> None:
+    """Refuse a source with no attended token other than <s>, </s> and <pad> (e.g. a tokenized ""): the model would
+    attend to nothing (NaN with SDPA) or to markers only. Reads values: once per call, never while tracing."""
+    if input_ids is None and attention_mask is None:
+        return
+    attended = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+    if input_ids is not None:
+        for special in {config.bos_token_id, config.eos_token_id, config.pad_token_id} - {None}:
+            attended = attended & (input_ids != special)
+    empty = (~attended.any(dim=-1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"Source(s) {empty} of the batch are empty: no attended token besides <s>, </s> and <pad> (an all-zero "
+            "attention_mask or an empty text). Remove empty sources before calling the model."
         )
 
 
@@ -152,29 +197,80 @@ def _load_xlmr_encoder(encoder, **kwargs) -> PreTrainedModel:
     raise TypeError(f"`encoder` must be a name, a folder or an XLM-R-family model, got {type(encoder).__name__}.")
 
 
-def eager_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs,
-):
-    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        attn_weights = attn_weights + attention_mask
-    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
-    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
-    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
-    return attn_output, attn_weights
+# ------------------------------------------------------------------------------------------------------------ masks
 
 
-class XLMSWCMAttention(nn.Module):
+def allowed_to_additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean "may attend" mask as the additive mask eager attention adds to its scores."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def never_empty(allowed: torch.Tensor) -> torch.Tensor:
+    """Let a query that may attend to nothing (a padding position) attend everywhere: SDPA would return NaN for it, and
+    eager attention gives it the same uniform weights. Its output is never used."""
+    return allowed | ~allowed.any(dim=-1, keepdim=True)
+
+
+class DecoderSelfAttentionMask:
+    """The decoder self-attention mask for one forward call, built for the key length each cache returns (the cached
+    plus new positions of a dynamic cache, the whole buffer of a static one) and kept per length.
+
+    `attention_mask` is the caller's decoder mask: `None`, 2D padding (1 = token) over the cached and new positions, or
+    a ready 4D mask (boolean "may attend", or additive as transformers' generation builds for static caches).
+    """
+
+    def __init__(self, attention_mask: torch.Tensor | None, cache_position: torch.Tensor, has_past: bool):
+        self.attention_mask = attention_mask
+        self.cache_position = cache_position
+        self.has_past = has_past
+        self.allowed_by_length = {}
+
+    def can_use_is_causal(self, key_length: int) -> bool:
+        """No cache and no padding: SDPA's built-in causal mask, the fastest kernel."""
+        return self.attention_mask is None and not self.has_past and key_length == self.cache_position.shape[0]
+
+    def allowed(self, key_length: int) -> torch.Tensor:
+        """(batch or 1, 1, query, key) boolean: which keys each query may attend to."""
+        if key_length in self.allowed_by_length:
+            return self.allowed_by_length[key_length]
+        mask = self.attention_mask
+        if mask is not None and mask.dim() == 4:
+            allowed = mask if mask.dtype == torch.bool else mask == 0
+        else:
+            key_positions = torch.arange(key_length, device=self.cache_position.device)
+            allowed = (key_positions[None, :] <= self.cache_position[:, None])[None, None]
+            if mask is not None:
+                padding = mask[:, :key_length].bool()
+                if padding.shape[-1] < key_length:  # a static cache's buffer beyond the positions written so far
+                    padding = nn.functional.pad(padding, (0, key_length - padding.shape[-1]), value=False)
+                allowed = allowed & padding[:, None, None, :]
+        allowed = never_empty(allowed)
+        self.allowed_by_length[key_length] = allowed
+        return allowed
+
+
+def cross_attention_allowed(encoder_attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(batch, 1, 1, source) boolean from the source padding mask (1 = token), or None when nothing is padded."""
+    if encoder_attention_mask is None:
+        return None
+    if encoder_attention_mask.dim() == 4:
+        mask = encoder_attention_mask
+        return never_empty(mask if mask.dtype == torch.bool else mask == 0)
+    return never_empty(encoder_attention_mask.bool()[:, None, None, :])
+
+
+# ---------------------------------------------------------------------------------------------------------- modules
+
+
+# `torch.nn.Module` spelled out: transformers 5 lets `set_attn_implementation` switch a model whose source has no
+# `class ...Attention(nn.Module)` outside its attention interface. This module reads `config._attn_implementation` at
+# every call, so switching between "eager" and "sdpa" at any time is safe.
+class XLMSWCMAttention(torch.nn.Module):
     """Multi-head attention with separate q/k/v/out projections, so encoder attention weights copy in directly.
 
-    The reference uses `nn.MultiheadAttention` without attention dropout; so does this module.
+    The reference uses `nn.MultiheadAttention` without attention dropout; so does this module. It computes with
+    `torch.nn.functional.scaled_dot_product_attention`, or eagerly (`attn_implementation="eager"`, or when attention
+    weights are asked for).
     """
 
     def __init__(self, config: XLMSWCMConfig, layer_idx: int, is_cross_attention: bool):
@@ -182,7 +278,6 @@ class XLMSWCMAttention(nn.Module):
         self.config = config
         self.layer_idx = layer_idx
         self.is_cross_attention = is_cross_attention
-        self.is_causal = not is_cross_attention
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
@@ -194,9 +289,10 @@ class XLMSWCMAttention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         key_value_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
+        attention_mask: "DecoderSelfAttentionMask | torch.Tensor | None" = None,
         cache: EncoderDecoderCache | None = None,
-        **kwargs,
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
         query_states = self.q_proj(hidden_states).view(*input_shape, -1, self.head_dim).transpose(1, 2)
@@ -204,36 +300,48 @@ class XLMSWCMAttention(nn.Module):
         layer_cache = None
         if cache is not None:
             layer_cache = cache.cross_attention_cache if self.is_cross_attention else cache.self_attention_cache
-
         if self.is_cross_attention and cache is not None and cache.is_updated.get(self.layer_idx):
             # Encoder keys/values were projected at the first step and do not change afterwards.
-            key_states = layer_cache.layers[self.layer_idx].keys
-            value_states = layer_cache.layers[self.layer_idx].values
+            key_states, value_states = cached_keys_and_values(layer_cache, self.layer_idx)
         else:
             source_states = key_value_states if self.is_cross_attention else hidden_states
             kv_shape = (*source_states.shape[:-1], -1, self.head_dim)
             key_states = self.k_proj(source_states).view(kv_shape).transpose(1, 2)
             value_states = self.v_proj(source_states).view(kv_shape).transpose(1, 2)
             if layer_cache is not None:
-                key_states, value_states = layer_cache.update(key_states, value_states, self.layer_idx)
+                # transformers 4.x static caches write at `cache_position`; later releases track positions themselves.
+                positions = None if self.is_cross_attention else cache_position
+                key_states, value_states = layer_cache.update(
+                    key_states, value_states, self.layer_idx, {"cache_position": positions}
+                )
                 if self.is_cross_attention:
                     cache.is_updated[self.layer_idx] = True
 
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        attn_output, attn_weights = attention_interface(
-            self,
-            query_states,
-            key_states,
-            value_states,
-            attention_mask,
-            dropout=0.0,
-            scaling=self.scaling,
-            **kwargs,
-        )
-        attn_output = self.out_proj(attn_output.reshape(*input_shape, -1).contiguous())
-        return attn_output, attn_weights
+        key_length = key_states.shape[-2]
+        is_causal, allowed = False, None
+        if isinstance(attention_mask, DecoderSelfAttentionMask):
+            is_causal = attention_mask.can_use_is_causal(key_length)
+            if not is_causal:
+                allowed = attention_mask.allowed(key_length)
+        else:
+            allowed = attention_mask
+
+        if output_attentions or self.config._attn_implementation == "eager":
+            scores = torch.matmul(query_states, key_states.transpose(2, 3)) * self.scaling
+            if is_causal:
+                positions = torch.arange(key_length, device=scores.device)
+                allowed = (positions[None, :] <= positions[:, None])[None, None]
+            if allowed is not None:
+                scores = scores + allowed_to_additive(allowed, scores.dtype)
+            attn_weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query_states.dtype)
+            attn_output = torch.matmul(attn_weights, value_states)
+        else:
+            attn_weights = None
+            attn_output = nn.functional.scaled_dot_product_attention(
+                query_states, key_states, value_states, attn_mask=allowed, is_causal=is_causal, scale=self.scaling
+            )
+        attn_output = attn_output.transpose(1, 2).reshape(*input_shape, -1).contiguous()
+        return self.out_proj(attn_output), attn_weights
 
 
 class XLMSWCMFeedForward(nn.Module):
@@ -249,7 +357,7 @@ class XLMSWCMFeedForward(nn.Module):
         return self.fc2(self.activation_fn(self.fc1(hidden_states)))
 
 
-class XLMSWCMCustomDecoderLayer(GradientCheckpointingLayer):
+class XLMSWCMCustomDecoderLayer(nn.Module):
     """Self-attention, FFN, cross-attention, FFN: the layer whose weights start as a copy of an encoder layer.
 
     `pre`: h = h + sublayer(LN(h)), as the reference. `post`: h = LN(h + sublayer(h)), as XLM-R's own layers.
@@ -281,32 +389,45 @@ class XLMSWCMCustomDecoderLayer(GradientCheckpointingLayer):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None,
+        attention_mask: DecoderSelfAttentionMask,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor | None = None,
         cache: EncoderDecoderCache | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        self_weights = cross_weights = None
+        attention_kwargs = dict(cache=cache, cache_position=cache_position, output_attentions=output_attentions)
+
+        def self_attention(states):
+            nonlocal self_weights
+            output, self_weights = self.self_attn(states, attention_mask=attention_mask, **attention_kwargs)
+            return output
+
+        def cross_attention(states):
+            nonlocal cross_weights
+            output, cross_weights = self.encoder_attn(
+                states,
+                key_value_states=encoder_hidden_states,
+                attention_mask=encoder_attention_mask,
+                **attention_kwargs,
+            )
+            return output
+
         hidden_states = self._sublayer(
             hidden_states,
             self.self_attn_layer_norm,
-            lambda states: self.self_attn(states, attention_mask=attention_mask, cache=cache, **kwargs)[0],
+            self_attention,
             apply_dropout=False,
             add_residual=self.self_attn_residual,
         )
         hidden_states = self._sublayer(hidden_states, self.ffn1_layer_norm, self.ffn1)
-        hidden_states = self._sublayer(
-            hidden_states,
-            self.encoder_attn_layer_norm,
-            lambda states: self.encoder_attn(
-                states, key_value_states=encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache
-            )[0],
-        )
+        hidden_states = self._sublayer(hidden_states, self.encoder_attn_layer_norm, cross_attention)
         hidden_states = self._sublayer(hidden_states, self.ffn2_layer_norm, self.ffn2)
-        return hidden_states
+        return hidden_states, self_weights, cross_weights
 
 
-class XLMSWCMNormalDecoderLayer(GradientCheckpointingLayer):
+class XLMSWCMNormalDecoderLayer(nn.Module):
     """Randomly initialised self-attention, cross-attention, FFN layer with two LayerNorms.
 
     `pre` (the reference): x = LN(h); h = x + sublayer(x), with one LayerNorm shared by both attentions, so the
@@ -333,26 +454,35 @@ class XLMSWCMNormalDecoderLayer(GradientCheckpointingLayer):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None,
+        attention_mask: DecoderSelfAttentionMask,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor | None = None,
         cache: EncoderDecoderCache | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
-        hidden_states = self._sublayer(
-            hidden_states,
-            self.attn_layer_norm,
-            lambda states: self.self_attn(states, attention_mask=attention_mask, cache=cache, **kwargs)[0],
-        )
-        hidden_states = self._sublayer(
-            hidden_states,
-            self.attn_layer_norm,
-            lambda states: self.encoder_attn(
-                states, key_value_states=encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache
-            )[0],
-        )
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        self_weights = cross_weights = None
+        attention_kwargs = dict(cache=cache, cache_position=cache_position, output_attentions=output_attentions)
+
+        def self_attention(states):
+            nonlocal self_weights
+            output, self_weights = self.self_attn(states, attention_mask=attention_mask, **attention_kwargs)
+            return output
+
+        def cross_attention(states):
+            nonlocal cross_weights
+            output, cross_weights = self.encoder_attn(
+                states,
+                key_value_states=encoder_hidden_states,
+                attention_mask=encoder_attention_mask,
+                **attention_kwargs,
+            )
+            return output
+
+        hidden_states = self._sublayer(hidden_states, self.attn_layer_norm, self_attention)
+        hidden_states = self._sublayer(hidden_states, self.attn_layer_norm, cross_attention)
         hidden_states = self._sublayer(hidden_states, self.ffn_layer_norm, self.ffn)
-        return hidden_states
+        return hidden_states, self_weights, cross_weights
 
 
 DECODER_LAYER_CLASSES = {"custom": XLMSWCMCustomDecoderLayer, "normal": XLMSWCMNormalDecoderLayer}
@@ -362,20 +492,34 @@ DECODER_LAYER_CLASSES = {"custom": XLMSWCMCustomDecoderLayer, "normal": XLMSWCMN
 
 
 class XLMSWCMPreTrainedModel(PreTrainedModel):
-    config: XLMSWCMConfig
     config_class = XLMSWCMConfig
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["XLMRobertaLayer", "XLMSWCMCustomDecoderLayer", "XLMSWCMNormalDecoderLayer"]
     _supports_sdpa = True
-    _supports_flash_attn = True
-    _supports_flex_attn = True
-    _can_compile_fullgraph = False
+    _can_compile_fullgraph = True
+    # transformers 4.x: the model takes `Cache` objects and static caches (later releases assume both).
+    _supports_cache_class = True
+    _supports_static_cache = True
+    # Set while `generate` runs: it has checked the inputs once, so the decoding steps do not read them again.
+    _inputs_checked = False
 
     def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, XLMRobertaEmbeddings):
-            # Non-persistent buffers are not in checkpoints; rebuild them as XLM-R does.
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        if hasattr(module, "position_ids") and hasattr(module, "token_type_ids"):
+            # XLM-R embeddings' non-persistent buffers are not in checkpoints; rebuild them as XLM-R does.
             with torch.no_grad():
                 module.position_ids.copy_(torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
                 module.token_type_ids.zero_()
@@ -387,7 +531,7 @@ class XLMSWCMPreTrainedModel(PreTrainedModel):
         `AutoModel.from_pretrained(folder, trust_remote_code=True)` load any saved XLM-SWCM folder.
         """
         self.config._check_decoder_fields()  # refuse, before writing anything, a config edited into inconsistency
-        if self.is_remote_code():
+        if self._auto_class is not None:
             module = type(self).__module__.rsplit(".", 1)[-1]
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             self.config.auto_map = {**auto_map, "AutoModel": f"{module}.XLMSWCMModel"}
@@ -401,21 +545,17 @@ class XLMSWCMDecoder(XLMSWCMPreTrainedModel):
         config: the model configuration; `config.decoder_layout` gives the kind of every layer.
         embed_tokens: the encoder's `XLMRobertaEmbeddings` (word + XLM-R positions + LayerNorm), shared with the
             encoder as in the reference. It is held, not registered as a submodule: the encoder owns it, so a
-            checkpoint stores it once, under `encoder.embeddings.`.
+            checkpoint stores it once, under `encoder.embeddings.`. The decoder computes the embedding from its
+            parts (`embed`), since the module's own `forward` signature differs between transformers releases.
     """
 
-    _can_record_outputs = {
-        "hidden_states": [XLMSWCMCustomDecoderLayer, XLMSWCMNormalDecoderLayer],
-        "attentions": OutputRecorder(XLMSWCMAttention, index=1, layer_name="self_attn"),
-        "cross_attentions": OutputRecorder(XLMSWCMAttention, index=1, layer_name="encoder_attn"),
-    }
-
-    def __init__(self, config: XLMSWCMConfig, embed_tokens: XLMRobertaEmbeddings):
+    def __init__(self, config: XLMSWCMConfig, embed_tokens: nn.Module):
         super().__init__(config)
         self.__dict__["embed_tokens"] = embed_tokens  # bypasses nn.Module registration on purpose (see above)
         self.layers = nn.ModuleList(
             [DECODER_LAYER_CLASSES[kind](config, layer_idx) for layer_idx, kind in enumerate(config.decoder_layout)]
         )
+        self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self):
@@ -425,78 +565,120 @@ class XLMSWCMDecoder(XLMSWCMPreTrainedModel):
         self.embed_tokens.word_embeddings = value
 
     def embed(
-        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor | None, cache_length: int
+        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor | None, past_length: "int | torch.Tensor"
     ) -> torch.Tensor:
-        """Word + XLM-R positions + LayerNorm with the shared module; positions continue after the cache."""
-        decoder_inputs = input_ids if input_ids is not None else inputs_embeds
-        target_length = cache_length + decoder_inputs.shape[1]
-        if target_length > max_decoder_length(self.config):
-            raise ValueError(
-                f"The decoder input is {target_length} tokens long but the shared position table allows at most "
-                f"{max_decoder_length(self.config)} (max_position_embeddings={self.config.max_position_embeddings}); "
-                "lower max_new_tokens / the target max_length."
-            )
-        if input_ids is not None:
-            check_token_ids(input_ids, self.embed_tokens.word_embeddings.num_embeddings, "decoder_input_ids")
-            return self.embed_tokens(input_ids=input_ids, cache_length=cache_length)
-        # Embeddings given directly carry no padding information: positions are sequential after the cache.
-        batch_size, seq_length = inputs_embeds.shape[:2]
-        first_position = self.embed_tokens.padding_idx + 1 + cache_length
-        position_ids = torch.arange(first_position, first_position + seq_length, device=inputs_embeds.device)
-        return self.embed_tokens(inputs_embeds=inputs_embeds, position_ids=position_ids.expand(batch_size, -1))
+        """Word + token type 0 + XLM-R positions, LayerNorm, dropout; positions continue after the cache.
 
-    @merge_with_config_defaults
-    @capture_outputs
-    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+        As XLM-R: a token's position is pad_token_id + its rank among the non-pad tokens (+ the cached length), pad
+        tokens sit at pad_token_id. Embeddings given directly carry no padding information: positions are sequential.
+        """
+        embeddings = self.embed_tokens
+        padding_idx = self.config.pad_token_id
+        if input_ids is not None:
+            is_token = input_ids.ne(padding_idx).int()
+            position_ids = ((torch.cumsum(is_token, dim=1).type_as(is_token) + past_length) * is_token).long()
+            position_ids = position_ids + padding_idx
+            inputs_embeds = embeddings.word_embeddings(input_ids)
+        else:
+            first = padding_idx + 1 + past_length
+            position_ids = (torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + first)[None, :]
+        hidden_states = inputs_embeds + embeddings.token_type_embeddings.weight[0]
+        hidden_states = hidden_states + embeddings.position_embeddings(position_ids)
+        return embeddings.dropout(embeddings.LayerNorm(hidden_states))
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        cache: Cache | None = None,
+        past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPastAndCrossAttentions:
+    ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
+        r"""
+        `past_key_values` (also accepted as `cache`, transformers 5.24's name): an `EncoderDecoderCache`, dynamic or
+        static. `cache_position` (keyword, optional): positions of the new tokens; derived from the cache when absent.
+        """
+        cache = past_key_values if past_key_values is not None else kwargs.pop("cache", None)
+        cache_position = kwargs.pop("cache_position", None)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds`.")
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
         if use_cache and cache is None:
-            decoder_config = self.config.get_text_config(decoder=True)
-            cache = EncoderDecoderCache(DynamicCache(config=decoder_config), DynamicCache(config=decoder_config))
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         if not use_cache:
             cache = None
         if cache is not None and not isinstance(cache, EncoderDecoderCache):
-            raise TypeError(f"`cache` must be an EncoderDecoderCache, got {type(cache).__name__}.")
-        cache_length = cache.get_seq_length() if cache is not None else 0
+            raise TypeError(f"`past_key_values` must be an EncoderDecoderCache, got {type(cache).__name__}.")
 
-        hidden_states = self.embed(input_ids, inputs_embeds, cache_length)
-        batch_size, seq_length = hidden_states.shape[:2]
-        if attention_mask is None:
-            attention_mask = torch.ones(batch_size, cache_length + seq_length, device=hidden_states.device)
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=hidden_states,
-            attention_mask=attention_mask,
-            cache=cache.self_attention_cache if cache is not None else None,
-        )
-        encoder_attention_mask = create_bidirectional_mask(
-            config=self.config,
-            inputs_embeds=hidden_states,
-            attention_mask=encoder_attention_mask,
-            encoder_hidden_states=encoder_hidden_states,
-        )
-
-        for decoder_layer in self.layers:
-            hidden_states = decoder_layer(
-                hidden_states,
-                causal_mask,
-                encoder_hidden_states,  # positional, for gradient checkpointing
-                encoder_attention_mask=encoder_attention_mask,
-                cache=cache,
-                **kwargs,
+        decoder_inputs = input_ids if input_ids is not None else inputs_embeds
+        seq_length = decoder_inputs.shape[1]
+        if cache_position is not None:
+            past_length = cache_position[0]
+        else:
+            # An int for a dynamic cache; a tensor for a static one (its fill level lives on the device).
+            past_length = cache.self_attention_cache.get_seq_length() if cache is not None else 0
+            cache_position = torch.arange(seq_length, device=decoder_inputs.device) + past_length
+        if isinstance(past_length, int) and past_length + seq_length > max_decoder_length(self.config):
+            raise ValueError(
+                f"The decoder input is {past_length + seq_length} tokens long but the shared position table allows at "
+                f"most {max_decoder_length(self.config)} (max_position_embeddings="
+                f"{self.config.max_position_embeddings}); lower max_new_tokens / the target max_length."
             )
-        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states, cache=cache)
+        if input_ids is not None and not (self._inputs_checked or is_tracing()):
+            check_token_ids(input_ids, self.embed_tokens.word_embeddings.num_embeddings, "decoder_input_ids")
+
+        hidden_states = self.embed(input_ids, inputs_embeds, past_length)
+        self_attention_mask = DecoderSelfAttentionMask(
+            attention_mask, cache_position, has_past=not isinstance(past_length, int) or past_length > 0
+        )
+        cross_attention_mask = cross_attention_allowed(encoder_attention_mask)
+
+        all_hidden_states = () if output_hidden_states else None
+        all_self_attentions = () if output_attentions else None
+        all_cross_attentions = () if output_attentions else None
+        for decoder_layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            layer_inputs = (
+                hidden_states,
+                self_attention_mask,
+                encoder_hidden_states,
+                cross_attention_mask,
+                cache,
+                cache_position,
+                output_attentions,
+            )
+            if self.gradient_checkpointing and self.training:
+                hidden_states, self_weights, cross_weights = self._gradient_checkpointing_func(
+                    decoder_layer.__call__, *layer_inputs
+                )
+            else:
+                hidden_states, self_weights, cross_weights = decoder_layer(*layer_inputs)
+            if output_attentions:
+                all_self_attentions += (self_weights,)
+                all_cross_attentions += (cross_weights,)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        output = BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            hidden_states=all_hidden_states,
+            attentions=all_self_attentions,
+            cross_attentions=all_cross_attentions,
+            **{CACHE_FIELD: cache},
+        )
+        return output if return_dict else output.to_tuple()
 
 
 class XLMSWCMModel(XLMSWCMPreTrainedModel):
@@ -515,8 +697,24 @@ class XLMSWCMModel(XLMSWCMPreTrainedModel):
     def set_input_embeddings(self, value):
         self.encoder.embeddings.word_embeddings = value
 
-    @can_return_tuple
-    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def get_encoder(self, *args, **kwargs):
+        return self.encoder
+
+    def get_decoder(self, *args, **kwargs):
+        return self.decoder
+
+    def check_inputs(self, input_ids, attention_mask, inputs_embeds) -> None:
+        """The source checks of `forward` and `generate`: its length (shape only, always), its ids and that no source
+        is empty (values: once per call, skipped while tracing and during generation's decoding steps)."""
+        source = input_ids if input_ids is not None else inputs_embeds
+        if source is None:
+            return
+        check_source_length(self.config, source.shape[1])
+        if self._inputs_checked or is_tracing():
+            return
+        check_token_ids(input_ids, self.get_input_embeddings().num_embeddings, "input_ids")
+        check_sources_are_not_empty(self.config, input_ids, attention_mask)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -524,27 +722,38 @@ class XLMSWCMModel(XLMSWCMPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        cache: Cache | None = None,
+        past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
     ) -> tuple | Seq2SeqModelOutput:
         r"""
-        `output_attentions` / `output_hidden_states` (keyword arguments) return the encoder's and the decoder's
-        attention weights (eager attention only) / hidden states; `return_dict=False` returns a tuple.
+        `output_attentions` / `output_hidden_states` return the encoder's and the decoder's attention weights (eager
+        attention) / hidden states; `return_dict=False` returns a tuple. `past_key_values` is also accepted as `cache`.
         """
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             raise ValueError("Pass `decoder_input_ids` (or `labels` to the conditional-generation model).")
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
 
         if encoder_outputs is None:
             if input_ids is None and inputs_embeds is None:
                 raise ValueError("Pass `input_ids` (or `inputs_embeds` or precomputed `encoder_outputs`).")
-            check_source_length(self.config, (input_ids if input_ids is not None else inputs_embeds).shape[1])
-            check_token_ids(input_ids, self.get_input_embeddings().num_embeddings, "input_ids")
+            self.check_inputs(input_ids, attention_mask, inputs_embeds)
             encoder_outputs = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
             )
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(
@@ -558,31 +767,31 @@ class XLMSWCMModel(XLMSWCMPreTrainedModel):
             attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=attention_mask,
-            cache=cache,
+            past_key_values=past_key_values if past_key_values is not None else kwargs.pop("cache", None),
             inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
-            **kwargs,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            cache_position=kwargs.pop("cache_position", None),
         )
-        return Seq2SeqModelOutput(
+        output = Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            cache=decoder_outputs.cache,
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
+            **{CACHE_FIELD: getattr(decoder_outputs, CACHE_FIELD)},
         )
+        return output if return_dict else output.to_tuple()
 
 
 class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "model.encoder.embeddings.word_embeddings.weight"}
     _keys_to_ignore_on_load_unexpected = [r"model\.encoder\.pooler\."]
 
-    # Inference fast path (see docs/benchmark.md): for fp32 on CPU without autograd, the LM head multiplies by a
-    # pre-transposed, contiguous runtime copy of its weight (torch.addmm). MKL's matrix-vector product is ~1.6x faster
-    # in that layout for the (vocab, hidden) head at batch 1. Costs one extra copy of the head weight in memory; the
-    # parameter and the state dict are unchanged. Logits agree with `lm_head(...)` to float rounding (~1e-6 relative).
     lm_head_transposed_inference = True
     # The loss is a mean over the micro-batch's label tokens; it does not use Trainer's `num_items_in_batch`. Without
     # this flag Trainer sees `**kwargs` in `forward`, assumes it does, and skips its gradient-accumulation scaling.
@@ -596,7 +805,8 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         self.post_init()
         generation_config = self.generation_config
         if generation_config is not None:
-            if generation_config.max_length is None and generation_config.max_new_tokens is None:
+            unset_length = (None, GenerationConfig().max_length)  # transformers 4 fills in its global default, 20
+            if generation_config.max_length in unset_length and generation_config.max_new_tokens is None:
                 # A default length that an explicit `max_length` / `max_new_tokens` from the caller overrides (as
                 # BART checkpoints do): the decoder start token plus at most DEFAULT_MAX_TARGET_LENGTH new tokens,
                 # within the position table.
@@ -629,6 +839,7 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     def _use_transposed_lm_head(self, hidden_states: torch.Tensor) -> bool:
         return (
             self.lm_head_transposed_inference
+            and not is_tracing()  # the copy is keyed on the weight's address: eager only
             and not torch.is_grad_enabled()
             and self._plain_float32_lm_head()
             and self.lm_head.weight.device.type == "cpu"
@@ -656,8 +867,12 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
 
     # ------------------------------------------------------------------------------------------------ forward
 
-    @can_return_tuple
-    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def get_encoder(self, *args, **kwargs):
+        return self.model.encoder
+
+    def get_decoder(self, *args, **kwargs):
+        return self.model.decoder
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -665,11 +880,14 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        cache: Cache | None = None,
+        past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> tuple | Seq2SeqLMOutput:
@@ -678,10 +896,14 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
             Target token ids; -100 is ignored by the loss. When `decoder_input_ids` are not given they are the labels
             shifted right behind `config.decoder_start_token_id`.
         logits_to_keep (`int` or `torch.Tensor`, defaults to 0):
-            Compute logits only for the last `logits_to_keep` positions (0 = all); `generate` uses 1.
+            Compute logits only for the last `logits_to_keep` positions (0 = all), or for the given positions.
+        past_key_values: also accepted as `cache` (transformers 5.24's name); other keyword arguments from
+            `generate` (e.g. `cache_position`) are used when known and ignored otherwise.
         """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if labels is not None:
-            check_token_ids(labels, self.config.vocab_size, "labels", ignore_index=-100)
+            if not (self._inputs_checked or is_tracing()):
+                check_token_ids(labels, self.config.vocab_size, "labels", ignore_index=-100)
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = shift_tokens_right(
@@ -694,13 +916,21 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            cache=cache,
+            past_key_values=past_key_values if past_key_values is not None else kwargs.pop("cache", None),
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
-            **kwargs,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            cache_position=kwargs.pop("cache_position", None),
         )
-        logits = self.compute_logits(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        hidden_states = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int):
+            hidden_states = hidden_states[:, -logits_to_keep:, :] if logits_to_keep else hidden_states
+        else:
+            hidden_states = hidden_states[:, logits_to_keep, :]
+        logits = self.compute_logits(hidden_states)
 
         loss = None
         if labels is not None:
@@ -708,17 +938,18 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
                 logits.float().view(-1, logits.shape[-1]), labels.to(logits.device).view(-1), ignore_index=-100
             )
 
-        return Seq2SeqLMOutput(
+        output = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            cache=outputs.cache,
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
             encoder_attentions=outputs.encoder_attentions,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
         )
+        return output if return_dict else output.to_tuple()
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor):
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
@@ -726,53 +957,73 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     # --------------------------------------------------------------------------------------------- generation
 
     def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
-        """`GenerationMixin.generate`, after checking the source as `forward` does (before any work)."""
-        vocab_size = self.get_input_embeddings().num_embeddings
+        """`GenerationMixin.generate`, after checking once, before any work, what `forward` would otherwise check at
+        every step: the source (length, ids, not empty), the decoder prompt's ids, and a target length that the
+        shared position table can embed. A length the caller gives beats a length stored as the model's default."""
         if kwargs.get("encoder_outputs") is None:
             source = inputs if inputs is not None else kwargs.get("input_ids", kwargs.get("inputs_embeds"))
-            if source is not None:
-                check_source_length(self.config, source.shape[1])
-                if not source.is_floating_point():
-                    check_token_ids(source, vocab_size, "input_ids")
-        check_token_ids(kwargs.get("decoder_input_ids"), vocab_size, "decoder_input_ids")
-        return super().generate(inputs, generation_config, **kwargs)
+            if source is not None and not source.is_floating_point():
+                self.model.check_inputs(source, kwargs.get("attention_mask"), None)
+            elif source is not None:
+                self.model.check_inputs(None, kwargs.get("attention_mask"), source)
+        decoder_input_ids = kwargs.get("decoder_input_ids")
+        check_token_ids(decoder_input_ids, self.get_input_embeddings().num_embeddings, "decoder_input_ids")
+        kwargs = self._caller_lengths_first(generation_config, kwargs)
+        prompt_length = 1 if decoder_input_ids is None else decoder_input_ids.shape[1]
+        self._check_target_length(generation_config, kwargs, prompt_length)
 
-    def _prepare_generation_config(self, generation_config, **kwargs):
-        """transformers' merge, with one precedence fix: a length the caller gives beats the model's default length.
+        checked = (self, self.model, self.model.decoder)
+        for module in checked:
+            module._inputs_checked = True
+        try:
+            return super().generate(inputs, generation_config, **kwargs)
+        finally:
+            for module in checked:
+                module.__dict__.pop("_inputs_checked", None)
 
-        transformers lets `max_new_tokens` win over `max_length` wherever each comes from, so a `max_new_tokens`
-        stored in the model's generation config (older saved folders) overrode `generate(max_length=...)` and
-        `Seq2SeqTrainingArguments.generation_max_length`. Here the caller's `max_length` (argument or passed
-        `generation_config`) drops the model's default `max_new_tokens`, and the caller's `max_new_tokens` drops the
-        model's default `max_length` (no "both set" warning); two values from the same source keep transformers' rule.
-        """
+    def _caller_lengths_first(self, generation_config, kwargs: dict) -> dict:
+        """transformers lets `max_new_tokens` win over `max_length` wherever each comes from, so a `max_new_tokens`
+        stored in the model's generation config (older saved folders) would override `generate(max_length=...)` and
+        `Seq2SeqTrainingArguments.generation_max_length`. A caller's `max_length` (argument or passed config) without a
+        `max_new_tokens` drops the model's default `max_new_tokens`, and the other way round."""
         given = {
             name: kwargs.get(name) if kwargs.get(name) is not None else getattr(generation_config, name, None)
             for name in ("max_length", "max_new_tokens")
         }
-        generation_config, model_kwargs = super()._prepare_generation_config(generation_config, **kwargs)
         if given["max_length"] is not None and given["max_new_tokens"] is None:
-            generation_config.max_new_tokens = None
-        elif given["max_new_tokens"] is not None and given["max_length"] is None:
-            generation_config.max_length = None
-        return generation_config, model_kwargs
+            return {**kwargs, "max_new_tokens": None}
+        if given["max_new_tokens"] is not None and given["max_length"] is None:
+            return {**kwargs, "max_length": None}  # the model's default length: no "both are set" warning
+        return kwargs
 
-    def _validate_generated_length(self, generation_config, input_ids_length, has_default_max_length):
-        """transformers' checks, plus: refuse, before decoding starts, a length the position table cannot embed."""
-        super()._validate_generated_length(generation_config, input_ids_length, has_default_max_length)
-        limit = max_decoder_length(self.config)
-        # The last generated token is never fed back, so decoding embeds at most max_length - 1 target positions.
-        if generation_config.max_length - 1 > limit:
-            requested = (
-                f"max_new_tokens={generation_config.max_new_tokens} after {input_ids_length} decoder input token(s)"
-                if generation_config.max_new_tokens is not None
-                else f"max_length={generation_config.max_length}"
+    def _check_target_length(self, generation_config, kwargs: dict, prompt_length: int) -> None:
+        """Refuse, before decoding starts, a length the position table cannot embed."""
+
+        def setting(name):
+            if name in kwargs:
+                return kwargs[name]
+            if generation_config is not None and getattr(generation_config, name, None) is not None:
+                return getattr(generation_config, name)
+            return getattr(self.generation_config, name, None)
+
+        max_new_tokens, max_length = setting("max_new_tokens"), setting("max_length")
+        if max_new_tokens is not None:
+            length, requested = (
+                prompt_length + max_new_tokens,
+                (f"max_new_tokens={max_new_tokens} after {prompt_length} decoder input token(s)"),
             )
+        elif max_length is not None:
+            length, requested = max_length, f"max_length={max_length}"
+        else:
+            return
+        limit = max_decoder_length(self.config)
+        # The last generated token is never fed back, so decoding embeds at most length - 1 target positions.
+        if length - 1 > limit:
             raise ValueError(
-                f"Generation asks for up to {generation_config.max_length} target tokens ({requested}), but the "
-                f"shared position table (max_position_embeddings={self.config.max_position_embeddings}) embeds at "
-                f"most {limit} decoder positions: the maximum is max_length={limit + 1}, i.e. max_new_tokens="
-                f"{limit + 1 - input_ids_length} here."
+                f"Generation asks for up to {length} target tokens ({requested}), but the shared position table "
+                f"(max_position_embeddings={self.config.max_position_embeddings}) embeds at most {limit} decoder "
+                f"positions: the maximum is max_length={limit + 1}, i.e. max_new_tokens={limit + 1 - prompt_length} "
+                "here."
             )
 
     # --------------------------------------------------------------------------------- shared-weights initialisation
