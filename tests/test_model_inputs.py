@@ -206,6 +206,58 @@ def test_token_ids_outside_the_vocabulary_get_a_clear_error(bad_id):
         model(**batch, labels=labels)
 
 
+@pytest.mark.parametrize(
+    "source, mask",
+    [
+        ([[0, 5, 6, 2], [0, 7, 2, 1]], [[1, 1, 1, 1], [0, 0, 0, 0]]),  # an all-zero attention mask
+        ([[0, 5, 6, 2], [0, 2, 1, 1]], [[1, 1, 1, 1], [1, 1, 0, 0]]),  # a tokenized "": <s></s>
+    ],
+)
+def test_empty_sources_are_refused_before_any_work(source, mask):
+    model = tiny_model()
+    batch = {"input_ids": torch.tensor(source), "attention_mask": torch.tensor(mask)}
+    encoder_calls = count_calls(model.model.encoder)
+    with pytest.raises(ValueError, match=r"Source\(s\) \[1\] of the batch are empty"):
+        model(**batch, decoder_input_ids=decoder_targets())
+    with pytest.raises(ValueError, match=r"Source\(s\) \[1\] of the batch are empty"):
+        model.generate(**batch, max_new_tokens=3)
+    assert not encoder_calls
+
+
+def test_generate_reads_the_inputs_once_not_at_every_step(monkeypatch):
+    # A value check is a device sync on a GPU: generate checks its inputs once, the decoding steps never again.
+    from xlm_swcm_hf import modeling_xlm_swcm
+
+    checks = []
+    for name in ("check_token_ids", "check_sources_are_not_empty"):
+        original = getattr(modeling_xlm_swcm, name)
+        monkeypatch.setattr(
+            modeling_xlm_swcm,
+            name,
+            lambda *args, _name=name, _original=original, **kwargs: checks.append(_name) or _original(*args, **kwargs),
+        )
+    model = tiny_model()
+    model.generate(**padded_batch(), max_new_tokens=6, min_new_tokens=6)
+    assert sorted(checks) == ["check_sources_are_not_empty", "check_token_ids", "check_token_ids"]  # source, prompt
+    assert not model._inputs_checked and not model.model._inputs_checked  # the flag is gone after generate
+    checks.clear()
+    model(**padded_batch(), decoder_input_ids=decoder_targets())
+    assert sorted(checks) == ["check_sources_are_not_empty", "check_token_ids", "check_token_ids"]
+
+
+def test_an_older_transformers_is_refused_at_import_with_one_line(monkeypatch):
+    import importlib.util
+
+    import transformers
+
+    from xlm_swcm_hf import configuration_xlm_swcm
+
+    monkeypatch.setattr(transformers, "__version__", "4.40.2")
+    spec = importlib.util.spec_from_file_location("old_transformers_config", configuration_xlm_swcm.__file__)
+    with pytest.raises(ImportError, match=r"^XLM-SWCM needs transformers>=4\.46 \(found 4\.40\.2\)"):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
 # ---------------------------------------------------------------- argument names, generated tokens
 
 
