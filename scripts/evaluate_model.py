@@ -8,12 +8,28 @@ import json
 import sys
 from pathlib import Path
 
-from xlm_swcm_hf.checks import InputError, cli_main, load_tokenizer, require_model_source
+from xlm_swcm_hf.checks import (
+    InputError,
+    check_position_limit,
+    cli_main,
+    load_tokenizer,
+    load_trained_model,
+    looks_like_local_path,
+    require_model_source,
+    require_trained_model,
+    require_writable_output,
+)
 from xlm_swcm_hf.data import TASKS, format_examples, load_task_dataset
 from xlm_swcm_hf.quantization import quantize_for_cpu
 from xlm_swcm_hf.recipe import DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
-from xlm_swcm_hf.training.adapters import is_adapter_folder, load_adapter_model
+from xlm_swcm_hf.training.adapters import adapter_base, is_adapter_folder, load_adapter_model
+
+
+# What marks a folder as a model or a training run: evaluation never writes into one.
+MODEL_MARKERS = ("config.json", "adapter_config.json", "model.safetensors")
+TRAINING_MARKERS = ("final", "log_history.json", "trainer_state.json")
+EVALUATION_FILES = ("predictions.jsonl", "metrics.json", "metrics.md")
 
 
 def default_output(model: str, data: str) -> Path:
@@ -22,6 +38,40 @@ def default_output(model: str, data: str) -> Path:
     name = model_path.name if model_path.is_dir() else model.replace("/", "--")
     parent = model_path.parent if model_path.is_dir() else Path(".")
     return parent / f"{name}-eval-{Path(data).stem}"
+
+
+def check_output(output: Path, model: str, overwrite: bool) -> None:
+    """The evaluation's folder: never a model folder, a training run's folder or a folder inside one; an earlier
+    evaluation is replaced only with --overwrite."""
+    require_writable_output(output, "--output")
+    resolved = output.resolve()
+    if looks_like_local_path(model):
+        model_folder = Path(model).resolve()
+        if resolved == model_folder or model_folder in resolved.parents:
+            raise InputError(
+                f"--output {output} is inside the model folder {model}; evaluation never writes into a model "
+                "folder (a pushed folder would carry it). Leave --output out (default: <model>-eval-<data>) or "
+                "choose another folder."
+            )
+    found = [name for name in (*MODEL_MARKERS, *TRAINING_MARKERS) if (resolved / name).exists()]
+    found += [path.name for path in resolved.glob("checkpoint-*")][:1]
+    if found:
+        raise InputError(
+            f"--output {output} is a model or training folder (it holds {', '.join(found)}); evaluation never "
+            "writes into one. Choose another --output."
+        )
+    for folder in resolved.parents:
+        if any((folder / name).exists() for name in MODEL_MARKERS):
+            raise InputError(
+                f"--output {output} is inside the model folder {folder}; evaluation never writes into a model "
+                "folder. Choose another --output."
+            )
+    earlier = [name for name in EVALUATION_FILES if (output / name).exists()]
+    if earlier and not overwrite:
+        raise InputError(
+            f"--output {output} holds an earlier evaluation ({', '.join(earlier)}); pass --overwrite to replace "
+            "it or choose another --output."
+        )
 
 
 @cli_main
@@ -36,10 +86,15 @@ def main(argv=None) -> int:
         "--output",
         help="folder for predictions.jsonl and metrics (default: <model>-eval-<data> beside the model folder)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
     parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
     parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-source-length", type=int, default=DataRecipe.max_source_length)
+    parser.add_argument(
+        "--max-source-length",
+        type=int,
+        help=f"source tokens kept (default: {DataRecipe.max_source_length}, or less if the model embeds fewer)",
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
     parser.add_argument(
         "--quantize",
@@ -52,10 +107,13 @@ def main(argv=None) -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
 
-    # Data and tokenizer first: cheap, and what is most often wrong.
+    # The model folder's kind, the output, the lengths, the data and the tokenizer first: cheap, and what is most
+    # often wrong. Nothing is loaded or written before they pass.
     adapter = is_adapter_folder(args.model)
     if not adapter:
         require_model_source(args.model, "--model")
+    output = Path(args.output) if args.output else default_output(args.model, args.data)
+    check_output(output, args.model, args.overwrite)
     loaded = format_examples(
         load_task_dataset(args.data, task=None, split="train"),
         args.task,
@@ -66,6 +124,14 @@ def main(argv=None) -> int:
     dataset = loaded[0] if args.drop_invalid else loaded
     if len(dataset) == 0:
         raise InputError(f"{args.data}: no usable rows.")
+    base = adapter_base(args.model) if adapter else args.model
+    require_trained_model(base, "the adapter's base model" if adapter else "--model")
+    limit = check_position_limit(
+        base,
+        "the model",
+        {"--max-source-length": args.max_source_length, "--max-new-tokens": args.max_new_tokens},
+    )
+    max_source_length = args.max_source_length or min(DataRecipe.max_source_length, limit or 10**9)
     tokenizer = load_tokenizer(args.model, sample_texts=list(dataset["source_text"][:200]))
 
     from transformers import AutoModelForSeq2SeqLM
@@ -75,7 +141,9 @@ def main(argv=None) -> int:
     if adapter:  # a LoRA adapter folder: its base model with the adapter on top
         model = load_adapter_model(args.model, trust_remote_code=args.trust_remote_code)
     else:
-        model = AutoModelForSeq2SeqLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+        model = load_trained_model(
+            args.model, "--model", AutoModelForSeq2SeqLM, trust_remote_code=args.trust_remote_code
+        )
     if args.quantize != "none":
         model = quantize_for_cpu(model, args.quantize)
     generation = {
@@ -83,14 +151,13 @@ def main(argv=None) -> int:
         for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
         if value is not None
     }
-    output = Path(args.output) if args.output else default_output(args.model, args.data)
     metrics = evaluate_model(
         model,
         tokenizer,
         dataset,
         output,
         batch_size=args.batch_size,
-        max_source_length=args.max_source_length,
+        max_source_length=max_source_length,
         **generation,
     )
     print(metrics_markdown(metrics))

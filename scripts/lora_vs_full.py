@@ -11,14 +11,20 @@ Finished runs are kept in <output>/runs.jsonl and skipped when the command runs 
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from xlm_swcm_experiments.ablation import command_line
 from xlm_swcm_experiments.adaptation import DEFAULT_LEARNING_RATES, DEFAULT_STEPS, markdown, run_study, summarise
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE
-from xlm_swcm_hf.checks import InputError, cli_main, require_local_path
+from xlm_swcm_hf.checks import (
+    InputError,
+    cli_main,
+    require_local_path,
+    require_trained_model,
+    require_writable_output,
+)
+from xlm_swcm_hf.files import atomic_write_json, atomic_write_text, output_lock
 from xlm_swcm_hf.recipe import Recipe
 
 
@@ -38,6 +44,11 @@ def main(argv=None) -> int:
     parser.add_argument("--lr-lora", type=float, default=DEFAULT_LEARNING_RATES["lora"])
     parser.add_argument("--output", default="artifacts/lora_vs_full")
     parser.add_argument("--docs", default="docs")
+    parser.add_argument(
+        "--replace-docs",
+        action="store_true",
+        help="rewrite an existing <docs>/lora_vs_full.md (e.g. the committed one)",
+    )
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. training.warmup_steps=10")
     args = parser.parse_args(argv)
 
@@ -50,8 +61,15 @@ def main(argv=None) -> int:
     if args.steps < 1 or args.lr_full <= 0 or args.lr_lora <= 0:
         raise InputError("--steps must be >= 1 and the learning rates > 0.")
     model = require_local_path(args.model, "--model", hint="a trained XLM-SWCM folder; `make demo` writes the default")
-    if not (model / "config.json").exists():
-        raise InputError(f"--model {model} has no config.json: it is not a saved model folder.")
+    require_trained_model(model, "--model")  # a plain encoder would train a random decoder and head
+    output, docs = Path(args.output), Path(args.docs)
+    require_writable_output(output, "--output")
+    require_writable_output(docs, "--docs")
+    if (docs / "lora_vs_full.md").exists() and not args.replace_docs:
+        raise InputError(
+            f"{docs / 'lora_vs_full.md'} exists (the committed results); pass --replace-docs to rewrite it, or write "
+            "elsewhere with --docs DIR."
+        )
     overrides = list(args.overrides)
     if args.data:
         data = require_local_path(args.data, "--data", hint="`make demo` builds the default")
@@ -60,8 +78,8 @@ def main(argv=None) -> int:
     recipe = Recipe.from_yaml(args.config, overrides)  # a bad recipe fails before any run
 
     rates = {"full": args.lr_full, "lora": args.lr_lora}
-    output = Path(args.output)
-    records = run_study(recipe, model, seeds, args.steps, rates, output)
+    with output_lock(output, "--output"):
+        records = run_study(recipe, model, seeds, args.steps, rates, output)
     summary = summarise(records)
     devices = sorted({r["device"] for r in records})
     setup = (
@@ -71,11 +89,9 @@ def main(argv=None) -> int:
         f"token is teacher-forced (float32, label smoothing off); chrF from greedy decoding of the test split."
     )
     text = markdown(summary, records, setup)
-    (output / "lora_vs_full.json").write_text(json.dumps({"summary": summary, "setup": setup}, indent=1))
-    (output / "lora_vs_full.md").write_text(text)
-    docs = Path(args.docs)
-    docs.mkdir(parents=True, exist_ok=True)
-    (docs / "lora_vs_full.md").write_text(text)
+    atomic_write_json(output / "lora_vs_full.json", {"summary": summary, "setup": setup}, indent=1)
+    atomic_write_text(output / "lora_vs_full.md", text)
+    atomic_write_text(docs / "lora_vs_full.md", text)
     print(text)
     return 0
 

@@ -19,7 +19,13 @@ def trained_folder(real_pairs, tiny_encoder, tmp_path_factory):  # noqa: F811
     return output / "final"
 
 
-def test_lora_and_full_runs_are_paired_measured_and_tabled(real_pairs, tiny_encoder, trained_folder, tmp_path):  # noqa: F811
+def test_lora_and_full_runs_are_paired_measured_and_tabled(
+    real_pairs,
+    tiny_encoder,
+    trained_folder,
+    tmp_path,
+    capsys,  # noqa: F811
+):
     argv = [
         "--model",
         trained_folder,
@@ -47,8 +53,10 @@ def test_lora_and_full_runs_are_paired_measured_and_tabled(real_pairs, tiny_enco
     text = (tmp_path / "docs" / "lora_vs_full.md").read_text()
     assert "| lora |" in text and "| full |" in text and "LoRA minus full fine-tuning, paired over seeds [0, 1]" in text
     assert "Verdicts:" in text
-    # a second call finds every run done and trains nothing
-    assert run_script("lora_vs_full", argv) == 0
+    # a second call finds every run done and trains nothing; the docs it wrote are rewritten only when asked
+    assert run_script("lora_vs_full", argv) == 2
+    assert "lora_vs_full.md exists" in capsys.readouterr().err
+    assert run_script("lora_vs_full", [*argv, "--replace-docs"]) == 0
     assert len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 4
 
 

@@ -70,3 +70,267 @@ def test_ablation_docs_are_rewritten_from_a_store_that_holds_their_runs(tmp_path
     ablation.check_docs(output, docs, render_only=True, replace_docs=True)
     (output / "ablation_runs.jsonl").write_text("\n".join(json.dumps(run) for run in runs) + "\n")
     ablation.check_docs(output, docs, render_only=True, replace_docs=False)
+
+
+# --------------------------------------------------------------------------- interrupted runs and shared folders
+KILL_MID_SAVE = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from transformers import Trainer, TrainerState
+
+point, step = sys.argv[1], int(sys.argv[2])
+if point == "optimizer":  # the weights are written, the optimizer is not
+    original = Trainer._save_optimizer_and_scheduler
+
+    def save(self, output_dir):
+        if self.state.global_step == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, output_dir)
+
+    Trainer._save_optimizer_and_scheduler = save
+else:  # trainer_state.json cut off halfway
+    original = TrainerState.save_to_json
+
+    def save(self, json_path):
+        if self.global_step == step:
+            with open(json_path, "w") as handle:
+                handle.write('{{"global_step": ')
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, json_path)
+
+    TrainerState.save_to_json = save
+from conftest import run_script
+sys.exit(run_script("train", sys.argv[3:]))
+"""
+
+
+def train_arguments(real_pairs, tiny_encoder, output, *overrides):
+    return [
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        f"model.encoder={tiny_encoder}",
+        f"data.train_file={real_pairs / 'train.jsonl'}",
+        f"data.validation_file={real_pairs / 'validation.jsonl'}",
+        f"data.test_file={real_pairs / 'test.jsonl'}",
+        f"training.output_dir={output}",
+        "training.max_steps=30",
+        "training.logging_steps=1",
+        "training.save_total_limit=3",
+        *overrides,
+    ]
+
+
+def losses(output):
+    return [entry["loss"] for entry in json.loads((output / "log_history.json").read_text()) if "loss" in entry]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["optimizer", "trainer_state"])
+def test_a_run_killed_mid_save_resumes_from_the_last_complete_checkpoint(real_pairs, tiny_encoder, tmp_path, point):
+    import os
+    import subprocess
+    import sys
+
+    straight = tmp_path / "straight"
+    assert run_script("train", train_arguments(real_pairs, tiny_encoder, straight)) == 0
+
+    killed = tmp_path / "killed"
+    script = KILL_MID_SAVE.format(tests=str(ROOT / "tests"))
+    result = subprocess.run(
+        [sys.executable, "-c", script, point, "20", *train_arguments(real_pairs, tiny_encoder, killed)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert (killed / "checkpoint-10" / "trainer_state.json").exists() and (killed / "checkpoint-20").exists()
+    from xlm_swcm_hf.training.run import checkpoint_problems, last_checkpoint
+
+    assert checkpoint_problems(killed / "checkpoint-20") and last_checkpoint(killed) == str(killed / "checkpoint-10")
+
+    assert run_script("train", [*train_arguments(real_pairs, tiny_encoder, killed), "--resume"]) == 0
+    assert losses(killed)[10:] == pytest.approx(losses(straight)[10:], rel=1e-4)
+    assert len(losses(killed)) == 30
+    state = json.loads((killed / "checkpoint-30" / "trainer_state.json").read_text())
+    assert state["global_step"] == 30 and not checkpoint_problems(killed / "checkpoint-20")
+
+
+def test_only_complete_checkpoints_count(tmp_path):
+    from xlm_swcm_hf.training.run import checkpoint_problems, last_checkpoint, remove_incomplete_checkpoints
+
+    def checkpoint(step, *names):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_text(json.dumps({"global_step": step}))
+        return folder
+
+    checkpoint(10, "config.json", "model.safetensors", "optimizer.pt", "trainer_state.json")
+    only_config = checkpoint(20, "config.json", "configuration_xlm_swcm.py")
+    checkpoint(30, "config.json", "model.safetensors", "optimizer.pt")
+    (checkpoint(40, "model.safetensors", "optimizer.pt") / "trainer_state.json").write_text('{"global_st')
+    assert checkpoint_problems(only_config) == ["no complete trainer_state.json", "no weights", "no optimizer state"]
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    removed = remove_incomplete_checkpoints(tmp_path, last_checkpoint(tmp_path))
+    assert [path.name for path in removed] == ["checkpoint-20", "checkpoint-30", "checkpoint-40"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint-10"]
+
+
+def test_a_second_run_into_a_finished_folder_is_refused(real_pairs, tiny_encoder, tmp_path, capsys):
+    output = tmp_path / "run"
+    arguments = train_arguments(real_pairs, tiny_encoder, output, "training.max_steps=2", "training.save_strategy=no")
+    assert run_script("train", arguments) == 0  # no checkpoint, but final/ and metrics.json
+    assert not list(output.glob("checkpoint-*")) and (output / "final").is_dir()
+    capsys.readouterr()
+    before = tree_digest(output)
+    code = run_script("train", [*arguments, "training.learning_rate=1e-3"])
+    one_error(capsys, code, "already holds an earlier run's final, metrics.json", "overwrite_output_dir=true")
+    assert tree_digest(output) == before
+
+
+def test_one_run_per_output_folder_and_a_crashed_run_leaves_no_lock(real_pairs, tiny_encoder, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from xlm_swcm_hf.files import output_lock
+
+    output = tmp_path / "busy"
+    with output_lock(output):
+        code = run_script("train", train_arguments(real_pairs, tiny_encoder, output))
+        one_error(capsys, code, f"training.output_dir {output} is in use by process")
+    assert not output.exists()
+    crash = "import os, signal, sys; from xlm_swcm_hf.files import output_lock\n"
+    crash += f"with output_lock({str(output)!r}): os.kill(os.getpid(), signal.SIGKILL)"
+    assert subprocess.run([sys.executable, "-c", crash]).returncode == -9
+    with output_lock(output):  # the kernel released the crashed process's lock
+        pass
+
+
+# --------------------------------------------------------------------------- a model folder is what it claims to be
+@pytest.fixture
+def folders(tmp_path):
+    """A plain XLM-R encoder folder, a complete XLM-SWCM folder (both with tokenizers), data and a training folder."""
+    import torch
+    from conftest import TINY_ENCODER, tiny_model
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
+
+    tokenizer = build_tiny_xlmr_tokenizer()
+    torch.manual_seed(0)
+    encoder = tmp_path / "encoder"
+    XLMRobertaModel(XLMRobertaConfig(**TINY_ENCODER), add_pooling_layer=False).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    model = tmp_path / "swcm"
+    tiny_model().save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    rows = [{"source": f"en: {text}", "target": text, "lang": "xx"} for text in TINY_MULTILINGUAL_TEXTS]
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    run = tmp_path / "run"
+    shutil.copytree(model, run / "final")
+    (run / "metrics.json").write_text('{"train": {}}')
+    (run / "test").mkdir()
+    (run / "test" / "metrics.json").write_text('{"all": {}}')
+    return {"encoder": encoder, "model": model, "data": data, "run": run, "tmp": tmp_path}
+
+
+def without_tensors(source: Path, target: Path, prefixes) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, target)
+    tensors = load_file(str(source / "model.safetensors"))
+    kept = {name: tensor for name, tensor in tensors.items() if not name.startswith(tuple(prefixes))}
+    save_file(kept, str(target / "model.safetensors"), metadata={"format": "pt"})
+    return target
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    from transformers import PreTrainedModel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the folder was checked")
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(refuse))
+
+
+def test_a_plain_encoder_where_a_trained_model_is_expected_is_refused(folders, capsys, no_loading):
+    tmp, encoder = folders["tmp"], folders["encoder"]
+    before = tree_digest(tmp)
+    train = [
+        "--config",
+        ROOT / "configs" / "tiny.yaml",
+        "model.init=pretrained",
+        f"model.path={encoder}",
+        f"data.train_file={folders['data']}",
+        f"data.validation_file={folders['data']}",
+        f"data.test_file={folders['data']}",
+        f"training.output_dir={tmp / 'out'}",
+    ]
+    one_error(capsys, run_script("train", train), "model.path", "xlm-roberta model, not a trained XLM-SWCM folder")
+    code = run_script("lora_vs_full", ["--model", encoder, "--data", "", "--output", tmp / "lvf", "--docs", tmp])
+    one_error(capsys, code, "--model", "not a trained XLM-SWCM folder")
+    code = run_script("evaluate_model", ["--model", encoder, "--data", folders["data"]])
+    one_error(capsys, code, "--model", "not a trained XLM-SWCM folder")
+    assert tree_digest(tmp) == before
+
+
+@pytest.mark.parametrize(
+    "prefixes, fragment",
+    [
+        (["model.decoder.layers", "lm_head"], "model.decoder.* ("),
+        (["lm_head"], "lm_head.* (2)"),
+    ],
+)
+def test_weights_that_leave_the_decoder_or_head_random_are_refused(folders, capsys, no_loading, prefixes, fragment):
+    partial = without_tensors(folders["model"], folders["tmp"] / "partial", prefixes)
+    before = tree_digest(folders["tmp"])
+    code = run_script("evaluate_model", ["--model", partial, "--data", folders["data"]])
+    one_error(capsys, code, f"--model {partial}'s weights lack", fragment, "would start random")
+    assert tree_digest(folders["tmp"]) == before
+
+
+def test_weights_that_are_cut_short_random_or_missing_are_refused(folders, capsys, no_loading):
+    tmp = folders["tmp"]
+    cut, noise, missing = (shutil.copytree(folders["model"], tmp / name) for name in ("cut", "noise", "missing"))
+    weights = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    (noise / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    (missing / "model.safetensors").unlink()
+    before = tree_digest(tmp)
+    for folder, fragment in ((cut, "corrupt or cut short"), (noise, "corrupt or cut short"), (missing, "no weights")):
+        code = run_script("evaluate_model", ["--model", folder, "--data", folders["data"]])
+        one_error(capsys, code, str(folder), fragment)
+        code = run_script(
+            "extend_vocabulary",
+            ["--model", folder, "--corpus", folders["data"], "--output", tmp / "extended"],
+        )
+        one_error(capsys, code, str(folder), fragment)
+    assert tree_digest(tmp) == before
+
+
+# --------------------------------------------------------------------------- evaluation never overwrites results
+def test_evaluation_never_writes_into_a_model_or_training_folder(folders, capsys):
+    tmp, model, run = folders["tmp"], folders["model"], folders["run"]
+    before = tree_digest(tmp)
+    for output, fragment in (
+        (model, "inside the model folder"),
+        (model / "eval", "inside the model folder"),
+        (run, "is a model or training folder (it holds final"),
+        (run / "final" / "eval", "inside the model folder"),
+        (run / "test", "holds an earlier evaluation (metrics.json)"),
+    ):
+        code = run_script("evaluate_model", ["--model", model, "--data", folders["data"], "--output", output])
+        one_error(capsys, code, f"--output {output}", fragment)
+    assert tree_digest(tmp) == before
+    # an earlier evaluation is replaced only with --overwrite
+    output = tmp / "eval"
+    argv = ["--model", model, "--data", folders["data"], "--output", output, "--max-new-tokens", "3"]
+    assert run_script("evaluate_model", argv) == 0
+    first = tree_digest(output)
+    capsys.readouterr()
+    one_error(capsys, run_script("evaluate_model", argv), "holds an earlier evaluation", "--overwrite")
+    assert tree_digest(output) == first
+    assert run_script("evaluate_model", [*argv, "--overwrite", "--num-beams", "1"]) == 0
+    assert sorted(tree_digest(output)) == ["metrics.json", "metrics.md", "predictions.jsonl"]

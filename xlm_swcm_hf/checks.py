@@ -85,6 +85,164 @@ def load_tokenizer(source: str | os.PathLike, *, vocab_size: int | None = None, 
     return tokenizer
 
 
+SAFETENSORS_WEIGHTS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+OTHER_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+XLM_SWCM_MODEL_TYPE = "xlm-swcm"
+
+
+def safetensors_keys(path: str | os.PathLike, what: str = "weights file") -> set[str]:
+    """The tensor names in a safetensors file, read from its header; a file that is cut short, not safetensors or
+    whose header does not add up to its size is an InputError. Costs a few kilobytes of reading."""
+    path = Path(path)
+    problem = f"{what} {path} is corrupt or cut short (not a complete safetensors file); save or download it again."
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise InputError(problem)
+        length = int.from_bytes(head, "little")
+        if length < 2 or length > min(size - 8, 1 << 28):
+            raise InputError(problem)
+        try:
+            header = json.loads(handle.read(length).decode("utf-8"))
+            ends = [info["data_offsets"][1] for name, info in header.items() if name != "__metadata__"]
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            raise InputError(problem) from None
+    if 8 + length + max(ends, default=0) != size:
+        raise InputError(problem)
+    return {name for name in header if name != "__metadata__"}
+
+
+def weight_keys(folder: str | os.PathLike, what: str = "model folder") -> set[str] | None:
+    """The tensor names a saved folder's safetensors weights hold (one file or shards, each checked complete);
+    None for weights in another format. A folder without weights is an InputError."""
+    folder = Path(folder)
+    if (folder / SAFETENSORS_INDEX).is_file():
+        index = read_json_file(folder / SAFETENSORS_INDEX, f"{what}'s weights index")
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            raise InputError(f"{folder / SAFETENSORS_INDEX} has no weight_map; save the model again.")
+        keys = set()
+        for shard in sorted(set(weight_map.values())):
+            if not (folder / shard).is_file():
+                raise InputError(f"{what} {folder}: weights shard {shard} is missing; save or download it again.")
+            keys |= safetensors_keys(folder / shard, f"{what}'s weights shard")
+        return keys
+    if (folder / SAFETENSORS_WEIGHTS).is_file():
+        return safetensors_keys(folder / SAFETENSORS_WEIGHTS, f"{what}'s weights")
+    if any((folder / name).is_file() for name in OTHER_WEIGHTS):
+        return None
+    raise InputError(f"{what} {folder} has no weights ({SAFETENSORS_WEIGHTS}); save the model there again.")
+
+
+def _summarise_keys(keys) -> str:
+    groups = {}
+    for key in sorted(keys):
+        parts = key.split(".")
+        group = ".".join(parts[:2]) if parts[0] == "model" else parts[0]
+        groups[group] = groups.get(group, 0) + 1
+    return ", ".join(f"{group}.* ({count})" for group, count in groups.items())
+
+
+def missing_model_keys(config, present: set[str]) -> list[str]:
+    """The XLM-SWCM tensors that `present` (a weights file's names) lacks, tied copies aside: what loading would
+    leave randomly initialised. The model is built on the meta device (no memory, no initialisation)."""
+    import torch
+
+    from . import XLMSWCMForConditionalGeneration
+
+    with torch.device("meta"):
+        model = XLMSWCMForConditionalGeneration(config)
+    tied = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    expected = set(model.state_dict())
+    return sorted(key for key in expected - present if tied.get(key) not in present)
+
+
+def require_trained_model(source: str | os.PathLike, what: str) -> str:
+    """A saved XLM-SWCM folder whose weights initialise every part of the model: not a plain encoder (a decoder
+    and LM head would start random), not cut-short or missing weights. Checked from config.json and the weights'
+    headers, before any model is loaded; a Hub name is checked when it loads (`check_loading_info`)."""
+    source = require_model_source(source, what)
+    if not looks_like_local_path(source):
+        return source
+    folder = Path(source)
+    config = read_json_file(folder / "config.json", f"{what}'s config")
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type != XLM_SWCM_MODEL_TYPE:
+        raise InputError(
+            f"{what} {source} is a {model_type or 'unknown'} model, not a trained XLM-SWCM folder: its decoder and "
+            "LM head would start random. Give the folder of a trained XLM-SWCM (a run's final/ or a converted "
+            "checkpoint); to start from an encoder use model.init=from_encoder model.encoder=<encoder>."
+        )
+    present = weight_keys(folder, what)
+    if present is not None:
+        from . import XLMSWCMConfig
+
+        try:
+            model_config = XLMSWCMConfig.from_pretrained(folder)
+        except (ValueError, TypeError, KeyError) as error:
+            raise InputError(f"{what} {source}: config.json is not a valid XLM-SWCM config ({error}).") from None
+        missing = missing_model_keys(model_config, present)
+        if missing:
+            raise InputError(
+                f"{what} {source}'s weights lack {len(missing)} tensors of the model, which would start random: "
+                f"{_summarise_keys(missing)} (e.g. {missing[0]}); it is not a complete XLM-SWCM folder."
+            )
+    return source
+
+
+def check_loading_info(source, info: dict, what: str) -> None:
+    """After `from_pretrained(..., output_loading_info=True)`: refuse a model whose weights left tensors random."""
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise InputError(
+            f"{what} {source}'s weights lack {len(missing)} tensors of the model, which would start random: "
+            f"{_summarise_keys(missing)} (e.g. {missing[0]}); it is not a complete XLM-SWCM folder."
+        )
+
+
+def load_trained_model(source, what: str, model_class=None, **kwargs):
+    """`model_class.from_pretrained(source)` (default AutoModelForSeq2SeqLM) for a trained XLM-SWCM, refusing a
+    folder or Hub model whose weights leave any of it randomly initialised."""
+    require_trained_model(source, what)
+    if model_class is None:
+        from transformers import AutoModelForSeq2SeqLM as model_class
+    model, info = model_class.from_pretrained(source, output_loading_info=True, **kwargs)
+    check_loading_info(source, info, what)
+    return model
+
+
+def position_limit(source: str | os.PathLike) -> tuple[int, str] | None:
+    """(positions, how) the model or encoder at a local folder can embed: XLM-R's position table starts at
+    pad_token_id + 1, so max_position_embeddings - pad_token_id - 1. None for a Hub name or an unusual config."""
+    if not looks_like_local_path(source) or not (Path(source) / "config.json").is_file():
+        return None
+    config = read_json_file(Path(source) / "config.json", "config")
+    if not isinstance(config, dict):
+        return None
+    size, pad = config.get("max_position_embeddings"), config.get("pad_token_id", 1)
+    if not isinstance(size, int) or not isinstance(pad, int):
+        return None
+    return size - pad - 1, f"max_position_embeddings {size} - pad_token_id {pad} - 1"
+
+
+def check_position_limit(source: str | os.PathLike, what: str, lengths: dict[str, int | None]) -> int | None:
+    """Every length in `lengths` (name -> number of positions it needs) fits the position table of `source`;
+    checked before any work, so a run cannot fail at its first forward pass or at the evaluation after training."""
+    found = position_limit(source)
+    if found is None:
+        return None
+    limit, how = found
+    for name, value in lengths.items():
+        if value is not None and value > limit:
+            raise InputError(
+                f"{name} needs {value} positions, but {what} {os.fspath(source)} embeds at most {limit} ({how}); "
+                f"lower it to fit."
+            )
+    return limit
+
+
 def check_unk_share(tokenizer, texts, description: str) -> float:
     """Share of the (non-space) characters of `texts` that the tokenizer maps to <unk>; an InputError above
     MAX_UNK_SHARE. Characters, not tokens: a Unigram tokenizer folds a run of unknown characters into one <unk>."""

@@ -39,7 +39,16 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .checks import InputError, load_tokenizer, require_local_path, require_model_source
+from .checks import (
+    InputError,
+    load_tokenizer,
+    read_json_file,
+    require_local_path,
+    require_model_source,
+    require_trained_model,
+    require_writable_output,
+    weight_keys,
+)
 
 
 __all__ = [
@@ -380,8 +389,8 @@ def unk_char_share(tokenizer, texts: Sequence[str]) -> float:
 
 
 def _model_kind(model_dir: str) -> str:
-    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    model_type = config.get("model_type")
+    config = read_json_file(Path(model_dir) / "config.json", "the model's config")
+    model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type == "xlm-swcm":
         return "xlm-swcm"
     if model_type in ("xlm-roberta", "roberta", "camembert", "xlm-roberta-xl", "bert"):
@@ -530,6 +539,11 @@ def extend_vocabulary(
     require_local_path(model_dir, "model folder", folder=True)
     old_tokenizer = load_tokenizer(model_dir, what="tokenizer")
     kind = _model_kind(model_dir)
+    if kind == "xlm-swcm":
+        require_trained_model(model_dir, "model folder")  # weights complete, nothing left to start random
+    else:
+        weight_keys(model_dir, "model folder")  # weights present and not cut short
+    require_writable_output(output_dir, "output folder")
     texts = [text for text in texts if text and text.strip()]
     if not texts:
         raise InputError("The corpus has no text; give at least one non-blank line.")

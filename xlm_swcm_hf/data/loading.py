@@ -134,7 +134,7 @@ def load_task_dataset(
 
 
 def check_data_file(path: str | os.PathLike) -> None:
-    """A local data file must exist and hold something (globs are left to `datasets`)."""
+    """A local data file must exist, hold something and, if it is text, be UTF-8 (globs are left to `datasets`)."""
     name = os.fspath(path)
     if _is_glob(name):
         return
@@ -147,6 +147,10 @@ def check_data_file(path: str | os.PathLike) -> None:
     )
     if Path(name).stat().st_size == 0 or (text_like and not Path(name).read_bytes()[:65536].strip()):
         raise DataError(f"data file {name} is empty.")
+    if text_like:
+        from ..checks import require_utf8
+
+        require_utf8(name, "data file")
 
 
 def _load_files(builder: str, files, load_kwargs: dict):

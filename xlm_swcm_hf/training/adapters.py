@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from ..checks import InputError
+from ..checks import InputError, load_trained_model, read_json_file
 from ..hub import ADAPTER_CONFIG
 
 
@@ -56,7 +55,8 @@ def is_adapter_folder(folder: str | os.PathLike) -> bool:
 
 
 def adapter_base(folder: str | os.PathLike) -> str:
-    base = json.loads((Path(folder) / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    config = read_json_file(Path(folder) / ADAPTER_CONFIG, "the adapter's config")
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not base:
         raise InputError(f"{folder}/{ADAPTER_CONFIG} names no base_model_name_or_path.")
     return base
@@ -67,7 +67,9 @@ def load_adapter_model(folder: str | os.PathLike, trust_remote_code: bool = Fals
     from transformers import AutoModelForSeq2SeqLM, GenerationConfig
 
     peft = require_peft()
-    base = AutoModelForSeq2SeqLM.from_pretrained(adapter_base(folder), trust_remote_code=trust_remote_code)
+    base = load_trained_model(
+        adapter_base(folder), "the adapter's base model", AutoModelForSeq2SeqLM, trust_remote_code=trust_remote_code
+    )
     model = peft.PeftModel.from_pretrained(base, folder)
     if (Path(folder) / "generation_config.json").is_file():
         model.base_model.model.generation_config = GenerationConfig.from_pretrained(folder)

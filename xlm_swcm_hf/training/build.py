@@ -10,7 +10,15 @@ import logging
 from dataclasses import dataclass, field
 from itertools import islice
 
-from ..checks import load_tokenizer, require_model_source
+from ..checks import (
+    check_position_limit,
+    load_tokenizer,
+    load_trained_model,
+    looks_like_local_path,
+    require_model_source,
+    require_trained_model,
+    weight_keys,
+)
 from ..recipe import Recipe, RecipeError
 
 
@@ -43,12 +51,38 @@ def check_recipe_paths(recipe: Recipe) -> None:
             "outputs/pretrain-dae-mt/final)"
         )
         require_model_source(recipe.model.path, "model.path", hint=hint)
+        require_trained_model(recipe.model.path, "model.path")  # not an encoder, no tensor left to start random
     else:
         require_model_source(recipe.model.encoder, "model.encoder")
+        if looks_like_local_path(recipe.model.encoder):
+            weight_keys(recipe.model.encoder, "model.encoder")  # weights present and complete
     if recipe.tokenizer:
         require_model_source(recipe.tokenizer, "tokenizer")
     for path in recipe.data.local_paths():
         check_data_file(path)
+    check_recipe_limits(recipe)
+
+
+def check_recipe_limits(recipe: Recipe) -> None:
+    """Every length the recipe asks for fits the model's position table (known from its config before loading)."""
+    pretrained = recipe.model.init == "pretrained"
+    source, what = (recipe.model.path, "model.path") if pretrained else (recipe.model.encoder, "model.encoder")
+    generation, training = recipe.generation, recipe.training
+
+    def positions(max_length):  # decoding max_length tokens embeds max_length - 1 of them (the last is not fed back)
+        return None if max_length is None else max_length - 1
+
+    check_position_limit(
+        source,
+        what,
+        {
+            "data.max_source_length": recipe.data.max_source_length,
+            "data.max_target_length": recipe.data.max_target_length,
+            "generation.max_new_tokens": generation.max_new_tokens,
+            "generation.max_length": positions(generation.max_length),
+            "training.generation_max_length": positions(training.get("generation_max_length")),
+        },
+    )
 
 
 def tokenizer_source(recipe: Recipe) -> str:
@@ -63,7 +97,7 @@ def build_model(recipe: Recipe, tokenizer=None):
     from .. import XLMSWCMForConditionalGeneration
 
     if recipe.model.init == "pretrained":
-        model = XLMSWCMForConditionalGeneration.from_pretrained(recipe.model.path)
+        model = load_trained_model(recipe.model.path, "model.path", XLMSWCMForConditionalGeneration)
     else:
         model = XLMSWCMForConditionalGeneration.from_encoder(recipe.model.encoder, **recipe.model.from_encoder_kwargs())
     if tokenizer is not None and len(tokenizer) > model.config.vocab_size:

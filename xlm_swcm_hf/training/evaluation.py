@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import atomic_write_json, atomic_write_text
 from ..recipe import DataRecipe
 from .reporting import metrics_markdown
 
@@ -95,13 +96,14 @@ def evaluate_model(
                 **compute_generation_metrics(group_predictions, group_references),
                 "count": len(group_predictions),
             }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for source, reference, prediction, language in zip(sources, references, predictions, languages):
-            record = {"source": source, "reference": reference, "prediction": prediction}
-            if language is not None:
-                record["lang"] = language
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
-    (output_dir / "metrics.md").write_text(metrics_markdown(metrics))
+    records = []
+    for source, reference, prediction, language in zip(sources, references, predictions, languages):
+        record = {"source": source, "reference": reference, "prediction": prediction}
+        if language is not None:
+            record["lang"] = language
+        records.append(json.dumps(record, ensure_ascii=False) + "\n")
+    # each file to a temporary name, then renamed into place: an earlier evaluation is replaced whole or not at all
+    atomic_write_text(output_dir / "predictions.jsonl", "".join(records))
+    atomic_write_json(output_dir / "metrics.json", metrics)
+    atomic_write_text(output_dir / "metrics.md", metrics_markdown(metrics))
     return metrics

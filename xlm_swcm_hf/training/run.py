@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from ..files import atomic_write_json, output_lock
 from ..recipe import Recipe, RecipeError
 from .build import build, tokenizer_source
 from .evaluation import evaluate_model
@@ -20,10 +22,72 @@ from .reporting import metrics_markdown, plot_loss_curves
 logger = logging.getLogger(__name__)
 
 
-def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+# A checkpoint can be resumed from only when its weights, optimizer and trainer state are all there. Trainer writes
+# them in that order (weights, optimizer and scheduler, RNG state, trainer_state.json last) into the final folder
+# name, so a run stopped mid-save leaves a checkpoint-N folder that lacks some of them.
+CHECKPOINT_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+)
+CHECKPOINT_OPTIMIZER = ("optimizer.pt", "optimizer.bin")
+# What a finished run leaves in its output folder besides checkpoints: another run must not silently replace it.
+FINISHED_OUTPUTS = ("final", "final-merged", "metrics.json", "log_history.json", "test")
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+def _checkpoint_step(folder: Path) -> int | None:
+    prefix, _, step = folder.name.partition("-")
+    return int(step) if prefix == "checkpoint" and step.isdigit() and folder.is_dir() else None
+
+
+def checkpoint_problems(folder: str | os.PathLike) -> list[str]:
+    """What a checkpoint folder lacks to be resumed from (empty when it is complete)."""
+    folder = Path(folder)
+    problems = []
+    state = folder / "trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        problems.append("no complete trainer_state.json")
+    # DeepSpeed and FSDP keep weights and optimizer in folders of their own
+    sharded = any(folder.glob("global_step*")) or any(folder.glob("pytorch_model_fsdp*"))
+    if not sharded and not any((folder / name).is_file() for name in CHECKPOINT_WEIGHTS):
+        problems.append("no weights")
+    if not sharded and not any((folder / name).is_file() for name in CHECKPOINT_OPTIMIZER):
+        if not any(folder.glob("optimizer_*")):
+            problems.append("no optimizer state")
+    return problems
+
+
+def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoint-N folders in `output_dir`, by step."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = [(step, path) for path in Path(output_dir).iterdir() if (step := _checkpoint_step(path)) is not None]
+    return [path for _, path in sorted(found)]
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The last complete checkpoint in `output_dir` (weights, optimizer and trainer state all there), or None.
+    Trainer's own `get_last_checkpoint` takes the highest step even when its save was cut short."""
+    complete = [path for path in checkpoints(output_dir) if not checkpoint_problems(path)]
+    return str(complete[-1]) if complete else None
+
+
+def remove_incomplete_checkpoints(output_dir: str | os.PathLike, after: str | None) -> list[Path]:
+    """Remove the checkpoints a cut-short save left after the resume point: Trainer would save into the same
+    folder names and count them when it rotates checkpoints."""
+    resume_step = _checkpoint_step(Path(after)) if after else -1
+    removed = []
+    for path in checkpoints(output_dir):
+        if _checkpoint_step(path) > resume_step and checkpoint_problems(path):
+            logger.warning("Removing %s, an incomplete checkpoint (%s)", path, "; ".join(checkpoint_problems(path)))
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
 
 
 def parameter_checksum(model) -> str:
@@ -36,19 +100,31 @@ def parameter_checksum(model) -> str:
 
 
 def _resume_point(recipe: Recipe, resume: bool) -> str | None:
-    """The checkpoint to resume from; refuses to silently train over an earlier run's checkpoints."""
+    """The checkpoint to resume from; refuses to silently train over an earlier run's checkpoints or results."""
     output_dir = recipe.output_dir
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RecipeError(f"training.output_dir {output_dir} is a file; name a folder.")
     checkpoint = last_checkpoint(output_dir)
+    found = checkpoints(output_dir)
     if resume:
-        if checkpoint is None:
+        if checkpoint is None and not found:
             raise RecipeError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume.")
+        if checkpoint is None:
+            logger.warning("--resume: no checkpoint in %s is complete; training starts from the beginning", output_dir)
         return checkpoint
-    if checkpoint is not None and not recipe.training.get("overwrite_output_dir"):
+    finished = [name for name in FINISHED_OUTPUTS if (output_dir / name).exists()] + [path.name for path in found]
+    if finished and not recipe.training.get("overwrite_output_dir"):
         raise RecipeError(
-            f"{output_dir} already holds checkpoints; pass --resume to continue, choose another output_dir, or "
-            "set training.overwrite_output_dir=true to start over."
+            f"{output_dir} already holds an earlier run's {', '.join(finished[:4])}"
+            f"{' ...' if len(finished) > 4 else ''}; pass --resume to continue it, choose another "
+            "training.output_dir, or set training.overwrite_output_dir=true to start over."
         )
     return None
+
+
+def _is_main_launch_process() -> bool:
+    """The process that takes the output folder's lock: rank 0 of a torchrun/accelerate launch, or the only one."""
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
 
 
 def base_model_name(recipe: Recipe) -> str | None:
@@ -73,7 +149,18 @@ def base_model_name(recipe: Recipe) -> str | None:
 
 
 def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = None) -> dict:
-    """Train as the recipe says; write the Hub-ready folder, metrics JSON and loss-curve PNG. Returns the metrics."""
+    """Train as the recipe says; write the Hub-ready folder, metrics JSON and loss-curve PNG. Returns the metrics.
+
+    Refused before any work: an output folder another run is writing to (a lock), or one that holds an earlier
+    run's checkpoints or results (unless `resume`, or `training.overwrite_output_dir`). `resume` continues from the
+    last complete checkpoint."""
+    with contextlib.ExitStack() as stack:
+        if _is_main_launch_process():  # one run per output folder; released when this process ends in any way
+            stack.enter_context(output_lock(recipe.output_dir, "training.output_dir"))
+        return _run_training(recipe, resume, callbacks)
+
+
+def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
     from transformers import set_seed
 
     from ..hub import save_hub_folder
@@ -83,9 +170,12 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
     set_seed(recipe.seed)
     parts = build(recipe)
     trainer = parts.trainer
-    if checkpoint is None and recipe.training.get("overwrite_output_dir"):
-        for stale in output_dir.glob("checkpoint-*"):
-            shutil.rmtree(stale)
+    if trainer.is_world_process_zero():
+        if checkpoint is None and recipe.training.get("overwrite_output_dir"):
+            for stale in checkpoints(output_dir):
+                shutil.rmtree(stale)
+        elif resume:
+            remove_incomplete_checkpoints(output_dir, checkpoint)
     for callback in callbacks or []:
         trainer.add_callback(callback)
     if checkpoint:
@@ -108,7 +198,7 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
 
     output_dir.mkdir(parents=True, exist_ok=True)
     history = trainer.state.log_history
-    (output_dir / "log_history.json").write_text(json.dumps(history, indent=2))
+    atomic_write_json(output_dir / "log_history.json", history)
     plotted = plot_loss_curves({"": history}, output_dir / "loss_curve.png")
     if "test" in parts.formatted:
         metrics["test"] = evaluate_model(
@@ -118,7 +208,7 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
             output_dir / "test",
             max_source_length=recipe.data.max_source_length,
         )
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    atomic_write_json(output_dir / "metrics.json", metrics)
     languages = sorted(key for key in metrics.get("test", {}) if key != "all") or recipe.data.eval_languages
     card_fields = {
         "description": f"XLM-SWCM fine-tuned for {recipe.data.task} with xlm-swcm-hf "
