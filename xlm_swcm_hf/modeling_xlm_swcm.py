@@ -10,6 +10,7 @@ and exports (`torch.export`): no Python branch depends on a tensor's values insi
 import os
 
 import torch
+import transformers
 from torch import nn
 from transformers import MODEL_MAPPING, AutoConfig, PreTrainedModel, XLMRobertaModel
 from transformers.activations import ACT2FN
@@ -34,6 +35,10 @@ if tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) <
 
 # transformers 5.24 renamed the cache argument and output field `past_key_values` to `cache`; both names are accepted.
 CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
+
+# transformers 4 sizes a static cache by `num_hidden_layers` (the encoder's depth); 5 by the decoder's `decoder_layers`.
+# On 4.x the model declares no static cache, so `cache_implementation="static"` gets transformers' own refusal.
+STATIC_CACHE_SUPPORTED = int(transformers.__version__.split(".")[0]) >= 5
 
 try:  # transformers 5: initialisers that leave tensors loaded from a checkpoint untouched
     from transformers import initialization as init
@@ -497,10 +502,10 @@ class XLMSWCMPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["XLMRobertaLayer", "XLMSWCMCustomDecoderLayer", "XLMSWCMNormalDecoderLayer"]
     _supports_sdpa = True
-    _can_compile_fullgraph = True
-    # transformers 4.x: the model takes `Cache` objects and static caches (later releases assume both).
-    _supports_cache_class = True
-    _supports_static_cache = True
+    # Compiled generation needs a static cache (see STATIC_CACHE_SUPPORTED); `torch.compile` of forward works anywhere.
+    _can_compile_fullgraph = STATIC_CACHE_SUPPORTED
+    _supports_static_cache = STATIC_CACHE_SUPPORTED  # transformers < 4.54's flag
+    _supports_cache_class = True  # transformers 4.x: the model takes `Cache` objects
     # Set while `generate` runs: it has checked the inputs once, so the decoding steps do not read them again.
     _inputs_checked = False
 
