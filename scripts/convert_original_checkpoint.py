@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from xlm_swcm_hf.checks import InputError, cli_main
+from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
 from xlm_swcm_hf.convert import convert_checkpoint_to_folder
 from xlm_swcm_hf.hub import layout_string, parameter_count
 
@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
+    require_writable_output(args.output, "--output")
 
     try:
         model = convert_checkpoint_to_folder(

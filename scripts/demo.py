@@ -9,7 +9,7 @@ import logging
 import sys
 
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, DEFAULT_UDHR, run_demo
-from xlm_swcm_hf.checks import cli_main
+from xlm_swcm_hf.checks import cli_main, require_writable_output
 
 
 @cli_main
@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. training.max_steps=100")
     args = parser.parse_args(argv)
+    require_writable_output(args.output, "--output")
+    require_writable_output(args.artifacts, "--artifacts")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     report = run_demo(args.output, args.artifacts, args.config, args.overrides, udhr=args.udhr)
     print(report.read_text())

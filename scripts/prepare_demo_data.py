@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from xlm_swcm_experiments.demo import data as demo_data
-from xlm_swcm_hf.checks import InputError, cli_main
+from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         help="build even if the data packages differ from the demo extra's pins (the corpus then differs too)",
     )
     args = parser.parse_args(argv)
+    require_writable_output(args.output, "--output")
+    if Path(args.output).exists() and not args.force:
+        raise InputError(f"--output {args.output} exists; pass --force to replace it, or choose another --output.")
 
     try:
         stats = demo_data.build_demo_dataset(

@@ -22,7 +22,7 @@ from xlm_swcm_experiments.demo.encoder import (
     is_valid_encoder_folder,
     verify_encoder_folder,
 )
-from xlm_swcm_hf.checks import InputError, cli_main
+from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = parse_args(argv)
     output = args.output
+    require_writable_output(output, "--output")
     if is_valid_encoder_folder(output) and not args.force:
         print(f"{output}: valid encoder folder already present, not rebuilding (use --force to rebuild)")
     else:

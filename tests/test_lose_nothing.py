@@ -181,6 +181,11 @@ def test_a_second_run_into_a_finished_folder_is_refused(real_pairs, tiny_encoder
     arguments = train_arguments(real_pairs, tiny_encoder, output, "training.max_steps=2", "training.save_strategy=no")
     assert run_script("train", arguments) == 0  # no checkpoint, but final/ and metrics.json
     assert not list(output.glob("checkpoint-*")) and (output / "final").is_dir()
+    # the saved folder generates without "Both max_new_tokens and max_length" and truncates to its position table
+    generation = json.loads((output / "final" / "generation_config.json").read_text())
+    assert generation["max_new_tokens"] == 24 and generation.get("max_length") is None, generation
+    tokenizer = json.loads((output / "final" / "tokenizer_config.json").read_text())
+    assert tokenizer["model_max_length"] == 128  # max_position_embeddings 130 - pad_token_id 1 - 1
     capsys.readouterr()
     before = tree_digest(output)
     code = run_script("train", [*arguments, "training.learning_rate=1e-3"])

@@ -70,9 +70,14 @@ def test_lora_trains_only_the_adapter_and_saves_a_hub_ready_folder(real_pairs, b
     assert json.loads((final / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base_folder)
     card = (final / "README.md").read_text()
     assert "library_name: peft" in card and "- lora" in card
-    # Valid for the Hub: loaded in a process where xlm_swcm_hf is not importable (base through its remote code).
-    assert run_script("push_to_hub", ["--model", final, "--repo-id", "me/lora", "--dry-run"]) == 0
-    assert "adapter_model.safetensors" in capsys.readouterr().out
+    # It loads in a process where xlm_swcm_hf is not importable (base through its remote code), but its base is a
+    # local folder, which nobody can load from the Hub: the dry run says so (as for a full model's local base_model).
+    from xlm_swcm_hf.hub import load_in_clean_process
+
+    load_in_clean_process(final)
+    assert run_script("push_to_hub", ["--model", final, "--repo-id", "me/lora", "--dry-run"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"names a local base model ({base_folder})" in errors[0], errors
     # The merged folder computes what the adapter computes.
     from xlm_swcm_hf import XLMSWCMForConditionalGeneration
     from xlm_swcm_hf.training.adapters import load_adapter_model

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xlm_swcm_hf.checks import InputError
+from xlm_swcm_hf.checks import InputError, require_writable_output
+from xlm_swcm_hf.files import atomic_write_json, atomic_write_text
 
 
 SIZES = {
@@ -1117,14 +1118,37 @@ def parse_args(argv=None):
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out-dir", default="artifacts/bench")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier benchmark.json in --out-dir")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--train-child", metavar="MODE", help=argparse.SUPPRESS)  # one training mode, in a child
     parser.add_argument("--quant-child", metavar="CANDIDATE", help=argparse.SUPPRESS)  # one candidate's memory
     args = parser.parse_args(argv)
-    args.lengths = [int(x) for x in args.lengths.split(",") if x]
-    args.lengths_for = {
-        k: [int(x) for x in v.split(",") if x] for k, v in (item.split("=") for item in args.lengths_for)
-    }
+
+    def numbers(option: str, value: str) -> list[int]:
+        try:
+            values = [int(x) for x in value.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"{option} {value!r} must be comma-separated whole numbers, e.g. 32,64") from None
+        if not values or min(values) < 1:
+            raise InputError(f"{option} {value!r} needs at least one length, each >= 1, e.g. 32,64")
+        return values
+
+    args.lengths = numbers("--lengths", args.lengths)
+    lengths_for = {}
+    for item in args.lengths_for:
+        name, separator, value = item.partition("=")
+        if not separator or name not in DECODE_CONFIGS:
+            raise InputError(f"--lengths-for {item!r} must be CONFIG=L1,L2 with CONFIG one of {list(DECODE_CONFIGS)}")
+        lengths_for[name] = numbers(f"--lengths-for {name}", value)
+    args.lengths_for = lengths_for
+    for option in ("repeats", "train_repeats", "ablation_length", "quant_length"):
+        if getattr(args, option) < 1:
+            raise InputError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}.")
+    for option in ("nocache_repeats", "threads"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise InputError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}.")
+    if args.quality_limit < 0:
+        raise InputError(f"--quality-limit must be >= 0 (0: all), got {args.quality_limit}.")
     args.configs = [c for c in args.configs.split(",") if c]
     args.impls = [i for i in args.impls.split(",") if i]
     args.train_modes = [m for m in args.train_modes.split(",") if m]
@@ -1134,18 +1158,23 @@ def parse_args(argv=None):
     args.nocache_repeats = args.repeats if args.nocache_repeats is None else min(args.nocache_repeats, args.repeats)
     for name in args.configs:
         if name not in DECODE_CONFIGS:
-            parser.error(f"unknown config {name}; choose from {list(DECODE_CONFIGS)}")
+            raise InputError(f"unknown config {name}; choose from {list(DECODE_CONFIGS)}")
     for name in args.impls:
         if name not in IMPLS:
-            parser.error(f"unknown impl {name}; choose from {IMPLS}")
+            raise InputError(f"unknown impl {name}; choose from {IMPLS}")
     for name in args.quant_methods:
         if name not in QUANT_CANDIDATES:
-            parser.error(f"unknown quantization candidate {name}; choose from {QUANT_CANDIDATES}")
+            raise InputError(f"unknown quantization candidate {name}; choose from {QUANT_CANDIDATES}")
     for name in args.quality_methods:
         if name not in QUANT_CANDIDATES[1:]:
-            parser.error(f"unknown quality method {name}; choose from {QUANT_CANDIDATES[1:]}")
-    if args.quant_length < 1:
-        parser.error("--quant-length must be >= 1")
+            raise InputError(f"unknown quality method {name}; choose from {QUANT_CANDIDATES[1:]}")
+    if not (args.train_child or args.quant_child):
+        require_writable_output(args.out_dir, "--out-dir")
+        if (Path(args.out_dir) / "benchmark.json").exists() and not args.overwrite:
+            raise InputError(
+                f"--out-dir {args.out_dir} holds an earlier benchmark.json; pass --overwrite to replace it or choose "
+                "another --out-dir."
+            )
     return args
 
 
@@ -1224,9 +1253,9 @@ def main(argv=None) -> dict:
     meta["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     meta["wall_seconds"] = time.time() - started
     report["targets"] = evaluate_targets(report)
-    (out_dir / "benchmark.json").write_text(json.dumps(report, indent=1))
+    atomic_write_json(out_dir / "benchmark.json", report, indent=1, ensure_ascii=True)
     table = markdown(report)
-    (out_dir / "benchmark.md").write_text(table)
+    atomic_write_text(out_dir / "benchmark.md", table)
     if not args.no_plot:
         report["plot"] = (
             str(out_dir / "decode_ms_per_step.png") if plot(report, out_dir / "decode_ms_per_step.png") else None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
 import math
 import tempfile
 import time
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from xlm_swcm_hf.checks import InputError
+from xlm_swcm_hf.checks import InputError, require_writable_output
+from xlm_swcm_hf.files import atomic_write_json
 
 
 EXIT_PASSED, EXIT_FAILED, EXIT_NO_CUDA = 0, 1, 3
@@ -450,6 +450,8 @@ def parse_args(argv=None):
     if unknown or not names:
         raise InputError(f"Unknown or no checks {unknown}; choose from {', '.join(sorted(known))}.")
     args.checks = [check for check in CHECKS if check.name in names]
+    if args.json:  # before any check runs: a report that cannot be written would be lost after minutes of work
+        require_writable_output(args.json, "--json", folder=False)
     return args
 
 
@@ -479,5 +481,5 @@ def main(argv=None) -> int:
     print(f"{summary[status]} ({time.perf_counter() - started:.0f} s); exit status {status}")
     if args.json:
         report = {"device": str(device), "exit_status": status, "rows": [dataclasses.asdict(row) for row in rows]}
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        atomic_write_json(args.json, report, indent=1, ensure_ascii=True)
     return status

@@ -5,6 +5,7 @@ unexpected key, a missing key or a shape mismatch raises `CheckpointConversionEr
 """
 
 import os
+import pickle
 import re
 
 import torch
@@ -200,9 +201,15 @@ def read_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises several types for truncated or foreign files
+        import zipfile
+
+        # torch's own text advises weights_only=False (running the file's code): not advice for a corrupt file
+        if isinstance(error, pickle.UnpicklingError) and zipfile.is_zipfile(path):
+            problem = "it holds objects other than tensors, which this converter does not unpickle (no code runs)"
+        else:
+            problem = "it is truncated, corrupted or not a torch checkpoint"
         raise CheckpointConversionError(
-            f"Could not read {path} as a PyTorch state dict ({type(error).__name__}: {error}). The file is truncated, "
-            "corrupted or not a torch checkpoint; download it again."
+            f"Could not read {path} as a PyTorch state dict: {problem}; download it again ({type(error).__name__})."
         ) from error
     return unwrap_state_dict(checkpoint)
 

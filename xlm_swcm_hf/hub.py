@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .checks import TOKENIZER_VOCABULARY_FILES, InputError, looks_like_local_path
+from .checks import TOKENIZER_VOCABULARY_FILES, InputError, looks_like_local_path, read_json_file
 from .files import atomic_output_dir
 
 
@@ -149,6 +149,12 @@ def card_metadata(card: str) -> dict:
     return metadata
 
 
+def source_length_limit(config) -> int | None:
+    """Tokens the model's shared position table embeds (positions start at pad_token_id + 1)."""
+    size, pad = getattr(config, "max_position_embeddings", None), getattr(config, "pad_token_id", None)
+    return size - pad - 1 if isinstance(size, int) and isinstance(pad, int) else None
+
+
 def save_hub_folder(
     output_dir: str | os.PathLike,
     model,
@@ -168,6 +174,10 @@ def save_hub_folder(
         if is_peft_model(model):  # the adapter carries the generation settings it was evaluated with
             model.get_base_model().generation_config.save_pretrained(staging)
         if tokenizer is not None:
+            limit = source_length_limit(model.config)
+            if limit is not None and (tokenizer.model_max_length or 0) > limit:
+                # so that `truncation=True` cuts a source to what the position table embeds (1e30 otherwise)
+                tokenizer.model_max_length = limit
             tokenizer.save_pretrained(staging)
         fields = {**describe_model(model), "adapter": is_peft_model(model), **(card_fields or {})}
         (staging / "README.md").write_text(render_model_card(**fields), encoding="utf-8")
@@ -215,15 +225,19 @@ def folder_problems(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     problems = []
     if (folder / ADAPTER_CONFIG).is_file():
-        base = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        config = read_json_file(folder / ADAPTER_CONFIG, "the adapter's config")
+        base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
         if not base:
             problems.append(f"{ADAPTER_CONFIG} names no base_model_name_or_path")
-        elif looks_like_local_path(base) and not Path(base).is_dir():
-            problems.append(f"the adapter's base model {base} does not exist")
+        elif looks_like_local_path(base):  # as for a full model's card: on the Hub a local path names nothing
+            problems.append(
+                f"{ADAPTER_CONFIG} names a local base model ({base}), which nobody can load from the Hub; push the "
+                "base model first and set base_model_name_or_path to its Hub id"
+            )
         if not (folder / "adapter_model.safetensors").exists():
             problems.append("no adapter weights (adapter_model.safetensors)")
     else:
-        config = json.loads((folder / "config.json").read_text())
+        config = read_json_file(folder / "config.json", "config")
         auto_map = config.get("auto_map") or {}
         missing = [name for name in REQUIRED_AUTO_CLASSES if name not in auto_map]
         if missing:
@@ -248,7 +262,7 @@ def folder_problems(folder: str | os.PathLike) -> list[str]:
             base = metadata.get("base_model")
             if base is not None and (not isinstance(base, str) or looks_like_local_path(base)):
                 problems.append(f"model card base_model {base!r} is a local path, not a Hub id")
-    return problems
+    return list(dict.fromkeys(problems))  # one line per problem (two auto_map entries may name one missing file)
 
 
 def validate_hub_folder(folder: str | os.PathLike, load_weights: bool = True) -> list[str]:

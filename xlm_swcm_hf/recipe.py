@@ -106,10 +106,14 @@ def _check_choice(name: str, value, choices) -> None:
 
 
 def _read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise RecipeError(f"Recipe file {path} is a folder; name a recipe in it, e.g. {path / 'translation.yaml'}.")
     if not path.is_file():
         raise RecipeError(f"Recipe file {path} does not exist.")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"Recipe file {path} is not UTF-8 text (byte {error.start}).") from None
     except yaml.YAMLError as error:
         raise RecipeError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(raw, dict):
@@ -310,6 +314,38 @@ def _check_training_value(key: str, value, annotation):
     raise RecipeError(f"training.{key}={value!r} has the wrong type: expected {_type_name(annotation)}.")
 
 
+# Training numbers that must be positive (when set) or at least 0; max_steps is -1 (train by epochs) or >= 1.
+POSITIVE_TRAINING_NUMBERS = (
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "logging_steps",
+    "save_steps",
+    "eval_steps",
+    "save_total_limit",
+    "generation_max_length",
+    "generation_num_beams",
+)
+NON_NEGATIVE_TRAINING_NUMBERS = ("learning_rate", "weight_decay", "warmup_steps", "max_grad_norm", "seed")
+
+
+def _check_training_numbers(training: dict) -> None:
+    """Numbers Seq2SeqTrainer would misread rather than refuse: `max_steps=-5` trains by epochs, a 0 or negative
+    batch size, epoch count or step interval fails late or silently does something else."""
+    steps = training.get("max_steps")
+    if steps is not None and _matches(steps, int) and steps != -1 and steps < 1:
+        raise RecipeError(f"training.max_steps={steps} must be >= 1 (or -1: train for num_train_epochs).")
+    for name in POSITIVE_TRAINING_NUMBERS:
+        value = training.get(name)
+        if _matches(value, float) and value <= 0:
+            raise RecipeError(f"training.{name}={value} must be > 0.")
+    for name in NON_NEGATIVE_TRAINING_NUMBERS:
+        value = training.get(name)
+        if _matches(value, float) and value < 0:
+            raise RecipeError(f"training.{name}={value} must be >= 0.")
+
+
 @dataclass
 class Recipe:
     model: ModelRecipe
@@ -392,6 +428,7 @@ class Recipe:
                 "is saved without its base, which must be loadable again (a fresh from_encoder model has random "
                 "normal layers that LoRA would leave frozen)."
             )
+        _check_training_numbers(self.training)
         if self.training.get("fp16") and self.training.get("bf16"):
             raise RecipeError("training.fp16 and training.bf16 are both set; choose one.")
         if self.training.get("fp16"):

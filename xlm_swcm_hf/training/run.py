@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from ..checks import require_writable_output
 from ..files import atomic_write_json, output_lock
 from ..recipe import Recipe, RecipeError
 from .build import build, tokenizer_source
@@ -102,8 +104,7 @@ def parameter_checksum(model) -> str:
 def _resume_point(recipe: Recipe, resume: bool) -> str | None:
     """The checkpoint to resume from; refuses to silently train over an earlier run's checkpoints or results."""
     output_dir = recipe.output_dir
-    if output_dir.exists() and not output_dir.is_dir():
-        raise RecipeError(f"training.output_dir {output_dir} is a file; name a folder.")
+    require_writable_output(output_dir, "training.output_dir")
     checkpoint = last_checkpoint(output_dir)
     found = checkpoints(output_dir)
     if resume:
@@ -120,6 +121,11 @@ def _resume_point(recipe: Recipe, resume: bool) -> str | None:
             "training.output_dir, or set training.overwrite_output_dir=true to start over."
         )
     return None
+
+
+def _generation_owner(model):
+    """The model whose generation_config generate() reads (a peft model's base model)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _is_main_launch_process() -> bool:
@@ -176,6 +182,9 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
                 shutil.rmtree(stale)
         elif resume:
             remove_incomplete_checkpoints(output_dir, checkpoint)
+    # Seq2SeqTrainer's evaluation fills the model's generation_config with transformers' defaults (max_length 20
+    # beside the recipe's max_new_tokens, so every later generate() warns "Both ... set"): kept here, put back below.
+    recipe_generation = copy.deepcopy(_generation_owner(trainer.model).generation_config)
     for callback in callbacks or []:
         trainer.add_callback(callback)
     if checkpoint:
@@ -196,6 +205,7 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
     if not trainer.is_world_process_zero():
         return metrics
 
+    _generation_owner(trainer.model).generation_config = recipe_generation
     output_dir.mkdir(parents=True, exist_ok=True)
     history = trainer.state.log_history
     atomic_write_json(output_dir / "log_history.json", history)
