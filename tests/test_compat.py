@@ -54,6 +54,18 @@ def test_requirements_pin_the_version_and_bring_accelerate():
         assert not any(requirement.startswith("torch") for requirement in requirements)  # torch: the base's only
 
 
+def test_a_release_with_an_unavailable_dependency_is_installed_without_it():
+    assert compat.requirement_name("Tokenizers<0.24.0,>=0.23.1; python_version > '3'") == "tokenizers"
+    assert (
+        compat.requirement_name("huggingface_hub>=0.23")
+        == compat.requirement_name("Huggingface-Hub")
+        == "huggingface-hub"
+    )
+    missing = compat.MISSING_DEPENDENCIES["5.25.0"]
+    assert missing.packages == ("kernels",) and missing.environment == {"USE_HUB_KERNELS": "0"}
+    assert set(compat.MISSING_DEPENDENCIES) <= set(compat.KNOWN_RELEASES)
+
+
 # ------------------------------------------------------------------------------------------------ comparing
 
 
@@ -161,6 +173,18 @@ def test_error_line_keeps_the_last_line_without_machine_paths():
     assert len(error_line(ValueError("v" * 1000))) == 300
 
 
+def test_error_line_says_where_a_raised_error_came_from():
+    def forward():
+        raise IndexError("list index out of range")
+
+    try:
+        forward()
+    except IndexError as error:
+        line = error_line(error)
+    assert line.startswith("IndexError: list index out of range [at test_compat.py:")
+    assert line.endswith(" in forward]")
+
+
 # ------------------------------------------------------------------------------------------------ reporting
 
 
@@ -187,6 +211,7 @@ ROWS = [
     row("4.46.3", loads=(FAIL, "model: ImportError: x"), logits=(FAIL, "not run: model did not load")),
     row("5.25.0", pipeline=(NOT_APPLICABLE, "no text2text-generation pipeline in this version")),
 ]
+ROWS[1]["environment"]["note"] = "installed without kernels"
 
 
 def test_table_has_a_column_per_check_and_a_row_per_version():
@@ -207,10 +232,13 @@ def test_markdown_report_lists_failures_and_environments():
     assert "1 of 2 versions pass (a partial run" in markdown
     assert "| 4.46.3 | loads | model: ImportError: x |" in markdown
     assert "| 4.46.3 | logits | not run: model did not load |" in markdown
-    assert "| 5.25.0 | `accelerate` | 0.36.2 | 0.20.3 | 1.16.0 | 12 | 4 |" in markdown
+    assert "| 5.25.0 | `accelerate` (installed without kernels) | 0.36.2 | 0.20.3 | 1.16.0 | 12 | 4 |" in markdown
     line = compat.progress_line(ROWS[0], 1, 2)
     assert line.startswith("[1/2] transformers 4.46.3: FAIL loads, logits (built in 12 s, checked in 4 s)")
-    assert compat.progress_line(ROWS[1], 2, 2).startswith("[2/2] transformers 5.25.0: pass")
+    line = compat.progress_line(ROWS[1], 2, 2)
+    assert (
+        line == "[2/2] transformers 5.25.0: pass (built in 12 s, checked in 4 s)\n    note: installed without kernels"
+    )
 
 
 def test_merge_rows_replaces_the_same_versions_and_keeps_the_rest():

@@ -140,6 +140,34 @@ def requirements_for(version: str) -> list[str]:
     return requirements
 
 
+@dataclasses.dataclass(frozen=True)
+class MissingDependency:
+    """A dependency a release declares that no package index here serves: the release is installed without it
+    (`pip install --no-deps`, then its other declared dependencies), and the checker runs with `environment`."""
+
+    packages: tuple[str, ...]
+    environment: dict
+    note: str
+
+
+MISSING_DEPENDENCIES = {
+    # 5.25.0 requires kernels>=0.19.1,<0.20 and turns Hub kernels on by default in from_pretrained (which then
+    # refuses to load without them); the newest kernels pip finds is 0.17.2, so `pip install transformers==5.25.0`
+    # fails. USE_HUB_KERNELS=0 is transformers' own switch for them.
+    "5.25.0": MissingDependency(
+        ("kernels",),
+        {"USE_HUB_KERNELS": "0"},
+        "its kernels>=0.19.1,<0.20 is on no package index: installed without it, checked with USE_HUB_KERNELS=0",
+    ),
+}
+
+
+def requirement_name(requirement: str) -> str:
+    """`Tokenizers<0.24,>=0.23.1; python_version>'3'` -> `tokenizers` (PEP 503 normalised)."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else requirement
+
+
 # ------------------------------------------------------------------------------------------------ the reference
 
 
@@ -309,7 +337,14 @@ class Builder:
         _run([sys.executable, "-m", "venv", "--without-pip", str(environment)], 300, f"{what}: venv")
         if "base_site_packages" in marker_extra:  # torch and numpy come from the base environment
             (site_packages(environment) / "_compat_base.pth").write_text(marker_extra["base_site_packages"] + "\n")
-        self._pip_install(environment, requirements, what)
+        without = marker_extra.get("without")
+        if without:  # the release without its unavailable dependencies (MISSING_DEPENDENCIES), then the rest
+            self._pip_install(environment, ["--no-deps", requirements[0]], what)
+            declared = self._declared_requirements(environment, requirement_name(requirements[0]))
+            kept = [item for item in declared if requirement_name(item) not in without]
+            self._pip_install(environment, kept + requirements[1:], what)
+        else:
+            self._pip_install(environment, requirements, what)
         marker = {
             **wanted,
             "build_seconds": round(time.perf_counter() - started, 1),
@@ -318,8 +353,21 @@ class Builder:
         marker_path.write_text(json.dumps(marker, indent=1), encoding="utf-8")  # written last: a built environment
         return {**marker, "cached": False}
 
+    def _declared_requirements(self, environment: Path, distribution: str) -> list[str]:
+        """An installed distribution's own requirements (not its extras'), as its metadata declares them."""
+        script = (
+            "import json, sys, importlib.metadata as m; "
+            "print(json.dumps([r for r in m.requires(sys.argv[1]) or [] if 'extra ==' not in r]))"
+        )
+        command = [str(python_of(environment)), "-I", "-c", script, distribution]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise EnvironmentBuildError(f"{distribution}'s requirements: {_last_lines(result.stderr)}")
+        return json.loads(result.stdout)
+
     def packages(self, environment: Path) -> dict:
-        """name -> version of what the environment sees (its own packages and the base's)."""
+        """name -> version of what the environment sees (its own packages and the base's); names as
+        `KEY_PACKAGES` spells them (lower case, `_`), whatever the distribution's metadata says."""
         script = (
             "import json, importlib.metadata as m; "
             "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
@@ -327,10 +375,10 @@ class Builder:
         result = subprocess.run(
             [str(python_of(environment)), "-I", "-c", script], capture_output=True, text=True, timeout=120
         )
-        return (
-            dict(sorted(json.loads(result.stdout).items(), key=lambda item: item[0].lower()))
-            if result.returncode == 0
-            else {}
+        if result.returncode != 0:
+            return {}
+        return dict(
+            sorted((requirement_name(name).replace("-", "_"), v) for name, v in json.loads(result.stdout).items())
         )
 
     def ensure_base(self) -> dict:
@@ -341,6 +389,8 @@ class Builder:
 
     def ensure(self, version: str) -> dict:
         extra = {"base_site_packages": str(site_packages(self.base))}
+        if version in MISSING_DEPENDENCIES:
+            extra["without"] = list(MISSING_DEPENDENCIES[version].packages)
         return self._create(self.environment(version), requirements_for(version), extra, f"transformers {version}")
 
 
@@ -351,9 +401,12 @@ def failed_row_checks(reason: str) -> dict:
     return {name: {"status": FAIL, "detail": reason} for name in CHECKS}
 
 
-def run_checker(python: Path, folder: Path, reference_path: Path, timeout: float, expected: dict) -> dict:
+def run_checker(
+    python: Path, folder: Path, reference_path: Path, timeout: float, expected: dict, extra_environment=None
+) -> dict:
     """Run the checker in the environment of `python`: its answer ({"verdicts", "measured", ...}), with verdicts
-    for every check also when it timed out (what it finished is kept) or stopped without an answer."""
+    for every check also when it timed out (what it finished is kept) or stopped without an answer.
+    `extra_environment`: variables that version needs (MISSING_DEPENDENCIES)."""
     with tempfile.TemporaryDirectory(prefix="compat-check-") as scratch:
         answer_path = Path(scratch) / "answer.json"
         environment = {
@@ -368,6 +421,7 @@ def run_checker(python: Path, folder: Path, reference_path: Path, timeout: float
             TRANSFORMERS_VERBOSITY="error",
             OMP_NUM_THREADS="1",
         )
+        environment.update(extra_environment or {})
         # -I: no script folder or user site on sys.path, no PYTHON* variables; the .pth files still apply.
         command = [str(python), "-I", str(CHECKER_SCRIPT), str(folder), str(reference_path), str(answer_path)]
         stopped = "the checker stopped"
@@ -404,10 +458,10 @@ def check_version(
         row["passed"] = False
         return row
     started = time.perf_counter()
-    verdicts = run_checker(python_of(builder.environment(version)), folder, reference_path, timeout, expected)[
-        "verdicts"
-    ]
-    row["checks"] = verdicts
+    missing = MISSING_DEPENDENCIES.get(version)
+    python = python_of(builder.environment(version))
+    answer = run_checker(python, folder, reference_path, timeout, expected, missing and missing.environment)
+    verdicts = row["checks"] = answer["verdicts"]
     row["check_seconds"] = round(time.perf_counter() - started, 1)
     packages = environment.get("packages", {})
     row["environment"] = {
@@ -416,6 +470,8 @@ def check_version(
         "requirements": environment["requirements"],
         "packages": {name: packages[name] for name in KEY_PACKAGES if name in packages},
     }
+    if missing:
+        row["environment"]["note"] = missing.note
     row["passed"] = compat_checker.all_passed(verdicts)
     return row
 
@@ -486,6 +542,8 @@ def render_markdown(report: dict) -> str:
         build = f"{environment['build_seconds']:.0f}" if environment.get("build_seconds") is not None else ""
         check = f"{row['check_seconds']:.0f}" if "check_seconds" in row else ""
         requirements = " ".join(f"`{item}`" for item in environment.get("requirements", [])[1:]) or "-"
+        if "note" in environment:
+            requirements += f" ({_clean(environment['note'])})"
         if "error" in environment:
             requirements = f"not built: {_clean(environment['error'])}"
         lines.append(
@@ -521,6 +579,8 @@ def progress_line(row: dict, index: int, total: int) -> str:
     line = f"[{index}/{total}] transformers {row['version']}: {verdict}" + (f" ({', '.join(timing)})" if timing else "")
     for checks, detail in groups:
         line += f"\n    {', '.join(checks)}: {detail if len(detail) <= 200 else detail[:196] + ' ...'}"
+    if "note" in environment:
+        line += f"\n    note: {environment['note']}"
     return line
 
 

@@ -26,6 +26,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 
 
 CHECKS = ("loads", "logits", "greedy", "beam", "sampling", "trainer_step", "pipeline")
@@ -40,12 +41,25 @@ class NotRun(RuntimeError):
 
 
 def error_line(error: BaseException, limit: int = 300) -> str:
-    """The exception's last non-empty line, `Type: message`, shortened to `limit` characters; file paths start at
-    site-packages (`transformers/modeling_utils.py`), which reads the same on every machine."""
+    """The exception's last non-empty line, `Type: message`, then where it was raised (`[at file:line in function]`:
+    the innermost frame and, when that is elsewhere, the innermost one in the folder's own code); shortened to
+    `limit` characters. File paths start at site-packages (`transformers/modeling_utils.py`): the same on every
+    machine."""
     lines = [re.sub(r"[^\s'\"(]*/site-packages/", "", line.strip()) for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
     if isinstance(error, NotRun):
-        text = lines[-1] if lines else "not run"
+        return lines[-1] if lines else "not run"
+    text = f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        places = [frames[-1]]
+        remote = [frame for frame in frames if "transformers_modules" in frame.filename]
+        if remote and remote[-1] is not frames[-1]:
+            places.append(remote[-1])
+        where = "; ".join(f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in places)
+        suffix = f" [at {where}]"
+        if len(text) + len(suffix) > limit:  # the place matters more than the end of a long message
+            text = text[: max(40, limit - len(suffix) - 4)] + " ..."
+        text += suffix
     return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
