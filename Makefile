@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast lint format core-check model-card demo ablation lora-vs-full bench gpu-check vocabulary-extension clean
+.PHONY: install test test-fast lint format core-check model-card demo ablation lora-vs-full bench gpu-check vocabulary-extension compat compat-ci clean
 
 install: $(VENV)/.installed
 
@@ -70,6 +70,15 @@ lora-vs-full: install  ## LoRA vs full fine-tuning of the demo's trained model (
 
 gpu-check: install  ## on a CUDA machine: fp16/bf16 training, CUDA = CPU tokens, sdpa, LoRA, bf16 decode vs BART
 	$(PY) scripts/gpu_check.py
+
+# Every transformers minor from 4.46 on, each in its own cached environment under artifacts/compat/ (torch 2.13.0,
+# no xlm_swcm_hf): a saved folder must load through its remote code and reproduce logits, generation, a trainer step.
+COMPAT_ARGS ?=
+compat: install  ## the full transformers version matrix (long; environments cached) -> docs/compat.md, docs/compat.json
+	$(PY) scripts/compat_matrix.py $(COMPAT_ARGS)
+
+compat-ci: install  ## the CI subset of the matrix: oldest, middle, newest transformers -> artifacts/compat/report/
+	$(PY) scripts/compat_matrix.py --ci $(COMPAT_ARGS)
 
 BENCH_ARGS ?=
 bench: install  ## full-size decode/encoder/training benchmark (long); writes artifacts/bench/ (JSON, markdown, PNG)
