@@ -53,6 +53,14 @@ def cached_keys_and_values(layer_cache: Cache, layer_idx: int) -> tuple[torch.Te
     return layer_cache.key_cache[layer_idx], layer_cache.value_cache[layer_idx]
 
 
+def make_room_for_every_decoder_layer(layer_cache: Cache, num_layers: int) -> None:
+    """transformers 4.56's `generate` builds its dynamic cache with `num_hidden_layers` layers (the encoder's depth, not
+    the decoder's) and no way to grow: add the missing layers, of the cache's own layer type. A no-op elsewhere."""
+    layers = getattr(layer_cache, "layers", None)
+    if layers and len(layers) < num_layers and getattr(layer_cache, "layer_class_to_replicate", True) is None:
+        layers.extend(type(layers[-1])() for _ in range(num_layers - len(layers)))
+
+
 def is_tracing() -> bool:
     """Under torch.compile, torch.export or torch.jit tracing: value checks are skipped (they would break the graph)."""
     compiler = getattr(torch, "compiler", None)
@@ -224,19 +232,17 @@ class DecoderSelfAttentionMask:
     a ready 4D mask (boolean "may attend", or additive as transformers' generation builds for static caches).
     """
 
-    def __init__(self, attention_mask: torch.Tensor | None, cache_position: torch.Tensor, has_past: bool):
+    def __init__(self, attention_mask: torch.Tensor | None, cache_position: torch.Tensor, uses_cache: bool):
         self.attention_mask = attention_mask
         self.cache_position = cache_position
-        self.has_past = has_past
+        # No cache and no padding: keys are the queries, and SDPA's built-in causal mask (the fastest kernel) applies.
+        # Decided from Python facts only, so that it stays a plain bool under torch.export's symbolic shapes.
+        self.is_causal = attention_mask is None and not uses_cache
         self.allowed_by_length = {}
-
-    def can_use_is_causal(self, key_length: int) -> bool:
-        """No cache and no padding: SDPA's built-in causal mask, the fastest kernel."""
-        return self.attention_mask is None and not self.has_past and key_length == self.cache_position.shape[0]
 
     def allowed(self, key_length: int) -> torch.Tensor:
         """(batch or 1, 1, query, key) boolean: which keys each query may attend to."""
-        if key_length in self.allowed_by_length:
+        if isinstance(key_length, int) and key_length in self.allowed_by_length:  # symbolic lengths are not kept
             return self.allowed_by_length[key_length]
         mask = self.attention_mask
         if mask is not None and mask.dim() == 4:
@@ -250,7 +256,8 @@ class DecoderSelfAttentionMask:
                     padding = nn.functional.pad(padding, (0, key_length - padding.shape[-1]), value=False)
                 allowed = allowed & padding[:, None, None, :]
         allowed = never_empty(allowed)
-        self.allowed_by_length[key_length] = allowed
+        if isinstance(key_length, int):
+            self.allowed_by_length[key_length] = allowed
         return allowed
 
 
@@ -325,7 +332,7 @@ class XLMSWCMAttention(torch.nn.Module):
         key_length = key_states.shape[-2]
         is_causal, allowed = False, None
         if isinstance(attention_mask, DecoderSelfAttentionMask):
-            is_causal = attention_mask.can_use_is_causal(key_length)
+            is_causal = attention_mask.is_causal
             if not is_causal:
                 allowed = attention_mask.allowed(key_length)
         else:
@@ -509,6 +516,17 @@ class XLMSWCMPreTrainedModel(PreTrainedModel):
     # Set while `generate` runs: it has checked the inputs once, so the decoding steps do not read them again.
     _inputs_checked = False
 
+    @property
+    def dummy_inputs(self) -> dict[str, torch.Tensor]:
+        """A tiny padded batch with decoder inputs (the decoder never derives them from `input_ids`)."""
+        pad, start = self.config.pad_token_id, self.config.decoder_start_token_id
+        input_ids = torch.tensor([[0, 6, 10, 4, 2], [0, 8, 12, 2, pad]], device=self.device) % self.config.vocab_size
+        return {
+            "input_ids": input_ids,
+            "attention_mask": input_ids.ne(pad).long(),
+            "decoder_input_ids": torch.full((2, 1), start, device=self.device),
+        }
+
     def _init_weights(self, module):
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):
@@ -625,6 +643,9 @@ class XLMSWCMDecoder(XLMSWCMPreTrainedModel):
             cache = None
         if cache is not None and not isinstance(cache, EncoderDecoderCache):
             raise TypeError(f"`past_key_values` must be an EncoderDecoderCache, got {type(cache).__name__}.")
+        if cache is not None:
+            for layer_cache in (cache.self_attention_cache, cache.cross_attention_cache):
+                make_room_for_every_decoder_layer(layer_cache, len(self.layers))
 
         decoder_inputs = input_ids if input_ids is not None else inputs_embeds
         seq_length = decoder_inputs.shape[1]
@@ -644,9 +665,7 @@ class XLMSWCMDecoder(XLMSWCMPreTrainedModel):
             check_token_ids(input_ids, self.embed_tokens.word_embeddings.num_embeddings, "decoder_input_ids")
 
         hidden_states = self.embed(input_ids, inputs_embeds, past_length)
-        self_attention_mask = DecoderSelfAttentionMask(
-            attention_mask, cache_position, has_past=not isinstance(past_length, int) or past_length > 0
-        )
+        self_attention_mask = DecoderSelfAttentionMask(attention_mask, cache_position, uses_cache=cache is not None)
         cross_attention_mask = cross_attention_allowed(encoder_attention_mask)
 
         all_hidden_states = () if output_hidden_states else None
@@ -985,6 +1004,14 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         finally:
             for module in checked:
                 module.__dict__.pop("_inputs_checked", None)
+
+    def prepare_inputs_for_generation(self, *args, **kwargs):
+        """transformers' preparation, plus the source padding mask where a release drops it (4.49 passes only the
+        decoder's mask on, so cross-attention would attend to the source's padding)."""
+        model_inputs = super().prepare_inputs_for_generation(*args, **kwargs)
+        if model_inputs.get("attention_mask") is None and kwargs.get("attention_mask") is not None:
+            model_inputs["attention_mask"] = kwargs["attention_mask"]
+        return model_inputs
 
     def _caller_lengths_first(self, generation_config, kwargs: dict) -> dict:
         """transformers lets `max_new_tokens` win over `max_length` wherever each comes from, so a `max_new_tokens`
