@@ -352,3 +352,46 @@ def test_checker_is_standalone():
     modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     third_party = {module.split(".")[0] for module in modules} - set(sys.stdlib_module_names)
     assert third_party == {"torch", "transformers"}
+
+
+def test_markdown_report_states_the_refusal_below_the_floor():
+    report = {
+        "generated": "2026-01-01 00:00 UTC",
+        "full_matrix": True,
+        "reference": {"transformers": "5.24.0", "torch": "2.13.0+cpu", "python": "3.11.7"},
+        "rows": ROWS,
+        "below_floor": {
+            "version": "4.45.2",
+            "refused": True,
+            "detail": "XLM-SWCM needs transformers>=4.46 (found 4.45.2)",
+        },
+    }
+    markdown = compat.render_markdown(report)
+    assert "Below the floor, transformers 4.45.2 refuses to load, as it should: `XLM-SWCM needs" in markdown
+    report["below_floor"] = {"version": "4.45.2", "refused": False, "detail": "the folder loaded"}
+    assert "4.45.2 does NOT refuse as expected: `the folder loaded`" in compat.render_markdown(report)
+
+
+class _ThisInterpreter:
+    """A builder whose every environment is the running interpreter (nothing is built)."""
+
+    def ensure(self, version):
+        return {}
+
+    def environment(self, version):
+        return Path(sys.prefix)
+
+
+@pytest.mark.parametrize(
+    "script, refused",
+    [
+        ("import sys; print('XLM-SWCM needs transformers>=4.46 (found 4.45.2): pip install -U transformers')", True),
+        ("import sys; print('cannot import name PreTrainedConfig')", False),  # an ImportError from inside is no refusal
+        ("import sys; sys.exit('the folder loaded')", False),
+    ],
+)
+def test_the_refusal_counts_only_as_the_folders_own_line(tmp_path, monkeypatch, script, refused):
+    monkeypatch.setattr(compat, "REFUSAL_SCRIPT", script)
+    monkeypatch.setattr(compat, "python_of", lambda environment: Path(sys.executable))
+    answer = compat.check_refusal(_ThisInterpreter(), tmp_path, 60)
+    assert answer["refused"] is refused and answer["version"] == "4.45.2"

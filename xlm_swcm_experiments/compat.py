@@ -476,6 +476,47 @@ def check_version(
     return row
 
 
+# The newest release below the supported range: loading the folder there must stop at once with its one-line refusal.
+BELOW_FLOOR_VERSION = "4.45.2"
+REFUSAL = "XLM-SWCM needs transformers>=4.46 (found {version})"
+REFUSAL_SCRIPT = """
+import sys
+sys.modules["xlm_swcm_hf"] = None
+from transformers import AutoModelForSeq2SeqLM
+try:
+    AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True)
+except ImportError as error:
+    print(str(error).splitlines()[0])
+    sys.exit(0)
+sys.exit("the folder loaded")
+"""
+
+
+def check_refusal(builder: Builder, folder: Path, timeout: float, version: str = BELOW_FLOOR_VERSION) -> dict:
+    """Load the folder under `version` (below the floor): {"version", "refused", "detail"}, refused only when the
+    first line of the error is the folder's own refusal, not an ImportError from inside transformers."""
+    try:
+        builder.ensure(version)
+    except EnvironmentBuildError as error:
+        return {"version": version, "refused": False, "detail": f"environment not built: {error}"}
+    with tempfile.TemporaryDirectory(prefix="compat-refusal-") as scratch:
+        environment = {
+            key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_", "TRANSFORMERS_"))
+        }
+        environment.update(HF_HUB_OFFLINE="1", HF_HOME=str(Path(scratch) / "hf-home"), TRANSFORMERS_VERBOSITY="error")
+        environment["HF_MODULES_CACHE"] = str(Path(scratch) / "modules")
+        command = [str(python_of(builder.environment(version))), "-I", "-c", REFUSAL_SCRIPT, str(folder)]
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, env=environment, cwd=scratch
+            )
+        except subprocess.TimeoutExpired:
+            return {"version": version, "refused": False, "detail": f"timed out after {timeout:.0f} s"}
+    line = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else _last_lines(result.stderr)
+    refused = result.returncode == 0 and line.startswith(REFUSAL.format(version=version))
+    return {"version": version, "refused": refused, "detail": line}
+
+
 KEY_PACKAGES = ("transformers", "torch", "huggingface_hub", "tokenizers", "accelerate", "safetensors", "numpy")
 
 
@@ -522,6 +563,13 @@ def render_markdown(report: dict) -> str:
         render_table(rows),
         "",
     ]
+    if "below_floor" in report:
+        below_floor = report["below_floor"]
+        verdict = "refuses to load, as it should" if below_floor["refused"] else "does NOT refuse as expected"
+        lines += [
+            f"Below the floor, transformers {below_floor['version']} {verdict}: `{_clean(below_floor['detail'])}`",
+            "",
+        ]
     failures = [(row["version"], checks, detail) for row in rows for checks, detail in failure_groups(row)]
     if failures:
         lines += ["## Failures", "", "| transformers | checks | error |", "|---|---|---|"]
@@ -675,6 +723,13 @@ def run_matrix(args) -> int:
             rows.append(future.result())
             print(progress_line(rows[-1], index, len(args.versions)), flush=True)
     rows.sort(key=lambda row: version_key(row["version"]))
+    below_floor = check_refusal(builder, folder, args.timeout)
+    print(
+        f"transformers {below_floor['version']} (below the floor): "
+        + ("refused as it should: " if below_floor["refused"] else "NOT refused as expected: ")
+        + below_floor["detail"],
+        flush=True,
+    )
     if args.merge_into is not None:
         rows = merge_rows(args.merge_into["rows"], rows)
     report = {
@@ -684,11 +739,14 @@ def run_matrix(args) -> int:
         "torch": TORCH_VERSION,
         "tolerances": {"logits": compat_checker.LOGITS_TOLERANCE, "loss": compat_checker.LOSS_TOLERANCE},
         "rows": rows,
+        "below_floor": below_floor,
     }
     print()
     print(render_table(rows))
     json_path, markdown_path = write_report(report, args.output)
     failed = [row["version"] for row in rows if not row["passed"] and row["version"] in args.versions]
+    if not below_floor["refused"]:
+        failed.append(f"{below_floor['version']} (not refused)")
     summary = (
         f"all {len(args.versions)} pass"
         if not failed
