@@ -225,6 +225,13 @@ def _evaluate(*extra, model="{model}", data="{test}"):
     return lambda m: ["--model", model.format(**m), "--data", data.format(**m), *(e.format(**m) for e in extra)]
 
 
+def _translate(*extra, model="{model}", data="{test}", output="{tmp}/translated.txt"):
+    return lambda m: [
+        *("--model", model.format(**m), "--input", data.format(**m), "--output", output.format(**m)),
+        *(e.format(**m) for e in extra),
+    ]
+
+
 def _args(*items):
     return lambda m: [item.format(**m) for item in items]
 
@@ -303,6 +310,20 @@ WALK = [
     ("benchmark", _args("--repeats", "-1", "--out-dir", "{tmp}/bench"), "--repeats must be >= 1"),
     ("benchmark", _args("--configs", "warp_drive", "--out-dir", "{tmp}/bench"), "unknown config warp_drive"),
     ("benchmark", _args("--out-dir", "{tmp}/a-file"), "a-file is a file"),
+    # translate.py
+    ("translate", _translate(data="{tmp}/missing.txt"), "missing.txt does not exist"),
+    ("translate", _translate(data="{tmp}/empty.jsonl"), "empty.jsonl is empty"),
+    ("translate", _translate(data="{tmp}/latin1.txt"), "latin1.txt is not UTF-8 text"),
+    ("translate", _translate(data="{tmp}/broken.jsonl"), "line 2 is not valid JSON"),
+    ("translate", _translate("--source-column", "text"), "line 1 has no 'text' field"),
+    ("translate", _translate(output="{tmp}/a-file"), "exists"),
+    ("translate", _translate(output="{tmp}/a-file/out.txt"), "a-file is a file"),
+    ("translate", _translate(output="{tmp}"), "is a folder; name a file"),
+    ("translate", _translate("--batch-size", "0"), "--batch-size must be >= 1"),
+    ("translate", _translate("--batch-size", "2", "--max-tokens-per-batch", "9"), "not both"),
+    ("translate", _translate("--max-new-tokens", "5000"), "--max-new-tokens needs 5000 positions"),
+    ("translate", _translate(model="{encoder}"), "not a trained XLM-SWCM folder"),
+    ("translate", _translate(model="{cut}"), "corrupt or cut short"),
     # push_to_hub.py, gpu_check.py, prepare_offline_encoder.py, demo.py, ablation.py, lora_vs_full.py
     ("push_to_hub", _args("--model", "{tmp}/missing", "--repo-id", "me/x", "--dry-run"), "missing is not a folder"),
     ("push_to_hub", _args("--model", "{model}", "--repo-id", "nobody", "--dry-run"), "must look like USER/NAME"),
@@ -334,7 +355,7 @@ def test_every_script_refuses_bad_input_with_one_line_and_changes_nothing(walk, 
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0, reason="root")
-@pytest.mark.parametrize("script", ["train", "evaluate_model", "benchmark", "prepare_offline_encoder"])
+@pytest.mark.parametrize("script", ["train", "evaluate_model", "benchmark", "prepare_offline_encoder", "translate"])
 def test_an_output_that_is_not_writable_is_refused(walk, capsys, script):
     locked = walk["tmp"] / "locked"
     locked.mkdir()
@@ -345,6 +366,7 @@ def test_an_output_that_is_not_writable_is_refused(walk, capsys, script):
             "evaluate_model": _evaluate("--output", "{tmp}/locked/eval"),
             "benchmark": _args("--out-dir", "{tmp}/locked/bench"),
             "prepare_offline_encoder": _args("--output", "{tmp}/locked/enc"),
+            "translate": _translate(output="{tmp}/locked/out.txt"),
         }[script](walk)
         expect_error(capsys, run_script(script, arguments), "is not writable")
     finally:

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Translate a file with a trained XLM-SWCM folder: plain text (one source per line) or JSONL (a `.jsonl` input; the
+source field is --source-column). Batched by length, written in the input's order to a temporary name and renamed
+into place; finished batches go to <output>.partial.jsonl, so a rerun with the same arguments resumes (automatic).
+"""
+
+import argparse
+import sys
+
+from xlm_swcm_hf.checks import (
+    InputError,
+    check_position_limit,
+    cli_main,
+    load_tokenizer,
+    load_trained_model,
+    require_trained_model,
+)
+from xlm_swcm_hf.quantization import quantize_for_cpu
+from xlm_swcm_hf.translation import check_batching, check_output, read_sources, tagged, translate_file
+
+
+@cli_main
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="a trained XLM-SWCM folder or Hub name")
+    parser.add_argument("--input", required=True, help="a text file (one source per line) or a .jsonl file")
+    parser.add_argument("--output", required=True, help="the output file (text, or JSONL with a translation field)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument("--source-column", default="source", help="JSONL input: the source field (default: source)")
+    parser.add_argument("--target-language", help='prefix every source with the target-language tag "xx: "')
+    parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
+    parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
+    batching = parser.add_argument_group("batching (one of)")
+    batching.add_argument("--batch-size", type=int, help="sentences per batch (default: 16)")
+    batching.add_argument("--max-tokens-per-batch", type=int, help="padded source tokens per batch")
+    parser.add_argument("--quantize", choices=("none", "int8"), default="none", help="int8: quantize for CPU")
+    parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    for name in ("num_beams", "max_new_tokens"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
+    check_batching(args.batch_size, args.max_tokens_per_batch)
+
+    # Input, output, model folder and lengths first: nothing is loaded or written before they pass.
+    source = read_sources(args.input, args.source_column)
+    check_output(args.output, source.path, args.overwrite)
+    require_trained_model(args.model, "--model")
+    check_position_limit(args.model, "the model", {"--max-new-tokens": args.max_new_tokens})
+    sample = [tagged(text, args.target_language) for text in source.sources if text.strip()][:200]
+    tokenizer = load_tokenizer(args.model, sample_texts=sample)
+
+    from transformers import AutoModelForSeq2SeqLM
+
+    if not args.trust_remote_code:
+        import xlm_swcm_hf  # noqa: F401  registers the Auto classes
+    model = load_trained_model(args.model, "--model", AutoModelForSeq2SeqLM, trust_remote_code=args.trust_remote_code)
+    if args.quantize != "none":
+        model = quantize_for_cpu(model, args.quantize)
+    generation = {
+        key: value
+        for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+        if value is not None
+    }
+    stats = translate_file(
+        model,
+        tokenizer,
+        args.input,
+        args.output,
+        source_column=args.source_column,
+        target_language=args.target_language,
+        batch_size=args.batch_size,
+        max_tokens_per_batch=args.max_tokens_per_batch,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        **generation,
+    )
+    print(stats.summary())
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

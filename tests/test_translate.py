@@ -1,0 +1,239 @@
+"""scripts/translate.py and xlm_swcm_hf.translation: per-sentence results in the input's order, JSONL round trip,
+resume after a failure, truncation, empty lines, bad input (one error line, exit 2, nothing written)."""
+
+import json
+
+import pytest
+import torch
+from conftest import run_script, tiny_model
+
+from xlm_swcm_hf import XLMSWCMForConditionalGeneration
+from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
+from xlm_swcm_hf.translation import make_batches, read_sources, translate_file, translate_texts
+
+
+MAX_NEW_TOKENS = 6
+LIMIT = 62  # max_position_embeddings 64 - pad_token_id 1 - 1
+
+
+def sources():
+    """Distinct texts of many lengths (whole sentences and their first words), one blank, one too long."""
+    texts = list(TINY_MULTILINGUAL_TEXTS)
+    texts += [" ".join(text.split()[:2]) for text in TINY_MULTILINGUAL_TEXTS if len(text.split()) > 2]
+    texts.insert(3, "")
+    texts.insert(7, "   ")
+    texts.append(" ".join(TINY_MULTILINGUAL_TEXTS * 3))  # far beyond the position table
+    return texts
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A tiny saved model (weights large enough that different sources give different outputs) and tokenizer."""
+    path = tmp_path_factory.mktemp("translate") / "model"
+    model = tiny_model(initializer_range=0.3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model.save_pretrained(path)
+    build_tiny_xlmr_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(folder):
+    from transformers import AutoTokenizer
+
+    return XLMSWCMForConditionalGeneration.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+REFERENCES = {}
+
+
+def reference(loaded, text, target_language=None, **generation):
+    """`model.generate` for one source alone (truncated to the position table like the tool does); computed once."""
+    key = (id(loaded[0]), text, target_language, tuple(sorted(generation.items())))
+    if key not in REFERENCES:
+        REFERENCES[key] = _reference(loaded, text, target_language, **generation)
+    return REFERENCES[key]
+
+
+def _reference(loaded, text, target_language=None, **generation):
+    model, tokenizer = loaded
+    if not text.strip():
+        return ""
+    text = f"{target_language}: {text.strip()}" if target_language else text.strip()
+    batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=LIMIT)
+    with torch.no_grad():
+        ids = model.generate(**batch, max_new_tokens=MAX_NEW_TOKENS, **generation)[0]
+    return tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def translate(folder, input_path, output, *extra):
+    argv = ["--model", folder, "--input", input_path, "--output", output, "--max-new-tokens", MAX_NEW_TOKENS]
+    return run_script("translate", [*argv, "--no-progress", *extra])
+
+
+def expect_error(capsys, code, *fragments):
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("error: ")]
+    assert code == 2, err[-5:]
+    assert len(errors) == 1, err[-5:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("batching", [["--batch-size", "3"], ["--max-tokens-per-batch", "40"]])
+def test_text_file_gives_each_line_what_generate_gives_alone_in_order(folder, loaded, tmp_path, capsys, batching):
+    texts = sources()
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    code = translate(folder, tmp_path / "in.txt", tmp_path / "out.txt", *batching)
+    assert code == 0
+    lines = (tmp_path / "out.txt").read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) == len(texts) + 1
+    expected = [reference(loaded, text) for text in texts]
+    assert len(set(expected)) > len(texts) // 2  # the outputs depend on the source: order mistakes would show
+    assert lines[:-1] == expected
+    assert lines[3] == "" and lines[7] == ""
+    summary = capsys.readouterr().out
+    assert f"translated {len(texts) - 2} sentences" in summary and "1 truncated (to 62 tokens)" in summary
+    assert "sentences/s" in summary and "tokens/s" in summary and "2 empty" in summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt"]  # no sidecar or temporary left
+
+
+def test_jsonl_round_trip_with_target_language_and_beams(folder, loaded, tmp_path):
+    texts = sources()[:6]
+    rows = [{"id": i, "text": text, "meta": {"k": [i]}} for i, text in enumerate(texts)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    code = translate(
+        folder, tmp_path / "in.jsonl", tmp_path / "out.jsonl", "--source-column", "text", "--target-language", "ug",
+        "--num-beams", "2",
+    )  # fmt: skip
+    assert code == 0
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
+    assert [{k: v for k, v in row.items() if k != "translation"} for row in written] == rows
+    assert [row["translation"] for row in written] == [reference(loaded, t, "ug", num_beams=2) for t in texts]
+
+
+def test_library_functions(loaded):
+    model, tokenizer = loaded
+    texts = sources()
+    translations, stats = translate_texts(model, tokenizer, texts, batch_size=4, progress=False, max_new_tokens=6)
+    assert translations == [reference(loaded, text) for text in texts]
+    assert stats.truncated == 1 and stats.truncated_indices == [len(texts) - 1] and stats.empty == 2
+    assert stats.sentences == len(texts) - 2 and stats.tokens > 0
+    # longest first; the token budget is never exceeded by a batch of more than one source
+    lengths = [5, 9, 2, 9, 30, 1]
+    assert make_batches(lengths, range(6), 2, None) == [[4, 1], [3, 0], [2, 5]]
+    batches = make_batches(lengths, range(6), None, 20)
+    assert batches == [[4], [1, 3], [0, 2, 5]]
+
+
+def test_a_failed_run_resumes_from_the_finished_batches(folder, loaded, tmp_path, monkeypatch, capsys):
+    texts = sources()
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    output, sidecar = tmp_path / "out.txt", tmp_path / "out.txt.partial.jsonl"
+    original = XLMSWCMForConditionalGeneration.generate
+    calls = []
+
+    def failing_after_one_batch(self, *args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        if len(calls) > 1:
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(XLMSWCMForConditionalGeneration, "generate", failing_after_one_batch)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        translate(folder, tmp_path / "in.txt", output, "--batch-size", "4")
+    assert not output.exists()
+    finished = [json.loads(line) for line in sidecar.read_text("utf-8").splitlines()[1:]]
+    assert len(finished) == 4
+
+    calls.clear()
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(XLMSWCMForConditionalGeneration, "generate", counting)
+    assert translate(folder, tmp_path / "in.txt", output, "--batch-size", "4") == 0
+    assert sum(calls) == len(texts) - 2 - 4  # only what the first run did not finish (blank lines need no model)
+    assert output.read_text("utf-8").split("\n")[:-1] == [reference(loaded, text) for text in texts]
+    assert not sidecar.exists()
+    assert "4 resumed" in capsys.readouterr().out
+
+
+def test_a_sidecar_from_other_options_is_not_used(loaded, tmp_path):
+    model, tokenizer = loaded
+    (tmp_path / "in.txt").write_text("\n".join(sources()[:5]) + "\n", encoding="utf-8")
+    sidecar = tmp_path / "out.txt.partial.jsonl"
+    sidecar.write_text('{"fingerprint": "other", "count": 5}\n{"index": 0, "translation": "stale"}\n', "utf-8")
+    stats = translate_file(
+        model, tokenizer, tmp_path / "in.txt", tmp_path / "out.txt", progress=False, max_new_tokens=6
+    )
+    assert stats.resumed == 0 and not sidecar.exists()
+    assert "stale" not in (tmp_path / "out.txt").read_text("utf-8")
+
+
+def test_existing_output_is_replaced_only_with_overwrite(folder, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("We learn languages.\n", encoding="utf-8")
+    (tmp_path / "out.txt").write_text("keep me\n", encoding="utf-8")
+    expect_error(capsys, translate(folder, tmp_path / "in.txt", tmp_path / "out.txt"), "exists", "--overwrite")
+    assert (tmp_path / "out.txt").read_text("utf-8") == "keep me\n"
+    assert translate(folder, tmp_path / "in.txt", tmp_path / "out.txt", "--overwrite") == 0
+    assert (tmp_path / "out.txt").read_text("utf-8") != "keep me\n"
+
+
+BAD = [
+    ("missing.txt", [], "missing.txt does not exist"),
+    ("empty.txt", [], "empty.txt is empty"),
+    ("blank.txt", [], "holds only blank lines"),
+    ("latin1.txt", [], "latin1.txt is not UTF-8 text"),
+    ("broken.jsonl", [], "line 2 is not valid JSON"),
+    ("good.jsonl", ["--source-column", "text"], "line 1 has no 'text' field"),
+    ("list.jsonl", [], "line 1 is not a JSON object"),
+    ("good.txt", ["--output", "{tmp}/a-file/out.txt"], "a-file is a file"),
+    ("good.txt", ["--output", "{tmp}"], "is a folder; name a file"),
+    ("good.txt", ["--output", "{tmp}/existing.txt"], "exists"),
+    ("good.txt", ["--batch-size", "0"], "--batch-size must be >= 1"),
+    ("good.txt", ["--max-tokens-per-batch", "-3"], "--max-tokens-per-batch must be >= 1"),
+    ("good.txt", ["--batch-size", "2", "--max-tokens-per-batch", "50"], "not both"),
+    ("good.txt", ["--max-new-tokens", "500"], "--max-new-tokens needs 500 positions"),
+    ("good.txt", ["--num-beams", "0"], "--num-beams must be >= 1"),
+    ("good.txt", ["--model", "{tmp}/nowhere"], "nowhere does not exist"),
+]
+
+
+@pytest.mark.parametrize("name, extra, fragment", BAD, ids=[f"{i}-{case[0]}" for i, case in enumerate(BAD)])
+def test_bad_input_is_one_error_line_and_writes_nothing(folder, tmp_path, monkeypatch, capsys, name, extra, fragment):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    (tmp_path / "broken.jsonl").write_text('{"source": "a"}\n{"source": "b\n')
+    (tmp_path / "good.jsonl").write_text('{"source": "a"}\n')
+    (tmp_path / "list.jsonl").write_text('["a"]\n')
+    (tmp_path / "good.txt").write_text("We learn languages.\n")
+    (tmp_path / "existing.txt").write_text("x\n")
+    (tmp_path / "a-file").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(XLMSWCMForConditionalGeneration, "from_pretrained", no_model)
+    extra = [item.format(tmp=tmp_path) for item in extra]
+    model = folder
+    if "--model" in extra:
+        model = extra.pop(extra.index("--model") + 1)
+        extra.remove("--model")
+    output = tmp_path / "out.txt"
+    if "--output" in extra:
+        output = extra.pop(extra.index("--output") + 1)
+        extra.remove("--output")
+    code = translate(model, tmp_path / name, output, *extra)
+    expect_error(capsys, code, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_read_sources_keeps_every_line(tmp_path):
+    (tmp_path / "a.txt").write_text("one\r\n\ntwo", encoding="utf-8")
+    assert read_sources(tmp_path / "a.txt").sources == ["one", "", "two"]
+    (tmp_path / "b.jsonl").write_text('{"source": null}\n{"source": "x", "n": 1}\n', encoding="utf-8")
+    read = read_sources(tmp_path / "b.jsonl")
+    assert read.sources == ["", "x"] and read.rows == [{"source": None}, {"source": "x", "n": 1}]
