@@ -237,3 +237,12 @@ def test_read_sources_keeps_every_line(tmp_path):
     (tmp_path / "b.jsonl").write_text('{"source": null}\n{"source": "x", "n": 1}\n', encoding="utf-8")
     read = read_sources(tmp_path / "b.jsonl")
     assert read.sources == ["", "x"] and read.rows == [{"source": None}, {"source": "x", "n": 1}]
+
+
+def test_quantized_translation_keeps_lines_and_blanks(folder, tmp_path):
+    pytest.importorskip("torch.ao.quantization")
+    texts = sources()[:8]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert translate(folder, tmp_path / "in.txt", tmp_path / "out.txt", "--quantize", "int8") == 0
+    lines = (tmp_path / "out.txt").read_text("utf-8").split("\n")[:-1]
+    assert len(lines) == len(texts) and lines[3] == "" and lines[7] == "" and all(lines[:3])
