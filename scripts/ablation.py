@@ -33,7 +33,7 @@ from xlm_swcm_experiments.ablation import (
     run_study,
 )
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, demo_recipe, prepare_material
-from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
 from xlm_swcm_hf.files import output_lock
 from xlm_swcm_hf.recipe import Recipe
 
@@ -70,7 +70,7 @@ def _device(value: str) -> str:
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}")
     parser.add_argument("--seeds", default="0,1,2", help="at least 3 for intervals worth reading")
     parser.add_argument("--steps", type=int, default=300, help="training steps per run (the equal-steps budget)")

@@ -1,17 +1,16 @@
 #!/usr/bin/env python
 """Convert the authors' `xlm-swcm.bin` into a Hub-ready folder that AutoModelForSeq2SeqLM loads (trust_remote_code)."""
 
-import argparse
 import sys
 
-from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
 from xlm_swcm_hf.convert import convert_checkpoint_to_folder
 from xlm_swcm_hf.hub import layout_string, parameter_count
 
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="the original xlm-swcm.bin")
     parser.add_argument("--encoder", required=True, help="CINO-base-v2 folder or Hub name (config, tokenizer)")
     parser.add_argument("--output", required=True, help="folder to create")

@@ -4,17 +4,16 @@
 See xlm_swcm_experiments/demo/pipeline.py.
 """
 
-import argparse
 import logging
 import sys
 
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, DEFAULT_UDHR, run_demo
-from xlm_swcm_hf.checks import cli_main, require_writable_output
+from xlm_swcm_hf.checks import ScriptArgumentParser, cli_main, require_writable_output
 
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptArgumentParser(description=__doc__)
     parser.add_argument("--output", default="artifacts/demo")
     parser.add_argument("--artifacts", default="artifacts", help="where the encoder and data folders are built")
     parser.add_argument("--config", default=str(DEFAULT_RECIPE))

@@ -3,13 +3,13 @@
 override it), predictions file, metrics JSON/markdown (overall and per language when the data has a language column).
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from xlm_swcm_hf.checks import (
     InputError,
+    ScriptArgumentParser,
     check_position_limit,
     cli_main,
     load_tokenizer,
@@ -76,7 +76,7 @@ def check_output(output: Path, model: str, overwrite: bool) -> None:
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="a saved model folder (or Hub name), or a LoRA adapter folder")
     parser.add_argument("--data", required=True, help="JSONL/CSV/Parquet file")
     parser.add_argument("--task", default="translation", choices=TASKS)

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from xlm_swcm_hf.checks import InputError, cli_main, load_tokenizer
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, load_tokenizer
 from xlm_swcm_hf.vocabulary_extension import (
     DEFAULT_NEW_PIECES,
     INITIALISATIONS,
@@ -41,7 +41,7 @@ def _groups(specs: list[str], suffix: str) -> dict[str, list[str]]:
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="XLM-R-family encoder folder or saved XLM-SWCM folder")
     parser.add_argument("--corpus", required=True, nargs="+", help="text in the scripts to add (.txt or .jsonl)")
     parser.add_argument("--languages", help="restrict new pieces to these languages' scripts, e.g. bo,mn")

@@ -19,6 +19,7 @@ from xlm_swcm_experiments.adaptation import DEFAULT_LEARNING_RATES, DEFAULT_STEP
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE
 from xlm_swcm_hf.checks import (
     InputError,
+    ScriptArgumentParser,
     cli_main,
     require_local_path,
     require_trained_model,
@@ -34,7 +35,7 @@ DEMO_DATA = Path("artifacts/demo-data")
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(DEMO_MODEL), help="a trained XLM-SWCM folder (default: the demo's)")
     parser.add_argument("--config", default=str(DEFAULT_RECIPE), help="recipe with the data (default: the demo's)")
     parser.add_argument("--data", default=str(DEMO_DATA), help="folder with train/validation/test.jsonl, or ''")

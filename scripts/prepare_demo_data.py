@@ -9,12 +9,11 @@ Needs the `demo` extra (babel, django, pycountry, maqal).  Example:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from xlm_swcm_experiments.demo import data as demo_data
-from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -36,7 +35,7 @@ def _languages(values: list[str]) -> list[str]:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ScriptArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="artifacts/demo-data", help="output directory (default: %(default)s)")
     parser.add_argument(
         "--languages",

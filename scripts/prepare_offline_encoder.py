@@ -22,11 +22,11 @@ from xlm_swcm_experiments.demo.encoder import (
     is_valid_encoder_folder,
     verify_encoder_folder,
 )
-from xlm_swcm_hf.checks import InputError, cli_main, require_writable_output
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT_DIR, help="folder to write (default: %(default)s)"
     )

@@ -6,16 +6,15 @@ and a load through the folder's own code in a process where xlm_swcm_hf is not i
 uploaded, without network access.
 """
 
-import argparse
 import sys
 
-from xlm_swcm_hf.checks import cli_main
+from xlm_swcm_hf.checks import ScriptArgumentParser, cli_main
 from xlm_swcm_hf.hub import push_folder_to_hub
 
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="folder written by train.py / convert / make demo")
     parser.add_argument("--repo-id", required=True, help="USER/NAME on the Hub")
     parser.add_argument("--private", action="store_true")

@@ -11,14 +11,14 @@ import json
 import logging
 import sys
 
-from xlm_swcm_hf.checks import cli_main
+from xlm_swcm_hf.checks import ScriptArgumentParser, cli_main
 from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import run_training
 
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--config",
         required=True,

@@ -4,11 +4,11 @@ source field is --source-column). Batched by length, written in the input's orde
 into place; finished batches go to <output>.partial.jsonl, so a rerun with the same arguments resumes (automatic).
 """
 
-import argparse
 import sys
 
 from xlm_swcm_hf.checks import (
     InputError,
+    ScriptArgumentParser,
     check_position_limit,
     cli_main,
     load_tokenizer,
@@ -21,7 +21,7 @@ from xlm_swcm_hf.translation import check_batching, check_output, read_sources, 
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ScriptArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="a trained XLM-SWCM folder or Hub name")
     parser.add_argument("--input", required=True, help="a text file (one source per line) or a .jsonl file")
     parser.add_argument("--output", required=True, help="the output file (text, or JSONL with a translation field)")

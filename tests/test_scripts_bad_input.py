@@ -389,3 +389,30 @@ def test_messages_name_the_real_fix(walk, capsys):
     (tmp / "data").mkdir()
     message = expect_error(capsys, run_script("prepare_demo_data", ["--output", tmp / "data"]), "--force")
     assert "--overwrite" not in message
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "ablation",
+        "benchmark",
+        "compat_matrix",
+        "convert_original_checkpoint",
+        "demo",
+        "evaluate_model",
+        "extend_vocabulary",
+        "gpu_check",
+        "lora_vs_full",
+        "prepare_demo_data",
+        "prepare_offline_encoder",
+        "push_to_hub",
+        "train",
+        "translate",
+    ],
+)
+def test_a_bad_command_line_is_one_error_line(capsys, script):
+    # argparse's own report is a usage block plus `prog: error: ...`; every script gives one `error:` line instead.
+    code = run_script(script, ["--no-such-option"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: ") and err[0].endswith("--help)"), err

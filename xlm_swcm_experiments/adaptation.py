@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from xlm_swcm_hf.checks import ScriptArgumentParser
 from xlm_swcm_hf.recipe import PeftRecipe, Recipe
 from xlm_swcm_hf.training.reporting import markdown_table
 
@@ -244,9 +245,8 @@ def markdown(summary: dict, records: list[dict], setup: str) -> str:
 
 
 def _child_main(argv=None) -> int:
-    import argparse
 
-    parser = argparse.ArgumentParser(description="one run of the LoRA vs full comparison (used by the study)")
+    parser = ScriptArgumentParser(description="one run of the LoRA vs full comparison (used by the study)")
     parser.add_argument("--recipe", required=True)
     parser.add_argument("--job", required=True, help="JSON: mode, base, seed, learning_rate, steps, output_dir, device")
     parser.add_argument("--results", required=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xlm_swcm_hf.checks import InputError, require_writable_output
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, require_writable_output
 from xlm_swcm_hf.files import atomic_write_json, atomic_write_text
 
 
@@ -1079,7 +1079,7 @@ def plot(report: dict, path: Path) -> bool:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ScriptArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=list(SIZES), default="full")
     parser.add_argument("--lengths", default="32,64,128,256", help="new tokens, comma separated")
     parser.add_argument(

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from xlm_swcm_experiments import compat_checker
 from xlm_swcm_experiments.compat_checker import CHECKS, FAIL, NOT_APPLICABLE, PASS
-from xlm_swcm_hf.checks import InputError, read_json_file, require_writable_output
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, read_json_file, require_writable_output
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -636,7 +636,7 @@ def progress_line(row: dict, index: int, total: int) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ScriptArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--versions", help="comma-separated transformers versions (5.0 = its latest patch)")
     which.add_argument("--ci", action="store_true", help="the CI subset: oldest, middle and newest version")

