@@ -369,7 +369,34 @@ class XLMSWCMFeedForward(nn.Module):
         return self.fc2(self.activation_fn(self.fc1(hidden_states)))
 
 
-class XLMSWCMCustomDecoderLayer(nn.Module):
+class XLMSWCMDecoderLayer(nn.Module):
+    """What both decoder layer kinds share: a self-attention `self_attn` and a cross-attention `encoder_attn`."""
+
+    def _attention_sublayers(
+        self, attention_mask, encoder_hidden_states, encoder_attention_mask, cache, cache_position, output_attentions
+    ):
+        """The two attentions as functions of their (normalised) input, for `_sublayer`; each call leaves its
+        attention weights in the returned dict, under "self" and "cross"."""
+        weights = {"self": None, "cross": None}
+        attention_kwargs = dict(cache=cache, cache_position=cache_position, output_attentions=output_attentions)
+
+        def self_attention(states):
+            output, weights["self"] = self.self_attn(states, attention_mask=attention_mask, **attention_kwargs)
+            return output
+
+        def cross_attention(states):
+            output, weights["cross"] = self.encoder_attn(
+                states,
+                key_value_states=encoder_hidden_states,
+                attention_mask=encoder_attention_mask,
+                **attention_kwargs,
+            )
+            return output
+
+        return self_attention, cross_attention, weights
+
+
+class XLMSWCMCustomDecoderLayer(XLMSWCMDecoderLayer):
     """Self-attention, FFN, cross-attention, FFN: the layer whose weights start as a copy of an encoder layer.
 
     `pre`: h = h + sublayer(LN(h)), as the reference. `post`: h = LN(h + sublayer(h)), as XLM-R's own layers.
@@ -408,24 +435,9 @@ class XLMSWCMCustomDecoderLayer(nn.Module):
         cache_position: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        self_weights = cross_weights = None
-        attention_kwargs = dict(cache=cache, cache_position=cache_position, output_attentions=output_attentions)
-
-        def self_attention(states):
-            nonlocal self_weights
-            output, self_weights = self.self_attn(states, attention_mask=attention_mask, **attention_kwargs)
-            return output
-
-        def cross_attention(states):
-            nonlocal cross_weights
-            output, cross_weights = self.encoder_attn(
-                states,
-                key_value_states=encoder_hidden_states,
-                attention_mask=encoder_attention_mask,
-                **attention_kwargs,
-            )
-            return output
-
+        self_attention, cross_attention, weights = self._attention_sublayers(
+            attention_mask, encoder_hidden_states, encoder_attention_mask, cache, cache_position, output_attentions
+        )
         hidden_states = self._sublayer(
             hidden_states,
             self.self_attn_layer_norm,
@@ -436,10 +448,10 @@ class XLMSWCMCustomDecoderLayer(nn.Module):
         hidden_states = self._sublayer(hidden_states, self.ffn1_layer_norm, self.ffn1)
         hidden_states = self._sublayer(hidden_states, self.encoder_attn_layer_norm, cross_attention)
         hidden_states = self._sublayer(hidden_states, self.ffn2_layer_norm, self.ffn2)
-        return hidden_states, self_weights, cross_weights
+        return hidden_states, weights["self"], weights["cross"]
 
 
-class XLMSWCMNormalDecoderLayer(nn.Module):
+class XLMSWCMNormalDecoderLayer(XLMSWCMDecoderLayer):
     """Randomly initialised self-attention, cross-attention, FFN layer with two LayerNorms.
 
     `pre` (the reference): x = LN(h); h = x + sublayer(x), with one LayerNorm shared by both attentions, so the
@@ -473,28 +485,13 @@ class XLMSWCMNormalDecoderLayer(nn.Module):
         cache_position: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        self_weights = cross_weights = None
-        attention_kwargs = dict(cache=cache, cache_position=cache_position, output_attentions=output_attentions)
-
-        def self_attention(states):
-            nonlocal self_weights
-            output, self_weights = self.self_attn(states, attention_mask=attention_mask, **attention_kwargs)
-            return output
-
-        def cross_attention(states):
-            nonlocal cross_weights
-            output, cross_weights = self.encoder_attn(
-                states,
-                key_value_states=encoder_hidden_states,
-                attention_mask=encoder_attention_mask,
-                **attention_kwargs,
-            )
-            return output
-
+        self_attention, cross_attention, weights = self._attention_sublayers(
+            attention_mask, encoder_hidden_states, encoder_attention_mask, cache, cache_position, output_attentions
+        )
         hidden_states = self._sublayer(hidden_states, self.attn_layer_norm, self_attention)
         hidden_states = self._sublayer(hidden_states, self.attn_layer_norm, cross_attention)
         hidden_states = self._sublayer(hidden_states, self.ffn_layer_norm, self.ffn)
-        return hidden_states, self_weights, cross_weights
+        return hidden_states, weights["self"], weights["cross"]
 
 
 DECODER_LAYER_CLASSES = {"custom": XLMSWCMCustomDecoderLayer, "normal": XLMSWCMNormalDecoderLayer}
