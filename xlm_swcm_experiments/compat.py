@@ -401,6 +401,24 @@ def failed_row_checks(reason: str) -> dict:
     return {name: {"status": FAIL, "detail": reason} for name in CHECKS}
 
 
+def child_environment(scratch: str, extra_environment: dict | None = None) -> dict:
+    """The environment a version's child process runs in: ours without PYTHON*/HF_*/TRANSFORMERS_* variables, then
+    offline, quiet, and a modules cache of its own under `scratch` (the folder's code is copied there fresh)."""
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_", "TRANSFORMERS_"))
+    }
+    environment.update(
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(Path(scratch) / "hf-home"),
+        HF_MODULES_CACHE=str(Path(scratch) / "modules"),
+        TOKENIZERS_PARALLELISM="false",
+        TRANSFORMERS_VERBOSITY="error",
+        OMP_NUM_THREADS="1",
+    )
+    environment.update(extra_environment or {})
+    return environment
+
+
 def run_checker(
     python: Path, folder: Path, reference_path: Path, timeout: float, expected: dict, extra_environment=None
 ) -> dict:
@@ -409,19 +427,7 @@ def run_checker(
     `extra_environment`: variables that version needs (MISSING_DEPENDENCIES)."""
     with tempfile.TemporaryDirectory(prefix="compat-check-") as scratch:
         answer_path = Path(scratch) / "answer.json"
-        environment = {
-            key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_", "TRANSFORMERS_"))
-        }
-        # Offline, quiet, and a modules cache of its own: the folder's code is copied there fresh for each run.
-        environment.update(
-            HF_HUB_OFFLINE="1",
-            HF_HOME=str(Path(scratch) / "hf-home"),
-            HF_MODULES_CACHE=str(Path(scratch) / "modules"),
-            TOKENIZERS_PARALLELISM="false",
-            TRANSFORMERS_VERBOSITY="error",
-            OMP_NUM_THREADS="1",
-        )
-        environment.update(extra_environment or {})
+        environment = child_environment(scratch, extra_environment)
         # -I: no script folder or user site on sys.path, no PYTHON* variables; the .pth files still apply.
         command = [str(python), "-I", str(CHECKER_SCRIPT), str(folder), str(reference_path), str(answer_path)]
         stopped = "the checker stopped"
@@ -500,11 +506,7 @@ def check_refusal(builder: Builder, folder: Path, timeout: float, version: str =
     except EnvironmentBuildError as error:
         return {"version": version, "refused": False, "detail": f"environment not built: {error}"}
     with tempfile.TemporaryDirectory(prefix="compat-refusal-") as scratch:
-        environment = {
-            key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_", "TRANSFORMERS_"))
-        }
-        environment.update(HF_HUB_OFFLINE="1", HF_HOME=str(Path(scratch) / "hf-home"), TRANSFORMERS_VERBOSITY="error")
-        environment["HF_MODULES_CACHE"] = str(Path(scratch) / "modules")
+        environment = child_environment(scratch)
         command = [str(python_of(builder.environment(version))), "-I", "-c", REFUSAL_SCRIPT, str(folder)]
         try:
             result = subprocess.run(
