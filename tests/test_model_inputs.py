@@ -324,3 +324,43 @@ def test_gradient_accumulation_does_not_scale_the_loss(tmp_path):
     )
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=Pairs())
     assert trainer.train().training_loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_cache_built_with_the_encoders_depth_gets_room_for_every_decoder_layer():
+    # transformers 4.56 builds DynamicCache(config) with num_hidden_layers (the encoder's) layers and no way to grow.
+    from transformers import XLMRobertaConfig
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    model = tiny_model()
+    encoder_deep = XLMRobertaConfig(**TINY_ENCODER)
+    cache = EncoderDecoderCache(DynamicCache(config=encoder_deep), DynamicCache(config=encoder_deep))
+    if len(cache.self_attention_cache.layers) != TINY_ENCODER["num_hidden_layers"]:
+        pytest.skip("this transformers does not pre-build cache layers from a config")
+    batch, targets = padded_batch(), decoder_targets()
+    with torch.no_grad():
+        full = model(**batch, decoder_input_ids=targets, use_cache=False).logits
+        cached = model(**batch, decoder_input_ids=targets, past_key_values=cache, use_cache=True).logits
+    assert len(cache.self_attention_cache.layers) == len(model.config.decoder_layout)
+    assert torch.allclose(cached, full, atol=1e-5)
+
+
+def test_the_source_mask_reaches_forward_where_transformers_drops_it(monkeypatch):
+    # transformers 4.49's prepare_inputs_for_generation passes only the decoder's mask on.
+    from transformers.generation import GenerationMixin
+
+    original = GenerationMixin.prepare_inputs_for_generation
+
+    def dropping(self, *args, **kwargs):
+        inputs = original(self, *args, **kwargs)
+        inputs.pop("attention_mask", None)
+        return inputs
+
+    model = tiny_model()
+    batch = padded_batch()
+    settings = dict(max_new_tokens=5, output_scores=True, return_dict_in_generate=True)
+    expected = model.generate(**batch, **settings)
+    monkeypatch.setattr(GenerationMixin, "prepare_inputs_for_generation", dropping)
+    got = model.generate(**batch, **settings)
+    assert torch.equal(got.sequences, expected.sequences)
+    for step, expected_scores in zip(got.scores, expected.scores):
+        assert torch.allclose(step, expected_scores, atol=1e-5)  # attending to the source padding would move them
