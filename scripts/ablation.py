@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Decoder initialisations compared over seeds on the demo material; writes docs/ablation.md and docs/ablation.json.
+"""Decoder initialisations compared over seeds on the demo material; writes docs/results/ablation.{md,json}.
 
 Stages (--stages, in this order; a stage runs what it needs from the earlier ones):
   sweep     each variant's learning rate from --lrs, one seed (--sweep-seed), chosen by validation NLL
@@ -11,9 +11,10 @@ Stages (--stages, in this order; a stage runs what it needs from the earlier one
   python scripts/ablation.py --steps 300 --seeds 0,1,2                                 # the whole study
   python scripts/ablation.py --stages sweep --variants random_emb_head,swcm_pre_emb_head --steps 150
   python scripts/ablation.py --device cuda --jobs 8 --steps 300 --seeds 0,1,2,3,4     # runs 8 at a time
-  python scripts/ablation.py --render-only --steps 300 --seeds 0,1,2      # docs from the finished runs only
+  python scripts/ablation.py --render-only --steps 300 --seeds 0,1,2      # results from the finished runs only
 Finished runs are kept in <output>/ablation_runs.jsonl and skipped when a command runs again; random_emb_head (the
-reference of every comparison) is always included.
+reference of every comparison) is always included. The generated results go to --docs (docs/results); their reading
+is written by hand in docs/ablation.md.
 """
 
 import argparse
@@ -29,10 +30,12 @@ from xlm_swcm_experiments.ablation import (
     VARIANTS,
     StudySettings,
     check_docs,
-    command_line,
     run_study,
 )
+from xlm_swcm_experiments.ablation.report import RESULTS_MARKDOWN
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, demo_recipe, prepare_material
+from xlm_swcm_experiments.runs import command_line
+from xlm_swcm_experiments.statistics import BOOTSTRAP_RESAMPLES
 from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
 from xlm_swcm_hf.files import output_lock
 from xlm_swcm_hf.recipe import Recipe
@@ -87,17 +90,17 @@ def main(argv=None) -> int:
         default=1,
         help="runs at once, each in its own process (for a GPU; equal wall-clock runs stay one at a time)",
     )
-    parser.add_argument("--bootstrap-resamples", type=int, default=2000)
+    parser.add_argument("--bootstrap-resamples", type=int, default=BOOTSTRAP_RESAMPLES)
     parser.add_argument("--render-only", action="store_true", help="rewrite the docs from finished runs, train nothing")
     parser.add_argument(
         "--replace-docs",
         action="store_true",
-        help="rewrite --docs even where they report runs that --output does not hold (they are then lost)",
+        help="rewrite the results in --docs even where they report runs that --output does not hold (then lost)",
     )
     parser.add_argument("--config", default=str(DEFAULT_RECIPE))
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--output", default="artifacts/ablation")
-    parser.add_argument("--docs", default="docs")
+    parser.add_argument("--docs", default="docs/results", help="where the generated ablation.md and .json go")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. training.warmup_steps=10")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -155,7 +158,7 @@ def main(argv=None) -> int:
             if "pretrain stage needs" in str(error):
                 raise InputError(str(error)) from None
             raise
-    print((docs / "ablation.md").read_text())
+    print((docs / RESULTS_MARKDOWN).read_text())
     return 0 if study.records or REFERENCE in study.skipped else 1
 
 

@@ -7,16 +7,24 @@
 Per mode: trainable parameters, peak resident memory of the run's own process, seconds per step, test NLL per
 target token and greedy chrF, means ± SD over seeds; LoRA minus full with paired intervals and plain verdicts.
 Finished runs are kept in <output>/runs.jsonl and skipped when the command runs again. Writes
-<output>/lora_vs_full.{json,md} and <docs>/lora_vs_full.md.
+<output>/lora_vs_full.{json,md} and the generated table <docs>/lora_vs_full.md (docs/results; its reading is
+written by hand in docs/lora_vs_full.md).
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from xlm_swcm_experiments.ablation import command_line
-from xlm_swcm_experiments.adaptation import DEFAULT_LEARNING_RATES, DEFAULT_STEPS, markdown, run_study, summarise
+from xlm_swcm_experiments.adaptation import (
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_STEPS,
+    RESULTS_MARKDOWN,
+    markdown,
+    run_study,
+    summarise,
+)
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE
+from xlm_swcm_experiments.runs import command_line
 from xlm_swcm_hf.checks import (
     InputError,
     ScriptArgumentParser,
@@ -44,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lr-full", type=float, default=DEFAULT_LEARNING_RATES["full"])
     parser.add_argument("--lr-lora", type=float, default=DEFAULT_LEARNING_RATES["lora"])
     parser.add_argument("--output", default="artifacts/lora_vs_full")
-    parser.add_argument("--docs", default="docs")
+    parser.add_argument("--docs", default="docs/results", help="where the generated lora_vs_full.md goes")
     parser.add_argument(
         "--replace-docs",
         action="store_true",
@@ -66,9 +74,9 @@ def main(argv=None) -> int:
     output, docs = Path(args.output), Path(args.docs)
     require_writable_output(output, "--output")
     require_writable_output(docs, "--docs")
-    if (docs / "lora_vs_full.md").exists() and not args.replace_docs:
+    if (docs / RESULTS_MARKDOWN).exists() and not args.replace_docs:
         raise InputError(
-            f"{docs / 'lora_vs_full.md'} exists (the committed results); pass --replace-docs to rewrite it, or write "
+            f"{docs / RESULTS_MARKDOWN} exists (the committed results); pass --replace-docs to rewrite it, or write "
             "elsewhere with --docs DIR."
         )
     overrides = list(args.overrides)
@@ -91,8 +99,8 @@ def main(argv=None) -> int:
     )
     text = markdown(summary, records, setup)
     atomic_write_json(output / "lora_vs_full.json", {"summary": summary, "setup": setup}, indent=1)
-    atomic_write_text(output / "lora_vs_full.md", text)
-    atomic_write_text(docs / "lora_vs_full.md", text)
+    atomic_write_text(output / RESULTS_MARKDOWN, text)
+    atomic_write_text(docs / RESULTS_MARKDOWN, text)
     print(text)
     return 0
 

@@ -1,4 +1,5 @@
-"""The decoder-initialisation study (xlm_swcm_experiments/ablation.py, statistics.py) on a tiny model and real pairs."""
+"""The decoder-initialisation study (xlm_swcm_experiments/ablation/, runs.py, statistics.py) on a tiny model and real
+pairs."""
 
 import json
 import math
@@ -13,7 +14,7 @@ from conftest import run_script
 from conftest import tiny_recipe as shared_tiny_recipe
 from transformers import TrainerCallback, TrainerControl, TrainerState, XLMRobertaConfig
 
-from xlm_swcm_experiments import ablation
+from xlm_swcm_experiments import ablation, runs
 from xlm_swcm_experiments import statistics as stats
 
 
@@ -82,7 +83,7 @@ def test_verdict_words():
 
 def test_wall_clock_budget_stops_training_on_time_with_a_replaceable_clock():
     ticks = iter(range(0, 1000, 4))  # every reading of the clock advances 4 "seconds"
-    budget = ablation.WallClockBudget(seconds=10, clock=lambda: next(ticks))
+    budget = runs.WallClockBudget(seconds=10, clock=lambda: next(ticks))
     args, state, control = SimpleNamespace(device=torch.device("cpu")), TrainerState(), TrainerControl()
     budget.on_train_begin(args, state, control)
     for step in range(1, 10):
@@ -91,7 +92,7 @@ def test_wall_clock_budget_stops_training_on_time_with_a_replaceable_clock():
         if control.should_training_stop:
             break
     assert (budget.steps, budget.elapsed, budget.stopped_by_clock) == (3, 12, True)
-    measuring = ablation.WallClockBudget()  # no budget: it only measures
+    measuring = runs.WallClockBudget()  # no budget: it only measures
     measuring.on_train_begin(args, state, control := TrainerControl())
     measuring.on_step_end(args, state, control)
     assert not control.should_training_stop
@@ -112,7 +113,7 @@ def test_ablation_runs_variants_and_writes_the_table(real_pairs, tiny_encoder, t
     )
     study = ablation.run_study(recipe, settings, tmp_path / "ablation", tmp_path / "docs")
     assert settings.variants[0] == "random_emb_head"  # the reference is always there
-    rows = study.comparison("init", "steps", study.variants)
+    rows = ablation.comparison(study, "init", "steps", study.variants)
     assert sorted(row["variant"] for row in rows) == ["encoder_decoder_model", "random_emb_head", "swcm_pre_emb_head"]
     for row in rows:
         assert row["seeds"] == [0, 1] and row["test_nll"] > 0 and row["learning_rate"] == 3e-3
@@ -241,7 +242,7 @@ def test_mlm_head_variant_uses_the_encoders_head_or_says_why_not(real_pairs, tin
         recipe, ablation.StudySettings(variants=["swcm_pre_scaled_mlm_head"], seeds=[0], steps=1), tmp_path, tmp_path
     )
     assert study.skipped == {"swcm_pre_scaled_mlm_head": reason} and study.variants == ["random_emb_head"]
-    markdown, _ = study.render()
+    markdown, _ = ablation.render(study)
     assert "## Skipped variants" in markdown and "has no masked-LM head" in markdown
 
     # An encoder folder with a masked-LM head: the head's transform is copied in front of the output layer.
@@ -255,7 +256,7 @@ def test_mlm_head_variant_uses_the_encoders_head_or_says_why_not(real_pairs, tin
     mlm_recipe = tiny_recipe(real_pairs, with_head, tmp_path / "unused")
     assert ablation.skip_reason("swcm_pre_scaled_mlm_head", mlm_recipe) is None
     state = ablation.encoder_mlm_head_state(with_head)
-    record = ablation.run_once(mlm_recipe, "swcm_pre_scaled_mlm_head", 0, 1e-3, 1, tmp_path / "mlm-run", "cpu")
+    record = ablation.run_variant(mlm_recipe, "swcm_pre_scaled_mlm_head", 0, 1e-3, 1, tmp_path / "mlm-run", "cpu")
     assert record["steps_reached"] == 1 and record["test_nll"] > 0 and record["chrf"] >= 0
     run = ablation.prepare_run(
         ablation.variant_recipe(mlm_recipe, "swcm_pre_scaled_mlm_head", 0, 1e-3, tmp_path / "m"),
@@ -351,7 +352,7 @@ def test_equal_time_measures_a_variants_speed_here_when_its_run_did_not_run_besi
 
 def test_only_a_clock_that_ran_alone_on_this_device_is_a_time_budget():
     here = SimpleNamespace(settings=SimpleNamespace(device="cpu"))
-    alone = {"device": ablation.device_name("cpu"), "concurrent_runs": 1}
+    alone = {"device": runs.device_name("cpu"), "concurrent_runs": 1}
     assert ablation.Study.timed_alone(here, alone)
     assert not ablation.Study.timed_alone(here, {**alone, "concurrent_runs": 2})
     assert not ablation.Study.timed_alone(here, {**alone, "device": "cuda (NVIDIA H200)"})
@@ -364,11 +365,11 @@ def test_the_reference_at_equal_wall_clock_is_its_run_timed_again_where_there_is
     here = SimpleNamespace(find=lambda **fields: records.get((fields["variant"], fields["budget"])))
     arguments = ("init", "time", "random_emb_head", 0, 1e-3)
     assert ablation.Study.budget_run(here, *arguments) is records[("random_emb_head", "steps")]
-    records[("random_emb_head", "time")] = {"device": ablation.device_name("cpu"), "concurrent_runs": 1}
+    records[("random_emb_head", "time")] = {"device": runs.device_name("cpu"), "concurrent_runs": 1}
     assert ablation.Study.budget_run(here, *arguments) is records[("random_emb_head", "time")]
     assert ablation.Study.budget_run(here, "init", "steps", "random_emb_head", 0, 1e-3)["device"].startswith("cuda")
     # Only the reference's equal-steps run is its equal-time run: a variant's never stands in for its timed run.
-    records[("swcm_pre_emb_head", "steps")] = {"device": ablation.device_name("cpu")}
+    records[("swcm_pre_emb_head", "steps")] = {"device": runs.device_name("cpu")}
     assert ablation.Study.budget_run(here, "init", "time", "swcm_pre_emb_head", 0, 1e-3) is None
 
 

@@ -172,11 +172,12 @@ def test_data_package_versions_must_match_the_pins(tmp_path, monkeypatch):
 
 
 def test_demo_report_states_the_uncertainty_of_its_comparison(tmp_path):
-    from xlm_swcm_experiments.demo.pipeline import compare_runs, paired_bootstrap
+    from xlm_swcm_experiments.demo.pipeline import compare_runs
+    from xlm_swcm_experiments.statistics import bootstrap_mean
 
-    mean, low, high = paired_bootstrap([1.0, -1.0, 0.5, -0.5] * 10)
-    assert mean == 0 and low < 0 < high
-    assert paired_bootstrap([2.0, 2.5, 3.0] * 20)[1] > 0
+    interval = bootstrap_mean([1.0, -1.0, 0.5, -0.5] * 10)
+    assert interval["mean"] == 0 and interval["low"] < 0 < interval["high"]
+    assert bootstrap_mean([2.0, 2.5, 3.0] * 20)["low"] > 0
     rows = [{"reference": "我们学习语言", "prediction": "我们学习"}, {"reference": "他们也学习", "prediction": "他们"}]
     runs = {}
     for name, shift in (("XLM-SWCM (shared weights)", 0), ("random decoder", 1)):

@@ -51,21 +51,22 @@ def test_ablation_render_only_without_runs_leaves_the_committed_docs(tmp_path, c
     one_error(capsys, code, "--render-only", "ablation_runs.jsonl holds no finished runs")
     # running the study into an empty store would rewrite the docs after its first run: refused before any work
     code = run_script("ablation", ["--steps", "300"])
-    one_error(capsys, code, "docs/ablation.json reports 104 finished runs", "--replace-docs")
+    one_error(capsys, code, "docs/results/ablation.json reports 104 finished runs", "--replace-docs")
     assert tree_digest(tmp_path) == before
 
 
 def test_ablation_docs_are_rewritten_from_a_store_that_holds_their_runs(tmp_path):
     from xlm_swcm_experiments import ablation
+    from xlm_swcm_hf.checks import InputError
 
     docs, output = tmp_path / "docs", tmp_path / "abl"
     docs.mkdir()
-    shutil.copy(ROOT / "docs" / "ablation.json", docs)
+    shutil.copy(ROOT / "docs" / "results" / "ablation.json", docs)
     runs = json.loads((docs / "ablation.json").read_text())["runs"]
     output.mkdir()
     lines = [json.dumps(run) for run in runs[:-1]]
     (output / "ablation_runs.jsonl").write_text("\n".join(lines) + "\n" + '{"schema": 2, "cut sho')
-    with pytest.raises(ablation.InputError, match="reports 1 finished runs"):
+    with pytest.raises(InputError, match="reports 1 finished runs"):
         ablation.check_docs(output, docs, render_only=True, replace_docs=False)
     ablation.check_docs(output, docs, render_only=True, replace_docs=True)
     (output / "ablation_runs.jsonl").write_text("\n".join(json.dumps(run) for run in runs) + "\n")

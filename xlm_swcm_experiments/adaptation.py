@@ -21,7 +21,7 @@ from xlm_swcm_hf.recipe import PeftRecipe, Recipe
 from xlm_swcm_hf.training.reporting import markdown_table
 
 from . import statistics as stats
-from .ablation import REFERENCE, device_name, git_commit, run_once
+from .runs import device_name, git_commit, run_once
 
 
 MODES = ("full", "lora")
@@ -29,6 +29,9 @@ MODES = ("full", "lora")
 DEFAULT_LEARNING_RATES = {"full": 1e-4, "lora": 1e-3}
 DEFAULT_STEPS = 100
 RESULTS_FILE = "runs.jsonl"
+RESULTS_MARKDOWN = "lora_vs_full.md"  # the generated table, in --docs (docs/results) and in the output folder
+# The code a record depends on, beside the run code: its commit says `-dirty` when these differ from HEAD.
+COMPARISON_CODE = ("xlm_swcm_experiments/adaptation.py", "scripts/lora_vs_full.py")
 
 
 def mode_recipe(recipe: Recipe, mode: str, base: str) -> Recipe:
@@ -52,10 +55,8 @@ def run_mode(
     output_dir: Path,
     device: str = "cpu",
 ) -> dict:
-    """One run in this process: the ablation's measured run on the mode's recipe, plus this process's peak memory."""
-    record = run_once(
-        mode_recipe(recipe, mode, base), REFERENCE, seed, learning_rate, steps, output_dir, device, apply_init=False
-    )
+    """One run in this process: the experiments' measured run on the mode's recipe, plus this process's peak memory."""
+    record = run_once(mode_recipe(recipe, mode, base), seed, learning_rate, steps, output_dir, device)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return {
         "mode": mode,
@@ -65,7 +66,7 @@ def run_mode(
         "steps": steps,
         "peak_rss_mb": round(peak_kb / 1024),
         "device": device_name(device),
-        "commit": git_commit(),
+        "commit": git_commit(*COMPARISON_CODE),
         **record,
     }
 
@@ -172,15 +173,11 @@ def summarise(records: list[dict], resamples: int = stats.BOOTSTRAP_RESAMPLES) -
 
 
 def _interval(interval: dict, digits: int = 3) -> str:
-    if interval.get("low") is None:
-        return f"{interval['mean']:+.{digits}f} (one seed: no interval)"
-    return f"{interval['mean']:+.{digits}f} [{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"
+    return stats.format_interval(interval, digits, missing="one seed: no interval")
 
 
 def _mean_sd(value: dict, digits: int) -> str:
-    if value["sd"] is None:
-        return f"{value['mean']:.{digits}f}"
-    return f"{value['mean']:.{digits}f} ± {value['sd']:.{digits}f}"
+    return stats.format_mean_sd(value["mean"], value["sd"], digits)
 
 
 def markdown(summary: dict, records: list[dict], setup: str) -> str:

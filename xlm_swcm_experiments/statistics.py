@@ -5,7 +5,9 @@
 - `paired_t_interval(differences)`: mean paired difference with its seed-level 95% t-interval.
 - `paired_bootstrap_ratio(...)`: difference of two per-token ratios (e.g. NLL per target token), 95% percentile
   interval from resampling sentences with a fixed seed; each resample keeps the pairing (the same sentences for both).
+- `bootstrap_mean(differences)`: the same with every item counting once: the mean of per-item paired differences.
 - `verdict(...)`: plain words; "no difference shown" whenever an interval contains 0.
+- `format_interval`, `format_mean_sd`: how the tables print an interval and a mean over seeds.
 """
 
 from __future__ import annotations
@@ -123,6 +125,13 @@ def paired_bootstrap_ratio(
     }
 
 
+def bootstrap_mean(differences, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """Mean of paired per-item differences (e.g. sentence chrF of one model minus another's) with a 95% percentile
+    interval: `paired_bootstrap_ratio` with every item counting once."""
+    count = len(differences)
+    return paired_bootstrap_ratio(differences, [0.0] * count, [1] * count, resamples=resamples, seed=seed)
+
+
 def contains_zero(interval: dict) -> bool:
     return interval["low"] is None or interval["low"] <= 0 <= interval["high"]
 
@@ -135,9 +144,9 @@ def verdict(name: str, reference: str, intervals: list[dict], lower_is_better: b
     if not intervals or any(interval["low"] is None for interval in intervals):
         return f"{name} vs {reference}: no difference shown (one seed gives no interval)."
     mean = intervals[0]["mean"]
-    spans = "; ".join(f"[{i['low']:+.3f}, {i['high']:+.3f}]" for i in intervals)
+    spans = "; ".join(_span(i) for i in intervals)
     if any(contains_zero(interval) for interval in intervals) or len({i["low"] > 0 for i in intervals}) > 1:
-        straddling = [f"[{i['low']:+.3f}, {i['high']:+.3f}]" for i in intervals if contains_zero(i)]
+        straddling = [_span(i) for i in intervals if contains_zero(i)]
         which = f"{'; '.join(straddling)} contain{'s' if len(straddling) == 1 else ''} 0" if straddling else "disagree"
         return f"{name} vs {reference}: no difference shown ({mean:+.3f}{unit}, 95% intervals {spans}: {which})."
     better = (mean < 0) == lower_is_better
@@ -145,3 +154,22 @@ def verdict(name: str, reference: str, intervals: list[dict], lower_is_better: b
         f"{name} is {'better' if better else 'worse'} than {reference}: {mean:+.3f}{unit}, "
         f"95% intervals {spans} exclude 0."
     )
+
+
+def _span(interval: dict, digits: int = 3) -> str:
+    return f"[{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"
+
+
+def format_interval(interval: dict | None, digits: int = 3, missing: str = "no interval") -> str:
+    """`+0.113 [-0.166, +0.392]`: a mean difference and its 95% interval; `+0.113 (<missing>)` where one seed gives
+    no interval; "" where there is no difference at all (the reference's own row)."""
+    if not interval:
+        return ""
+    if interval.get("low") is None:
+        return f"{interval['mean']:+.{digits}f} ({missing})"
+    return f"{interval['mean']:+.{digits}f} {_span(interval, digits)}"
+
+
+def format_mean_sd(mean: float, sd: float | None, digits: int) -> str:
+    """`4.303 ± 0.026`: a mean over seeds and its sample SD; the mean alone where one value gives no SD."""
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")

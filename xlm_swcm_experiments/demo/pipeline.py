@@ -23,6 +23,8 @@ from xlm_swcm_hf.hub import load_in_clean_process
 from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import plot_loss_curves, run_training
 
+from .. import statistics as stats
+
 
 logger = logging.getLogger(__name__)
 
@@ -247,20 +249,7 @@ def _score_row(name: str, metrics: dict) -> str:
     )
 
 
-BOOTSTRAP_RESAMPLES = 2000
-
-
-def paired_bootstrap(differences: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0):
-    """95% percentile interval of the mean of paired per-sentence differences (fixed seed: the same every run)."""
-    import numpy as np
-
-    values = np.asarray(differences, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    return float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
-def compare_runs(runs: dict, ablation_json: Path = ROOT / "docs" / "ablation.json") -> dict:
+def compare_runs(runs: dict, ablation_json: Path = ROOT / "docs" / "results" / "ablation.json") -> dict:
     """This run's difference with its sentence-level uncertainty, and the seed spread measured by the ablation."""
     from sacrebleu.metrics import CHRF
 
@@ -273,25 +262,24 @@ def compare_runs(runs: dict, ablation_json: Path = ROOT / "docs" / "ablation.jso
     difference = (
         runs["XLM-SWCM (shared weights)"]["test"]["all"]["chrf"] - runs["random decoder"]["test"]["all"]["chrf"]
     )
-    sentence_mean, low, high = paired_bootstrap([a - b for a, b in zip(swcm, random_decoder)])
+    interval = stats.bootstrap_mean([a - b for a, b in zip(swcm, random_decoder)])
     spread = "no seed spread recorded (run `make ablation`)"
     if ablation_json.exists():
         rows = json.loads(ablation_json.read_text()).get("rows", [])
         spreads = [row["chrf_spread"] for row in rows if row.get("variant") in ("swcm_pre_emb_head", "random_emb_head")]
         if spreads:
             spread = f"the ablation's seed spread of chrF for these two inits is up to {max(spreads):.2f}"
-    contains_zero = low <= 0 <= high
     verdict = (
         "No difference shown: the interval contains 0, and one seed cannot show a margin."
-        if contains_zero
+        if stats.contains_zero(interval)
         else "The interval excludes 0 for this seed only; other seeds move chrF by the spread above, so this is not "
         "a finding about the initialisation (docs/ablation.md compares seeds)."
     )
     return {
         "difference": difference,
-        "sentence_mean": sentence_mean,
-        "low": low,
-        "high": high,
+        "sentence_mean": interval["mean"],
+        "low": interval["low"],
+        "high": interval["high"],
         "sentences": len(swcm),
         "seed_spread": spread,
         "verdict": verdict,
@@ -345,7 +333,7 @@ def write_report(
         "",
         f"XLM-SWCM minus random decoder on this run (one seed): corpus chrF {comparison['difference']:+.2f}; mean "
         f"sentence chrF over the {comparison['sentences']} test sentences {comparison['sentence_mean']:+.2f}, paired "
-        f"bootstrap ({BOOTSTRAP_RESAMPLES} resamples) 95% interval [{comparison['low']:+.2f}, "
+        f"bootstrap ({stats.BOOTSTRAP_RESAMPLES} resamples) 95% interval [{comparison['low']:+.2f}, "
         f"{comparison['high']:+.2f}]; "
         f"{comparison['seed_spread']}. {comparison['verdict']}",
     ]
