@@ -306,3 +306,117 @@ def push_folder_to_hub(
         commit_message="Upload XLM-SWCM model, tokenizer, remote code and model card",
     )
     return files
+
+
+# --------------------------------------------------------------------------------------------------- Space app
+# A Hugging Face Space that serves a pushed model: scripts/serve.py as app.py (it needs no xlm_swcm_hf), the
+# distributions it imports, with this package's own version ranges (pyproject.toml, the `serve` extra for gradio),
+# Debian's fonts for Tibetan, traditional Mongolian and Uyghur (packages.txt), and a few test examples.
+PACKAGE_NAME = "xlm-swcm-hf"
+SPACE_REQUIREMENTS = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "sentencepiece",
+    "safetensors",
+    "huggingface_hub",
+    "pyyaml",
+)
+SPACE_APT_PACKAGES = ("fonts-noto-core",)
+SPACE_EXAMPLES_PER_LANGUAGE = 3
+
+
+def _normalised(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def package_requirements(names, extra: str | None = None) -> dict[str, str]:
+    """name -> requirement string, as this package's metadata states them (core, or those of one extra)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    wanted = {_normalised(name): name for name in names}
+    found = {}
+    for line in metadata.requires(PACKAGE_NAME) or []:
+        requirement = Requirement(line)
+        in_extra = requirement.marker is not None and "extra" in str(requirement.marker)
+        if extra is None and in_extra:
+            continue
+        if extra is not None and not (in_extra and requirement.marker.evaluate({"extra": extra})):
+            continue
+        name = _normalised(requirement.name)
+        if name in wanted and wanted[name] not in found:
+            found[wanted[name]] = f"{requirement.name}{requirement.specifier}"
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise InputError(f"{PACKAGE_NAME}'s metadata names no requirement for {', '.join(missing)}; reinstall it.")
+    return found
+
+
+def space_examples(model_folder: str | os.PathLike | None) -> list[dict]:
+    """A few `source`/`lang` rows per language from the folder's examples.jsonl or, for a run's final/, the run's
+    test predictions (`../test/predictions.jsonl`); [] when there are none."""
+    if model_folder is None:
+        return []
+    folder = Path(model_folder)
+    for path in (folder / "examples.jsonl", folder.parent / "test" / "predictions.jsonl"):
+        if path.is_file():
+            break
+    else:
+        return []
+    counts, rows = {}, []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else None
+        if not isinstance(row, dict) or not isinstance(row.get("source"), str) or not row.get("lang"):
+            continue
+        if counts.get(row["lang"], 0) < SPACE_EXAMPLES_PER_LANGUAGE:
+            counts[row["lang"]] = counts.get(row["lang"], 0) + 1
+            rows.append({"source": row["source"], "lang": row["lang"]})
+    return rows
+
+
+def render_space_card(repo_id: str, gradio_version: str) -> str:
+    metadata = {
+        "title": f"XLM-SWCM: {repo_id.split('/')[-1]}",
+        "sdk": "gradio",
+        "sdk_version": gradio_version,
+        "app_file": "app.py",
+        "models": [repo_id],
+        "pinned": False,
+    }
+    return (
+        "---\n"
+        + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
+        + "---\n\n"
+        + f"# Try {repo_id}\n\nA page that translates with [{repo_id}](https://huggingface.co/{repo_id}), an XLM-SWCM "
+        "model, through its own code (`trust_remote_code=True`). `app.py` is `scripts/serve.py` of xlm-swcm-hf; it "
+        "serves the model named under `models:` above. Fonts: Debian's fonts-noto-core (packages.txt).\n"
+    )
+
+
+def write_space_app(
+    output_dir: str | os.PathLike,
+    repo_id: str,
+    app_file: str | os.PathLike,
+    model_folder: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> list[str]:
+    """Write a Space folder for the model `repo_id`: app.py, requirements.txt, packages.txt, README.md (the Space
+    card naming the model) and examples.jsonl (when the model folder has test data). Returns the file names."""
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise InputError(f"--repo-id {repo_id!r} must look like USER/NAME.")
+    gradio = package_requirements(["gradio"], extra="serve")["gradio"]
+    if not gradio.startswith("gradio=="):
+        raise InputError(f"the serve extra pins {gradio}; a Space needs one exact gradio version (gradio==X).")
+    requirements = [*package_requirements(SPACE_REQUIREMENTS).values(), gradio]
+    examples = space_examples(model_folder)
+    with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
+        shutil.copyfile(app_file, staging / "app.py")
+        (staging / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        (staging / "packages.txt").write_text("\n".join(SPACE_APT_PACKAGES) + "\n", encoding="utf-8")
+        (staging / "README.md").write_text(render_space_card(repo_id, gradio.split("==")[1]), encoding="utf-8")
+        if examples:
+            lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in examples)
+            (staging / "examples.jsonl").write_text(lines, encoding="utf-8")
+    return sorted(path.name for path in Path(output_dir).iterdir())
