@@ -406,6 +406,7 @@ def test_messages_name_the_real_fix(walk, capsys):
         "prepare_demo_data",
         "prepare_offline_encoder",
         "push_to_hub",
+        "serve",
         "train",
         "translate",
     ],
