@@ -437,10 +437,14 @@ def stats_text(result: Result) -> str:
     return f"{result.seconds:.2f} s · {result.tokens} tokens · {result.tokens_per_second:.1f} tokens/s"
 
 
+def shortened(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def history_html(history: list[dict]) -> str:
     rows = "".join(
         f'<tr><td class="swcm-lang">{html.escape(language_name(item["language"]))}</td>'
-        f'<td class="swcm-source">{html.escape(item["source"])}</td>'
+        f'<td class="swcm-source">{html.escape(shortened(item["source"]))}</td>'
         f'<td><div class="swcm-output" lang="{html.escape(item["language"].replace("_", "-"))}" '
         f'dir="{text_direction(item["language"])}">{html.escape(item["text"])}</div></td></tr>'
         for item in reversed(history)
@@ -462,7 +466,9 @@ def page_css(fonts: dict[str, Path]) -> str:
         "background: var(--background-fill-secondary); }\n"
         ".swcm-output.vertical { writing-mode: vertical-lr; text-orientation: mixed; min-height: 8em; }\n"
         ".swcm-history .swcm-output { font-size: 1.1rem; min-height: 0; }\n"
+        ".swcm-history { width: 100%; table-layout: fixed; }\n"
         ".swcm-history td { vertical-align: top; padding: 0.25em 0.5em; }\n"
+        ".swcm-history td.swcm-lang { width: 13em; } .swcm-history td.swcm-source { width: 35%; }\n"
         ".swcm-lang { white-space: nowrap; } .swcm-error { color: var(--error-text-color, #b91c1c); }\n"
     )
 
@@ -500,7 +506,13 @@ def build_page(translator: Translator, name: str, examples: list[list[str]], fon
                 stats = gr.Markdown("", elem_id="stats")
                 status = gr.HTML(status_html(Result()), elem_id="status")
         if examples:
-            gr.Examples(examples, inputs=[source, language], label="Examples (from the test data)")
+            gr.Examples(
+                examples,
+                inputs=[source, language],
+                label="Examples (from the test data)",
+                elem_id="examples",
+                examples_per_page=max(10, len(examples)),
+            )
         history_state = gr.State([])
         gr.Markdown("Recent translations")
         history = gr.HTML("", elem_id="history")

@@ -9,14 +9,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import SCRIPTS, run_script, tiny_model
 
+from xlm_swcm_experiments.serve_page import BrowserUnavailable, Page, chromium_driver, running_app
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 from xlm_swcm_hf.hub import save_hub_folder
 from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
@@ -362,186 +361,79 @@ def test_the_pinned_gradio_is_the_one_the_space_asks_for():
 
 
 # --------------------------------------------------------------------------------------------------- the browser
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(folder, tmp_path_factory):
     """The app as a Space runs it (app.py beside its examples, xlm_swcm_hf not importable) on a free local port."""
     space = tmp_path_factory.mktemp("space-app") / "space"
     assert write_space(folder, space) == 0
-    port = free_port()
-    log = open(space.parent / "server.log", "w+", encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-c", WITHOUT_PACKAGE, str(space / "app.py"), "--model", str(folder), "--port", str(port)],
-        cwd=space,
-        env=child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            log.seek(0)
-            pytest.fail(f"the app did not start (exit {process.poll()}):\n{log.read()[-3000:]}")
-        time.sleep(0.5)
-    yield url
-    process.terminate()
+    command = [sys.executable, "-c", WITHOUT_PACKAGE, str(space / "app.py"), "--model", str(folder)]
+    with running_app(command, space.parent / "server.log", cwd=space, env=child_env()) as url:
+        yield url
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium, skipped only where it is not installed or cannot start here (the reason is shown)."""
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+        driver = chromium_driver()
+    except BrowserUnavailable as error:
+        pytest.skip(str(error)[:400])
+    yield driver
+    driver.quit()
 
 
-def chromium_driver():
-    """Debian's chromium through its chromedriver, headless; skipped only where they are not installed or the
-    browser cannot start here."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (make browser installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1500",
-    ):
-        options.add_argument(argument)
-    try:
-        return webdriver.Chrome(service=Service(driver), options=options)
-    except Exception as error:  # e.g. a container without the kernel features chromium needs
-        pytest.skip(f"headless chromium does not start here: {type(error).__name__}: {str(error)[:300]}")
-
-
-class Page:
-    """The app's page in the browser, by the element ids serve.py gives its components."""
-
-    def __init__(self, driver, url):
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        self.driver, self.by = driver, By
-        self.wait = WebDriverWait(driver, 120)
-        driver.get(url)
-        self.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#source textarea"))
-
-    def find(self, selector):
-        return self.driver.find_element(self.by.CSS_SELECTOR, selector)
-
-    def text(self, selector):
-        return self.find(selector).get_attribute("textContent")
-
-    def type(self, text):
-        from selenium.webdriver.common.keys import Keys
-
-        box = self.find("#source textarea")
-        box.send_keys(Keys.CONTROL, "a")
-        box.send_keys(Keys.DELETE)
-        if text:
-            # send_keys types character by character; a long text goes in through the textarea's input event
-            self.driver.execute_script(
-                "const box = arguments[0]; box.value = arguments[1];"
-                "box.dispatchEvent(new Event('input', {bubbles: true}));",
-                box,
-                text,
-            )
-
-    def pick_language(self, code):
-        self.find("#language input").click()
-        options = self.wait.until(lambda d: d.find_elements(self.by.CSS_SELECTOR, "ul[role=listbox] li"))
-        [option for option in options if f"({code})" in option.text][0].click()
-        assert self.find("#language input").get_attribute("value").endswith(f"({code})")
-
-    def set_number(self, selector, value):
-        from selenium.webdriver.common.keys import Keys
-
-        box = self.find(selector)
-        box.send_keys(Keys.CONTROL, "a")
-        box.send_keys(str(value), Keys.TAB)
-
-    def translate(self):
-        before = self.find("#status .swcm-status").get_attribute("data-request")
-        self.find("#translate").click()
-        self.wait.until(
-            lambda d: (
-                d.find_elements(self.by.CSS_SELECTOR, "#status .swcm-status")
-                and self.find("#status .swcm-status").get_attribute("data-request") != before
-            )
+def test_the_page_in_a_browser(server, browser, loaded, tmp_path):
+    page = Page(browser, server)
+    # the examples from examples.jsonl beside app.py, without their tags ("fr" is not a language of the model)
+    assert [row.text.split("\n")[0] for row in page.examples()] == [
+        "Argentine Austral",
+        "Do you learn languages too?",
+        SENTENCE,
+    ]
+    assert "not one of the model's languages" not in page.text("body")
+    # the served web fonts load and cover their scripts (not the browser's boxes)
+    for family, sample in (("XLM-SWCM Tibetan", "ཀ"), ("XLM-SWCM Mongolian", "ᠮ"), ("XLM-SWCM Arabic", "ئ")):
+        faces = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            'document.fonts.load(`20px "${arguments[0]}"`, arguments[1]).then(f => done(f.length), e => done(-1));',
+            family,
+            sample,
         )
-        return self.text("#translation .swcm-output"), self.text("#status"), self.text("#stats")
+        assert faces == 1, family
 
+    page.type(SENTENCE)
+    page.pick_language("ug")
+    output, status, stats = page.translate()
+    assert output == reference(loaded, SENTENCE, "ug")
+    assert page.find("#translation .swcm-output").get_attribute("dir") == "rtl"
+    assert status == "" and "tokens/s" in stats
 
-def test_the_page_in_a_browser(server, loaded, tmp_path):
-    driver = chromium_driver()
-    try:
-        page = Page(driver, server)
-        # the examples from examples.jsonl beside app.py, without their tags ("fr" is not a language of the model)
-        assert "Argentine Austral" in page.text("body") and "not one of the model's languages" not in page.text("body")
-        # the served web fonts load and cover their scripts (not the browser's boxes)
-        for family, sample in (("XLM-SWCM Tibetan", "ཀ"), ("XLM-SWCM Mongolian", "ᠮ"), ("XLM-SWCM Arabic", "ئ")):
-            faces = driver.execute_async_script(
-                "const done = arguments[arguments.length - 1];"
-                'document.fonts.load(`20px "${arguments[0]}"`, arguments[1]).then(f => done(f.length), e => done(-1));',
-                family,
-                sample,
-            )
-            assert faces == 1, family
+    page.pick_language("mn")
+    page.open_decoding()
+    page.set_number("#beams input[type=number]", 3)
+    page.set_number("#max-new-tokens input[type=number]", 10)
+    output, _, _ = page.translate()
+    assert output == reference(loaded, SENTENCE, "mn", num_beams=3, max_new_tokens=10)
+    assert output != reference(loaded, SENTENCE, "ug", num_beams=3, max_new_tokens=10)
+    history = page.text("#history")
+    assert "Uyghur (ug)" in history and "Mongolian (mn)" in history
 
-        page.type(SENTENCE)
-        page.pick_language("ug")
-        output, status, stats = page.translate()
-        assert output == reference(loaded, SENTENCE, "ug")
-        assert page.find("#translation .swcm-output").get_attribute("dir") == "rtl"
-        assert status.strip() == "" and "tokens/s" in stats
+    page.type("")
+    output, status, _ = page.translate()
+    assert output == "" and status == "Type or paste a text to translate first."
 
-        page.pick_language("mn")
-        page.find("#decoding > button").click()
-        page.set_number("#beams input[type=number]", 3)
-        page.set_number("#max-new-tokens input[type=number]", 10)
-        output, _, _ = page.translate()
-        assert output == reference(loaded, SENTENCE, "mn", num_beams=3, max_new_tokens=10)
-        assert output != reference(loaded, SENTENCE, "ug", num_beams=3, max_new_tokens=10)
-        history = page.text("#history")
-        assert "Uyghur (ug)" in history and "Mongolian (mn)" in history
+    page.set_number("#max-new-tokens input[type=number]", LIMIT)
+    page.set_number("#beams input[type=number]", 1)
+    page.type(LONG_TEXT)
+    output, status, _ = page.translate()
+    assert f"only its first {LIMIT} tokens" in status
+    assert output == reference(loaded, LONG_TEXT, "mn")
 
-        page.type("")
-        output, status, _ = page.translate()
-        assert output == "" and "Type or paste a text to translate first." in status
-
-        page.set_number("#max-new-tokens input[type=number]", LIMIT)
-        page.set_number("#beams input[type=number]", 1)
-        page.type(LONG_TEXT)
-        output, status, _ = page.translate()
-        assert f"only its first {LIMIT} tokens" in status
-        assert output == reference(loaded, LONG_TEXT, "mn")
-        screenshot = tmp_path / "serve.png"
-        assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
-    finally:
-        driver.quit()
+    page.examples()[0].click()  # an example fills in its text and language
+    output, _, _ = page.translate()
+    assert page.language() == "Uyghur (ug)" and output == reference(loaded, "Argentine Austral", "ug")
+    screenshot = page.screenshot(tmp_path / "serve.png")
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
 
 
 def test_requests_at_the_same_time_wait_in_the_queue_and_each_gets_its_answer(server, loaded):
@@ -553,7 +445,7 @@ def test_requests_at_the_same_time_wait_in_the_queue_and_each_gets_its_answer(se
     client = Client(server, verbose=False)
 
     def ask(language):
-        output, *_ = client.predict(SENTENCE, language, 2, 20, False, 0, [], api_name="/translate")
+        output, *_ = client.predict(SENTENCE, language, 2, 20, False, 0, api_name="/translate")
         return output
 
     with ThreadPoolExecutor(2) as pool:
