@@ -276,6 +276,7 @@ def check_port(port: int | None) -> None:
         raise InputError(f"--port must be between 1 and 65535, got {port}.")
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a closed one's port is free
         try:
             probe.bind((host, port))
         except OSError as error:
