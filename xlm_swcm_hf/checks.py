@@ -244,9 +244,9 @@ def check_position_limit(source: str | os.PathLike, what: str, lengths: dict[str
     return limit
 
 
-def check_unk_share(tokenizer, texts, description: str) -> float:
-    """Share of the (non-space) characters of `texts` that the tokenizer maps to <unk>; an InputError above
-    MAX_UNK_SHARE. Characters, not tokens: a Unigram tokenizer folds a run of unknown characters into one <unk>."""
+def unk_char_share(tokenizer, texts) -> float:
+    """Share of the non-space characters of `texts` inside pieces that the tokenizer maps to `<unk>`. Characters,
+    not tokens: a Unigram tokenizer folds a run of unknown characters into one `<unk>`."""
     unk = tokenizer.unk_token_id
     texts = [text for text in texts if text and text.strip()]
     if unk is None or not texts:
@@ -258,7 +258,12 @@ def check_unk_share(tokenizer, texts, description: str) -> float:
         unknown += sum(
             sum(not ch.isspace() for ch in text[start:end]) for token, (start, end) in zip(ids, offsets) if token == unk
         )
-    share = unknown / max(1, total)
+    return unknown / max(1, total)
+
+
+def check_unk_share(tokenizer, texts, description: str) -> float:
+    """`unk_char_share` of `texts`; an InputError above MAX_UNK_SHARE."""
+    share = unk_char_share(tokenizer, texts)
     if share > MAX_UNK_SHARE:
         raise InputError(
             f"{description} maps {share:.0%} of the characters of a data sample to <unk>; it does not cover this "

@@ -47,6 +47,7 @@ from .checks import (
     require_model_source,
     require_trained_model,
     require_writable_output,
+    unk_char_share,
     weight_keys,
 )
 
@@ -366,23 +367,6 @@ def format_measures(rows: Sequence[dict]) -> str:
             f"{b['roundtrip_failures']} -> {a['roundtrip_failures']} |"
         )
     return "\n".join(lines)
-
-
-def unk_char_share(tokenizer, texts: Sequence[str]) -> float:
-    """Share of the non-space characters of `texts` inside pieces that the tokenizer maps to `<unk>`."""
-    texts = [text for text in texts if text.strip()]
-    if not texts:
-        return 0.0
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    unknown = total = 0
-    for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"]):
-        total += sum(not ch.isspace() for ch in text)
-        unknown += sum(
-            sum(not ch.isspace() for ch in text[start:end])
-            for token, (start, end) in zip(ids, offsets)
-            if token == tokenizer.unk_token_id
-        )
-    return unknown / max(1, total)
 
 
 # -------------------------------------------------------------------------------------------------------- model
