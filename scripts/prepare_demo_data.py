@@ -14,16 +14,7 @@ from pathlib import Path
 
 from xlm_swcm_experiments.demo import data as demo_data
 from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-
-    def fmt(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-
-    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]])
+from xlm_swcm_hf.training.reporting import markdown_table
 
 
 def _languages(values: list[str]) -> list[str]:
@@ -91,14 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     splits = list(demo_data.SPLITS)
     rows = [[lang, *(v[s] for s in splits), v["total"]] for lang, v in stats["languages"].items()]
     rows.append(["all", *(stats["splits"][s] for s in splits), sum(stats["splits"].values())])
-    print(_table(["lang", *splits, "total"], rows))
-    print()
-    print(
-        _table(
-            ["origin", *splits, "total"],
-            [[o, *(v[s] for s in splits), v["total"]] for o, v in stats["origins"].items()],
-        )
-    )
+    print(markdown_table(["lang", *splits, "total"], rows))
+    origins = [[o, *(v[s] for s in splits), v["total"]] for o, v in stats["origins"].items()]
+    print(markdown_table(["origin", *splits, "total"], origins))
     print()
     print(f"monolingual ug (maqal): {stats['monolingual']['ug']}")
     dropped = {lang: d for lang, d in stats["dropped"].items() if d}

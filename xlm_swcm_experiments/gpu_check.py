@@ -25,6 +25,7 @@ import torch
 
 from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, require_writable_output
 from xlm_swcm_hf.files import atomic_write_json
+from xlm_swcm_hf.training.reporting import markdown_table
 
 
 EXIT_PASSED, EXIT_FAILED, EXIT_NO_CUDA = 0, 1, 3
@@ -427,13 +428,19 @@ def exit_status(rows: list[Row], device: torch.device | None) -> int:
 
 def format_table(rows: list[Row]) -> str:
     """A markdown table: section, check, status, seconds, details (key=value pairs)."""
-    clean = lambda text: str(text).replace("|", "/").replace("\n", " ")
-    lines = ["| section | check | status | s | details |", "|---|---|---|---:|---|"]
-    for row in rows:
-        details = ", ".join(f"{key}={value}" for key, value in row.details.items())
-        seconds = f"{row.seconds:.1f}" if not row.skipped else ""
-        lines.append(f"| {row.section} | {row.name} | {clean(row.status)} | {seconds} | {clean(details)} |")
-    return "\n".join(lines)
+    clean = lambda text: str(text).replace("|", "/").replace("\n", " ")  # no pipe or newline breaks the table
+    cells = [
+        [
+            row.section,
+            row.name,
+            clean(row.status),
+            f"{row.seconds:.1f}" if not row.skipped else "",
+            clean(", ".join(f"{key}={value}" for key, value in row.details.items())),
+        ]
+        for row in rows
+    ]
+    headers = ["section", "check", "status", "s", "details"]
+    return markdown_table(headers, cells, numeric=[False, False, False, True, False]).rstrip("\n")
 
 
 def parse_args(argv=None):
