@@ -13,18 +13,12 @@ from .reporting import markdown_table, metrics_markdown, plot_loss_curves
 from .run import last_checkpoint, parameter_checksum, run_training
 
 
-def load_recipe(path, overrides=None) -> Recipe:
-    """`Recipe.from_yaml(path, overrides)`."""
-    return Recipe.from_yaml(path, overrides)
-
-
 __all__ = [
     "Recipe",
     "ModelRecipe",
     "DataRecipe",
     "GenerationRecipe",
     "RecipeError",
-    "load_recipe",
     "TrainingParts",
     "build",
     "build_model",
