@@ -33,7 +33,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -284,6 +284,9 @@ class PeftRecipe:
 TRAINING_DEFAULTS = {"predict_with_generate": True, "report_to": "none", "save_total_limit": 2}
 # Recipe-only training keys, handled by the runner rather than Seq2SeqTrainingArguments.
 TRAINING_EXTRAS = ("overwrite_output_dir",)
+# Sentences decoded at once where a caller names no batch size: evaluation after training, evaluate_model.py,
+# translation. The one statement of it; everything else reads it from here.
+GENERATION_BATCH_SIZE: Final[int] = 16
 
 
 def _training_argument_types() -> dict:

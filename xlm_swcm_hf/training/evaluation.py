@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..files import atomic_write_json, atomic_write_text
-from ..recipe import DataRecipe
+from ..recipe import GENERATION_BATCH_SIZE, DataRecipe
 from .reporting import metrics_markdown
 
 
@@ -38,7 +38,7 @@ def generate_predictions(
     model,
     tokenizer,
     sources: list[str],
-    batch_size: int = 16,
+    batch_size: int = GENERATION_BATCH_SIZE,
     max_source_length: int = DataRecipe.max_source_length,
     **generation_kwargs,
 ) -> list[str]:
@@ -68,7 +68,7 @@ def evaluate_model(
     tokenizer,
     dataset,
     output_dir: str | os.PathLike,
-    batch_size: int = 16,
+    batch_size: int = GENERATION_BATCH_SIZE,
     max_source_length: int = DataRecipe.max_source_length,
     **generation_kwargs,
 ) -> dict:
