@@ -1,7 +1,15 @@
 """The one builder: recipe -> tokenizer, datasets, model, collator, trainer.
 
-Training, evaluation, the demo and the ablation all go through these functions, in this order: inputs are checked
-(paths, tokenizer files, data) before a model is loaded or a step is spent.
+Training, evaluation, the demo and the experiments all go through `build`, which reads top to bottom; the functions
+below it follow in the order it calls them:
+
+1. `check_before_loading`: the recipe's rules, its training arguments (made once, here), every local path and every
+   length against the position table, before a model is loaded or a step is spent;
+2. the data: `load_formatted_splits` + `build_tokenizer` + `tokenize_splits` for a task, `load_pretraining_splits`
+   for denoising;
+3. the model: `build_model` (the recipe's, with LoRA on top if asked) or `adopt_model` (one given by the caller);
+4. the collator (pretraining's mixed DAE + MT one; otherwise the trainer's default seq2seq collator);
+5. `build_trainer`: `Seq2SeqTrainer` with the arguments of step 1.
 """
 
 from __future__ import annotations
@@ -38,6 +46,41 @@ class TrainingParts:
     formatted: dict = field(default_factory=dict)  # split -> `source_text`/`target_text`(/`lang`) dataset
     collator: object = None
     trainer: object = None
+
+
+def build(recipe: Recipe, model=None, with_trainer: bool = True, **argument_changes) -> TrainingParts:
+    """Check, then make every part. `model`: use this model instead of the recipe's (e.g. an outside baseline);
+    `argument_changes` override training arguments (e.g. an experiment's step budget)."""
+    arguments = check_before_loading(recipe, argument_changes)
+    if recipe.data.task == "denoising":
+        tokenizer = build_tokenizer(recipe)
+        splits, formatted = load_pretraining_splits(recipe), {}
+    else:
+        formatted = load_formatted_splits(recipe)
+        tokenizer = build_tokenizer(recipe, sample_texts=_sample_texts(formatted))
+        splits = tokenize_splits(recipe, formatted, tokenizer)
+    model = build_model(recipe, tokenizer) if model is None else adopt_model(recipe, model, tokenizer)
+    collator = build_pretraining_collator(recipe, tokenizer, model) if recipe.data.task == "denoising" else None
+    parts = TrainingParts(tokenizer=tokenizer, model=model, datasets=splits, formatted=formatted, collator=collator)
+    if with_trainer:
+        parts.trainer = build_trainer(recipe, model, tokenizer, splits, collator, arguments=arguments)
+    return parts
+
+
+# ------------------------------------------------------------------------------------------------ 1. checks
+
+
+def check_before_loading(recipe: Recipe, argument_changes: dict):
+    """The recipe's cross-section rules, its training arguments (returned: bad ones fail here), every local path it
+    names and every length it asks for; peft importable when the recipe asks for LoRA."""
+    recipe.check()
+    arguments = recipe.training_arguments(**argument_changes)
+    check_recipe_paths(recipe)
+    if recipe.peft is not None:
+        from .adapters import require_peft
+
+        require_peft()  # before the model is loaded
+    return arguments
 
 
 def check_recipe_paths(recipe: Recipe) -> None:
@@ -85,38 +128,7 @@ def check_recipe_limits(recipe: Recipe) -> None:
     )
 
 
-def tokenizer_source(recipe: Recipe) -> str:
-    return recipe.tokenizer or recipe.model.path or recipe.model.encoder
-
-
-def build_tokenizer(recipe: Recipe, sample_texts=None):
-    return load_tokenizer(tokenizer_source(recipe), sample_texts=sample_texts)
-
-
-def build_model(recipe: Recipe, tokenizer=None):
-    from .. import XLMSWCMForConditionalGeneration
-
-    if recipe.model.init == "pretrained":
-        model = load_trained_model(recipe.model.path, "model.path", XLMSWCMForConditionalGeneration)
-    else:
-        model = XLMSWCMForConditionalGeneration.from_encoder(recipe.model.encoder, **recipe.model.from_encoder_kwargs())
-    if tokenizer is not None and len(tokenizer) > model.config.vocab_size:
-        raise RecipeError(
-            f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {model.config.vocab_size}; "
-            "use the encoder's own tokenizer."
-        )
-    recipe.generation.apply_to(model)
-    if tokenizer is not None:
-        suppress_special_tokens(model, tokenizer)
-    return model
-
-
-def suppress_special_tokens(model, tokenizer) -> None:
-    """Never generate <mask> (a pretraining input, never an output); the model already suppresses <pad>."""
-    mask = tokenizer.mask_token_id
-    suppressed = list(model.generation_config.suppress_tokens or [])
-    if mask is not None and mask not in suppressed:
-        model.generation_config.suppress_tokens = [*suppressed, mask]
+# ------------------------------------------------------------------------------------------------ 2. data
 
 
 def load_formatted_splits(recipe: Recipe) -> dict:
@@ -159,6 +171,14 @@ def _sample_texts(formatted: dict) -> list[str]:
     dataset = next(iter(formatted.values()))
     rows = islice(zip(dataset["source_text"], dataset["target_text"]), TOKENIZER_CHECK_SAMPLE)
     return [text for pair in rows for text in pair]
+
+
+def tokenizer_source(recipe: Recipe) -> str:
+    return recipe.tokenizer or recipe.model.path or recipe.model.encoder
+
+
+def build_tokenizer(recipe: Recipe, sample_texts=None):
+    return load_tokenizer(tokenizer_source(recipe), sample_texts=sample_texts)
 
 
 def tokenize_splits(recipe: Recipe, formatted: dict, tokenizer) -> dict:
@@ -218,6 +238,51 @@ def load_pretraining_splits(recipe: Recipe) -> dict:
     return splits
 
 
+# ------------------------------------------------------------------------------------------------ 3. model
+
+
+def build_model(recipe: Recipe, tokenizer=None):
+    """The recipe's model (from the encoder, or a trained folder), its generation settings, and LoRA on top when the
+    recipe has a peft section."""
+    from .. import XLMSWCMForConditionalGeneration
+
+    if recipe.model.init == "pretrained":
+        model = load_trained_model(recipe.model.path, "model.path", XLMSWCMForConditionalGeneration)
+    else:
+        model = XLMSWCMForConditionalGeneration.from_encoder(recipe.model.encoder, **recipe.model.from_encoder_kwargs())
+    if tokenizer is not None and len(tokenizer) > model.config.vocab_size:
+        raise RecipeError(
+            f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {model.config.vocab_size}; "
+            "use the encoder's own tokenizer."
+        )
+    recipe.generation.apply_to(model)
+    if tokenizer is not None:
+        suppress_special_tokens(model, tokenizer)
+    if recipe.peft is not None:
+        from .adapters import apply_lora
+
+        model = apply_lora(model, recipe.peft)
+    return model
+
+
+def adopt_model(recipe: Recipe, model, tokenizer):
+    """A model the caller built (e.g. an outside baseline) with the recipe's generation settings."""
+    recipe.generation.apply_to(model)
+    suppress_special_tokens(model, tokenizer)
+    return model
+
+
+def suppress_special_tokens(model, tokenizer) -> None:
+    """Never generate <mask> (a pretraining input, never an output); the model already suppresses <pad>."""
+    mask = tokenizer.mask_token_id
+    suppressed = list(model.generation_config.suppress_tokens or [])
+    if mask is not None and mask not in suppressed:
+        model.generation_config.suppress_tokens = [*suppressed, mask]
+
+
+# ---------------------------------------------------------------------------------------------- 4. collator, 5. trainer
+
+
 def build_pretraining_collator(recipe: Recipe, tokenizer, model):
     """Noises DAE rows on the fly, deterministically per seed; MT rows are tokenized as pairs."""
     from ..data import DenoisingCollator, MixedObjectiveCollator
@@ -238,14 +303,16 @@ def build_pretraining_collator(recipe: Recipe, tokenizer, model):
     )
 
 
-def build_trainer(recipe: Recipe, model, tokenizer, datasets: dict, collator=None, **argument_changes):
-    """`Seq2SeqTrainer` for the recipe; `argument_changes` override training arguments (e.g. the ablation's budget)."""
+def build_trainer(recipe: Recipe, model, tokenizer, datasets: dict, collator=None, arguments=None, **argument_changes):
+    """`Seq2SeqTrainer` for the recipe with `arguments` (`build` made them when it checked the recipe), or, called on
+    its own, the recipe's training arguments with `argument_changes` on top."""
     from transformers import EarlyStoppingCallback, Seq2SeqTrainer
 
     from ..data import make_seq2seq_collator
     from .evaluation import make_compute_metrics
 
-    arguments = recipe.training_arguments(**argument_changes)
+    if arguments is None:
+        arguments = recipe.training_arguments(**argument_changes)
     callbacks = []
     if recipe.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
@@ -259,35 +326,3 @@ def build_trainer(recipe: Recipe, model, tokenizer, datasets: dict, collator=Non
         compute_metrics=make_compute_metrics(tokenizer) if arguments.predict_with_generate else None,
         callbacks=callbacks,
     )
-
-
-def build(recipe: Recipe, model=None, with_trainer: bool = True, **argument_changes) -> TrainingParts:
-    """Check, then make every part. `model`: use this model instead of the recipe's (e.g. an outside baseline)."""
-    recipe.check()
-    recipe.training_arguments(**argument_changes)  # bad training arguments fail here, before any loading
-    check_recipe_paths(recipe)
-    if recipe.data.task == "denoising":
-        tokenizer = build_tokenizer(recipe)
-        splits, formatted = load_pretraining_splits(recipe), {}
-    else:
-        formatted = load_formatted_splits(recipe)
-        tokenizer = build_tokenizer(recipe, sample_texts=_sample_texts(formatted))
-        splits = tokenize_splits(recipe, formatted, tokenizer)
-    if recipe.peft is not None:
-        from .adapters import require_peft
-
-        require_peft()  # before the model is loaded
-    if model is None:
-        model = build_model(recipe, tokenizer)
-        if recipe.peft is not None:
-            from .adapters import apply_lora
-
-            model = apply_lora(model, recipe.peft)
-    else:
-        recipe.generation.apply_to(model)
-        suppress_special_tokens(model, tokenizer)
-    collator = build_pretraining_collator(recipe, tokenizer, model) if recipe.data.task == "denoising" else None
-    parts = TrainingParts(tokenizer=tokenizer, model=model, datasets=splits, formatted=formatted, collator=collator)
-    if with_trainer:
-        parts.trainer = build_trainer(recipe, model, tokenizer, splits, collator, **argument_changes)
-    return parts
