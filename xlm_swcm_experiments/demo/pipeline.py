@@ -65,7 +65,8 @@ def prepare_material(artifacts: Path, languages: list[str], udhr: Path | None = 
     from xlm_swcm_hf.vocabulary import prune_encoder_vocabulary
 
     from .data import build_demo_dataset
-    from .encoder import build_encoder_folder, is_valid_encoder_folder, verify_encoder_folder
+    from .encoder import build_encoder_folder, is_valid_encoder_folder
+    from .encoder_verification import verify_encoder_folder
 
     encoder_dir = artifacts / "e5-small-xlmr"
     if not is_valid_encoder_folder(encoder_dir):
