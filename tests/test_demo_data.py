@@ -173,7 +173,7 @@ def test_data_package_versions_must_match_the_pins(tmp_path, monkeypatch):
 
 
 def test_demo_report_states_the_uncertainty_of_its_comparison(tmp_path):
-    from xlm_swcm_experiments.demo.pipeline import compare_runs
+    from xlm_swcm_experiments.demo.report import compare_runs
     from xlm_swcm_experiments.statistics import bootstrap_mean
 
     interval = bootstrap_mean([1.0, -1.0, 0.5, -0.5] * 10)

