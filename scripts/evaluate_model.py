@@ -13,14 +13,13 @@ from xlm_swcm_hf.checks import (
     check_position_limit,
     cli_main,
     load_tokenizer,
-    load_trained_model,
     looks_like_local_path,
     require_model_source,
     require_trained_model,
     require_writable_output,
 )
 from xlm_swcm_hf.data import TASKS, format_examples, load_task_dataset
-from xlm_swcm_hf.quantization import quantize_for_cpu
+from xlm_swcm_hf.inference import add_backend_arguments, backend_from_arguments, load_for_inference
 from xlm_swcm_hf.recipe import DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
 from xlm_swcm_hf.training.adapters import adapter_base, is_adapter_folder, load_adapter_model
@@ -96,13 +95,9 @@ def main(argv=None) -> int:
         help=f"source tokens kept (default: {DataRecipe.max_source_length}, or less if the model embeds fewer)",
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
-    parser.add_argument(
-        "--quantize",
-        choices=("none", "int8"),
-        default="none",
-        help="int8: quantize for CPU inference after loading (xlm_swcm_hf.quantization.quantize_for_cpu)",
-    )
+    add_backend_arguments(parser)
     args = parser.parse_args(argv)
+    backend = backend_from_arguments(args)
     for name in ("num_beams", "max_new_tokens", "batch_size", "max_source_length"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
@@ -134,18 +129,16 @@ def main(argv=None) -> int:
     max_source_length = args.max_source_length or min(DataRecipe.max_source_length, limit or 10**9)
     tokenizer = load_tokenizer(args.model, sample_texts=list(dataset["source_text"][:200]))
 
-    from transformers import AutoModelForSeq2SeqLM
-
-    if not args.trust_remote_code:
-        import xlm_swcm_hf  # noqa: F401  registers the Auto classes
+    load_torch_model = None
     if adapter:  # a LoRA adapter folder: its base model with the adapter on top
-        model = load_adapter_model(args.model, trust_remote_code=args.trust_remote_code)
-    else:
-        model = load_trained_model(
-            args.model, "--model", AutoModelForSeq2SeqLM, trust_remote_code=args.trust_remote_code
-        )
-    if args.quantize != "none":
-        model = quantize_for_cpu(model, args.quantize)
+        load_torch_model = lambda: load_adapter_model(args.model, trust_remote_code=args.trust_remote_code)  # noqa: E731
+    model = load_for_inference(
+        args.model,
+        backend,
+        trust_remote_code=args.trust_remote_code,
+        onnx_cache=args.onnx_cache,
+        load_torch_model=load_torch_model,
+    )
     generation = {
         key: value
         for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))

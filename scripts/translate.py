@@ -12,10 +12,9 @@ from xlm_swcm_hf.checks import (
     check_position_limit,
     cli_main,
     load_tokenizer,
-    load_trained_model,
     require_trained_model,
 )
-from xlm_swcm_hf.quantization import quantize_for_cpu
+from xlm_swcm_hf.inference import add_backend_arguments, backend_from_arguments, load_for_inference
 from xlm_swcm_hf.translation import check_batching, check_output, read_sources, tagged, translate_file
 
 
@@ -33,7 +32,7 @@ def main(argv=None) -> int:
     batching = parser.add_argument_group("batching (one of)")
     batching.add_argument("--batch-size", type=int, help="sentences per batch (default: 16)")
     batching.add_argument("--max-tokens-per-batch", type=int, help="padded source tokens per batch")
-    parser.add_argument("--quantize", choices=("none", "int8"), default="none", help="int8: quantize for CPU")
+    add_backend_arguments(parser)
     parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -41,6 +40,7 @@ def main(argv=None) -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
     check_batching(args.batch_size, args.max_tokens_per_batch)
+    backend = backend_from_arguments(args)
 
     # Input, output, model folder and lengths first: nothing is loaded or written before they pass.
     source = read_sources(args.input, args.source_column)
@@ -50,13 +50,9 @@ def main(argv=None) -> int:
     sample = [tagged(text, args.target_language) for text in source.sources if text.strip()][:200]
     tokenizer = load_tokenizer(args.model, sample_texts=sample)
 
-    from transformers import AutoModelForSeq2SeqLM
-
-    if not args.trust_remote_code:
-        import xlm_swcm_hf  # noqa: F401  registers the Auto classes
-    model = load_trained_model(args.model, "--model", AutoModelForSeq2SeqLM, trust_remote_code=args.trust_remote_code)
-    if args.quantize != "none":
-        model = quantize_for_cpu(model, args.quantize)
+    model = load_for_inference(
+        args.model, backend, trust_remote_code=args.trust_remote_code, onnx_cache=args.onnx_cache
+    )
     generation = {
         key: value
         for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))

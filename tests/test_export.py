@@ -6,8 +6,7 @@
 - `generate(cache_implementation="static")`: greedy, beam search and seeded sampling give eager dynamic-cache
   generate's tokens; also with the compiled forward (`compile_config`) where the model declares
   `_can_compile_fullgraph`.
-- `torch.onnx.export(..., dynamo=True)` of the encoder and of one cached decoder step, run with onnxruntime: outputs
-  equal eager's, and two chained ONNX decoder steps (the second fed the first's cache) equal eager decoding.
+- ONNX export (`xlm_swcm_hf.onnx_runtime`) is tested in tests/test_onnx_runtime.py.
 
 The model is a tiny one with both decoder layer kinds (2 encoder layers, `normal_layer_interval=1`: C N C).
 """
@@ -17,7 +16,6 @@ import torch
 from conftest import padded_batch, tiny_model
 from torch import nn
 from transformers import CompileConfig
-from transformers.cache_utils import EncoderDecoderCache
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 
@@ -149,145 +147,3 @@ def test_static_cache_generate_with_compiled_forward_matches_eager(mode):
     compiled = generate(model, mode, cache_implementation="static", compile_config=compile_config)
     assert hasattr(model, "_compiled_call"), "generate did not compile the forward"
     torch.testing.assert_close(compiled, dynamic, rtol=0, atol=0)
-
-
-# ------------------------------------------------------------------------------------------------------- ONNX
-
-
-class Encoder(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.encoder = model.get_encoder()
-
-    def forward(self, input_ids, attention_mask):
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-
-class DecoderStep(nn.Module):
-    """One cached decoding step on flat tensors: (new decoder tokens, the decoder mask so far, encoder states and
-    mask, then per decoder layer: self-attention keys, values, cross-attention keys, values) -> (logits, then per
-    layer the self-attention keys and values including the new tokens). The cross-attention entries are the encoder
-    states' projections, computed once (by the first step) and reused as given."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.num_layers = model.config.decoder_layers
-
-    def forward(self, decoder_input_ids, decoder_attention_mask, encoder_hidden_states, attention_mask, *past):
-        cache = EncoderDecoderCache([tuple(past[4 * i : 4 * i + 4]) for i in range(self.num_layers)])
-        outputs = self.model(
-            encoder_outputs=(encoder_hidden_states,),
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            cache=cache,
-            use_cache=True,
-        )
-        self_attention = outputs.cache.self_attention_cache
-        present = [
-            t for i in range(self.num_layers) for t in (self_attention.layers[i].keys, self_attention.layers[i].values)
-        ]
-        return (outputs.logits, *present)
-
-
-def flat_cache(cache: EncoderDecoderCache, num_layers: int):
-    self_attention, cross_attention = cache.self_attention_cache, cache.cross_attention_cache
-    return [
-        tensor
-        for i in range(num_layers)
-        for tensor in (
-            self_attention.layers[i].keys,
-            self_attention.layers[i].values,
-            cross_attention.layers[i].keys,
-            cross_attention.layers[i].values,
-        )
-    ]
-
-
-def onnx_session(module, args, path, dynamic_shapes=None):
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) runs the exported graphs")
-    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript (dev extra)")
-    with torch.no_grad():
-        program = torch.onnx.export(module, args, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
-    program.save(str(path))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [node.name for node in session.get_inputs()]
-    assert len(names) == len(args), names  # every input is a graph input (none folded into a constant)
-    # A dimension declared dynamic must stay symbolic in the graph: when torch.export specialises one, the ONNX
-    # exporter falls back to a strategy with static shapes instead of failing.
-    flat_dynamic = [d for spec in dynamic_shapes or () for d in (spec if isinstance(spec, tuple) else (spec,))]
-    fixed = [
-        f"{node.name}[{dim}]={node.shape[dim]}"
-        for node, spec in zip(session.get_inputs(), flat_dynamic)
-        for dim in (spec or {})
-        if not isinstance(node.shape[dim], str)
-    ]
-    assert not fixed, f"dynamic dimensions exported as constants (specialised by torch.export): {fixed}"
-
-    def run(*tensors):
-        return [torch.from_numpy(out) for out in session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})]
-
-    return run
-
-
-def test_onnx_encoder_matches_eager(tmp_path):
-    model = small_model()
-    encoder = Encoder(model).eval()
-    batch = padded_batch()
-    args = (batch["input_ids"], batch["attention_mask"])
-    source = torch.export.Dim("source", min=2, max=60)
-    run = onnx_session(encoder, args, tmp_path / "encoder.onnx", dynamic_shapes=({1: source}, {1: source}))
-    with torch.no_grad():
-        torch.testing.assert_close(run(*args)[0], encoder(*args), atol=ATOL, rtol=ATOL)
-        shorter = (args[0][:, :5], args[1][:, :5])  # another source length through the same graph
-        torch.testing.assert_close(run(*shorter)[0], encoder(*shorter), atol=ATOL, rtol=ATOL)
-
-
-def test_onnx_decoder_step_with_cache_matches_eager(tmp_path):
-    model = small_model()
-    num_layers = model.config.decoder_layers
-    batch = padded_batch()
-    prefix = torch.tensor([[0, 12, 13], [0, 15, 16]])
-    steps = [torch.tensor([[14], [17]]), torch.tensor([[18], [2]])]
-    with torch.no_grad():
-        encoder_hidden_states = model.get_encoder()(**batch).last_hidden_state
-        prefill = model(
-            encoder_outputs=(encoder_hidden_states,), attention_mask=batch["attention_mask"], decoder_input_ids=prefix
-        )
-    step_module = DecoderStep(model).eval()
-
-    def step_args(tokens, past_length, past):
-        mask = torch.ones(tokens.shape[0], past_length + tokens.shape[1], dtype=torch.long)
-        return (tokens, mask, encoder_hidden_states, batch["attention_mask"], *past)
-
-    past = flat_cache(prefill.cache, num_layers)
-    args = step_args(steps[0], prefix.shape[1], past)
-    past_length, total = torch.export.Dim("past", min=1, max=60), torch.export.Dim("total", min=2, max=61)
-    # the self-attention entries grow by one position per step; the cross-attention ones keep the source length
-    dynamic_shapes = (
-        None,
-        {1: total},
-        None,
-        None,
-        tuple({2: past_length} if j % 4 < 2 else None for j in range(4 * num_layers)),
-    )
-    run = onnx_session(step_module, args, tmp_path / "decoder_step.onnx", dynamic_shapes=dynamic_shapes)
-
-    # Eager reference: the full forward over the growing target (no cache), last position's logits.
-    tokens = prefix
-    onnx_past = [t.clone() for t in past]
-    for step in steps:
-        past_length = tokens.shape[1]
-        onnx_outputs = run(*step_args(step, past_length, onnx_past))
-        with torch.no_grad():
-            eager_outputs = step_module(*step_args(step, past_length, [t.clone() for t in onnx_past]))
-        for got, expected in zip(onnx_outputs, eager_outputs):
-            torch.testing.assert_close(got, expected, atol=ATOL, rtol=ATOL)
-        tokens = torch.cat([tokens, step], dim=1)
-        full = eager_logits(model, {**batch, "decoder_input_ids": tokens})[:, -1:]
-        torch.testing.assert_close(onnx_outputs[0], full, atol=ATOL, rtol=ATOL)
-        # the next step reads the self-attention cache the ONNX step returned, and the same cross-attention entries
-        onnx_past = [
-            onnx_outputs[1 + 2 * (j // 4) + j % 4] if j % 4 < 2 else onnx_past[j] for j in range(4 * num_layers)
-        ]

@@ -280,6 +280,7 @@ def translate_texts(
 def resume_fingerprint(model, input_path: Path, source_column, target_language, generation_kwargs) -> str:
     """What decides the translations: the input's bytes, the model, its quantization, the column, the tag and the
     generation options (batching is not part of it: it does not change the result)."""
+    from .inference import inference_backend
     from .quantization import quantization_method
 
     digest = hashlib.sha256()
@@ -290,6 +291,7 @@ def resume_fingerprint(model, input_path: Path, source_column, target_language, 
         "input": digest.hexdigest(),
         "model": str(getattr(model.config, "_name_or_path", "") or type(model).__name__),
         "quantization": quantization_method(model),
+        "backend": inference_backend(model),
         "source_column": source_column if is_jsonl(input_path) else None,
         "target_language": target_language,
         "generation": {key: repr(value) for key, value in sorted(generation_kwargs.items())},
