@@ -323,7 +323,7 @@ UDHR_HTML = """<!doctype html>
 
 
 def test_udhr_loader_reads_paragraphs_by_article_and_holds_back_every_fifth(tmp_path):
-    from xlm_swcm_experiments.vocabulary_extension import Paragraph, read_udhr, split_held_back
+    from xlm_swcm_experiments.new_script_text import Paragraph, read_udhr, split_held_back
 
     declarations = tmp_path / "package" / "declaration"
     declarations.mkdir(parents=True)
@@ -344,7 +344,7 @@ def test_udhr_loader_reads_paragraphs_by_article_and_holds_back_every_fifth(tmp_
 
 
 def test_mongfontbuilder_words_become_unicode_text(tmp_path):
-    from xlm_swcm_experiments.vocabulary_extension import read_mongfontbuilder_words
+    from xlm_swcm_experiments.new_script_text import read_mongfontbuilder_words
 
     (tmp_path / "data").mkdir()
     (tmp_path / "testSuites").mkdir()

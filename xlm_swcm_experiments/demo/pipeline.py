@@ -117,7 +117,7 @@ def _coverage_groups(rows: dict[str, list[dict]], languages: list[str]) -> dict[
 
 def require_udhr(udhr: Path | None, languages: list[str]) -> Path:
     """The unpacked udhr package folder that a recipe training on Tibetan needs, or an error saying how to get it."""
-    from xlm_swcm_experiments.vocabulary_extension import UDHR_VERSION, udhr_file
+    from xlm_swcm_experiments.new_script_text import UDHR_VERSION, udhr_file
 
     if udhr is None:
         raise InputError(
@@ -159,7 +159,7 @@ def _extend_for_new_scripts(artifacts: Path, material: dict, rows: dict, languag
     """Tibetan and traditional Mongolian pieces learnt from the UDHR's training articles, mongfontbuilder's words
     and the train split's Tibetan targets, appended to the pruned vocabulary; every other text of the corpus must
     tokenize exactly as before (`extend_vocabulary` checks it)."""
-    from xlm_swcm_experiments.vocabulary_extension import (
+    from xlm_swcm_experiments.new_script_text import (
         UDHR_SHA256,
         UDHR_VERSION,
         read_new_script_text,
