@@ -20,7 +20,7 @@ from xlm_swcm_hf.checks import (
 )
 from xlm_swcm_hf.data import TASKS, format_examples, load_task_dataset
 from xlm_swcm_hf.inference import add_backend_arguments, backend_from_arguments, load_for_inference
-from xlm_swcm_hf.recipe import DataRecipe
+from xlm_swcm_hf.recipe import GENERATION_BATCH_SIZE, DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
 from xlm_swcm_hf.training.adapters import adapter_base, is_adapter_folder, load_adapter_model
 
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
     parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
     parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=GENERATION_BATCH_SIZE)
     parser.add_argument(
         "--max-source-length",
         type=int,
@@ -109,14 +109,13 @@ def main(argv=None) -> int:
         require_model_source(args.model, "--model")
     output = Path(args.output) if args.output else default_output(args.model, args.data)
     check_output(output, args.model, args.overwrite)
-    loaded = format_examples(
+    dataset = format_examples(
         load_task_dataset(args.data, task=None, split="train"),
         args.task,
         args.columns,
         drop_invalid=args.drop_invalid,
         where=f"{args.data}: ",
     )
-    dataset = loaded[0] if args.drop_invalid else loaded
     if len(dataset) == 0:
         raise InputError(f"{args.data}: no usable rows.")
     base = adapter_base(args.model) if adapter else args.model

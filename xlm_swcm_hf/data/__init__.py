@@ -18,7 +18,7 @@ Fine-tuning
 
    Column names are configurable with `TaskColumns` or a dict of its fields. Values are stripped of
    surrounding whitespace; a missing (`None`) or empty value is an error naming the row and column, or with
-   `drop_invalid=True` the row is dropped and the count logged and returned.
+   `drop_invalid=True` the row is dropped and the count logged; the result is always the formatted dataset.
 3. `tokenize_for_seq2seq` tokenizes with truncation and counts what was truncated.
 4. `make_seq2seq_collator` is transformers' `DataCollatorForSeq2Seq` (labels padded with -100; with the
    model given it also builds `decoder_input_ids`).

@@ -117,7 +117,7 @@ def _field_text(value: Any) -> tuple[str, str | None]:
 
 def _format_one(
     dataset: Dataset, task: str, cols: TaskColumns, mrc_template: str, drop_invalid: bool, where: str, num_proc
-) -> tuple[Dataset, int]:
+) -> Dataset:
     if isinstance(dataset, IterableDataset) or not isinstance(dataset, Dataset):
         raise TypeError(
             f"format_examples needs a datasets.Dataset or DatasetDict (streaming datasets are not supported), "
@@ -189,7 +189,7 @@ def _format_one(
     formatted = formatted.remove_columns("_problem")
     if with_lang:  # mapped under another name: an output named like an input column would keep the input's place
         formatted = formatted.rename_column("_lang", "lang")
-    return formatted, len(problems)
+    return formatted
 
 
 def format_examples(
@@ -211,20 +211,18 @@ def format_examples(
     column, when the dataset has it, must be filled too.
 
     A missing or empty field raises `ValueError("row 17: column 'summary' is empty ...")` (row = 0-based index in
-    the split; a `DatasetDict` adds the split name). With `drop_invalid=True` such rows are dropped, the count is
-    logged as a warning, and the function returns `(formatted, dropped)` — `dropped` an int for a `Dataset`,
-    a `{split: int}` dict for a `DatasetDict`. Without it, only the formatted dataset is returned.
+    the split; a `DatasetDict` adds the split name). With `drop_invalid=True` such rows are dropped instead, and how
+    many (with the first one's problem) is logged as a warning. Either way the formatted dataset is returned: a
+    `Dataset` for a `Dataset`, a `DatasetDict` for a `DatasetDict`.
     """
     cols = _resolve_columns(task, columns)
     if task == "mrc" and not ("{question}" in mrc_template and "{context}" in mrc_template):
         raise ValueError(f"mrc_template must contain {{question}} and {{context}}, got {mrc_template!r}")
     if isinstance(dataset, DatasetDict):
-        results = {
-            name: _format_one(split, task, cols, mrc_template, drop_invalid, f"{where}split {name!r}, ", num_proc)
-            for name, split in dataset.items()
-        }
-        formatted = DatasetDict({name: result[0] for name, result in results.items()})
-        dropped = {name: result[1] for name, result in results.items()}
-    else:
-        formatted, dropped = _format_one(dataset, task, cols, mrc_template, drop_invalid, where, num_proc)
-    return (formatted, dropped) if drop_invalid else formatted
+        return DatasetDict(
+            {
+                name: _format_one(split, task, cols, mrc_template, drop_invalid, f"{where}split {name!r}, ", num_proc)
+                for name, split in dataset.items()
+            }
+        )
+    return _format_one(dataset, task, cols, mrc_template, drop_invalid, where, num_proc)

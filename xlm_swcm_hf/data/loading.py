@@ -105,8 +105,8 @@ def load_task_dataset(
     `train` split. `split=None` returns a `DatasetDict`, otherwise a `Dataset`. `load_kwargs` go to
     `datasets.load_dataset` (e.g. `cache_dir`, `name`; `.tsv` files get `delimiter="\\t"` unless given).
 
-    `task=None` returns the raw dataset. With a task the result is the formatted dataset, or with
-    `drop_invalid=True` the pair `(formatted, dropped)` as `format_examples` returns it.
+    `task=None` returns the raw dataset, with a task the formatted one (`format_examples`; with `drop_invalid=True`
+    rows with a missing or empty field are dropped and counted in a warning).
     """
     if task is not None:
         _resolve_columns(task, columns)  # fail before loading anything

@@ -148,8 +148,7 @@ def load_formatted_splits(recipe: Recipe) -> dict:
     filters = {"train": data.train_languages, "validation": data.eval_languages, "test": data.eval_languages}
     formatted = {}
     for split, dataset in raw.items():
-        result = format_examples(dataset, data.task, data.columns, drop_invalid=data.drop_invalid, where=where[split])
-        dataset = result[0] if data.drop_invalid else result
+        dataset = format_examples(dataset, data.task, data.columns, drop_invalid=data.drop_invalid, where=where[split])
         if len(dataset) == 0:
             raise DataError(f"{where[split]}no usable rows.")
         languages = filters.get(split)
