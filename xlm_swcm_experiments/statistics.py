@@ -7,7 +7,8 @@
   interval from resampling sentences with a fixed seed; each resample keeps the pairing (the same sentences for both).
 - `bootstrap_mean(differences)`: the same with every item counting once: the mean of per-item paired differences.
 - `verdict(...)`: plain words; "no difference shown" whenever an interval contains 0.
-- `format_interval`, `format_mean_sd`: how the tables print an interval and a mean over seeds.
+- `format_span`, `format_interval`, `format_mean_sd`: how reports print an interval, a difference with its interval
+  and a mean over seeds.
 """
 
 from __future__ import annotations
@@ -144,9 +145,9 @@ def verdict(name: str, reference: str, intervals: list[dict], lower_is_better: b
     if not intervals or any(interval["low"] is None for interval in intervals):
         return f"{name} vs {reference}: no difference shown (one seed gives no interval)."
     mean = intervals[0]["mean"]
-    spans = "; ".join(_span(i) for i in intervals)
+    spans = "; ".join(format_span(i) for i in intervals)
     if any(contains_zero(interval) for interval in intervals) or len({i["low"] > 0 for i in intervals}) > 1:
-        straddling = [_span(i) for i in intervals if contains_zero(i)]
+        straddling = [format_span(i) for i in intervals if contains_zero(i)]
         which = f"{'; '.join(straddling)} contain{'s' if len(straddling) == 1 else ''} 0" if straddling else "disagree"
         return f"{name} vs {reference}: no difference shown ({mean:+.3f}{unit}, 95% intervals {spans}: {which})."
     better = (mean < 0) == lower_is_better
@@ -156,7 +157,8 @@ def verdict(name: str, reference: str, intervals: list[dict], lower_is_better: b
     )
 
 
-def _span(interval: dict, digits: int = 3) -> str:
+def format_span(interval: dict, digits: int = 3) -> str:
+    """`[-0.166, +0.392]`: a 95% interval's bounds."""
     return f"[{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"
 
 
@@ -167,7 +169,7 @@ def format_interval(interval: dict | None, digits: int = 3, missing: str = "no i
         return ""
     if interval.get("low") is None:
         return f"{interval['mean']:+.{digits}f} ({missing})"
-    return f"{interval['mean']:+.{digits}f} {_span(interval, digits)}"
+    return f"{interval['mean']:+.{digits}f} {format_span(interval, digits)}"
 
 
 def format_mean_sd(mean: float, sd: float | None, digits: int) -> str:

@@ -143,8 +143,7 @@ def _comparison_lines(runs: dict, material: dict) -> list[str]:
         "",
         f"XLM-SWCM minus random decoder on this run (one seed): corpus chrF {comparison['difference']:+.2f}; mean "
         f"sentence chrF over the {comparison['sentences']} test sentences {comparison['sentence_mean']:+.2f}, paired "
-        f"bootstrap ({stats.BOOTSTRAP_RESAMPLES} resamples) 95% interval [{comparison['low']:+.2f}, "
-        f"{comparison['high']:+.2f}]; "
+        f"bootstrap ({stats.BOOTSTRAP_RESAMPLES} resamples) 95% interval {stats.format_span(comparison, 2)}; "
         f"{comparison['seed_spread']}. {comparison['verdict']}",
     ]
 
