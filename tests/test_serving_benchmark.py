@@ -1,0 +1,83 @@
+"""The serving benchmark's structure at tiny size (no wall-clock assertions): every candidate is timed or reports
+why not, the compiled and ONNX paths give fp32 eager's tokens, targets and the chosen path come out of stored JSON,
+and bad arguments are one error line before any model is built."""
+
+import json
+
+import pytest
+from conftest import run_script
+
+
+pytest.importorskip("onnxruntime", reason="the ONNX Runtime candidates need the onnx extra (in dev)")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from xlm_swcm_experiments.serving_benchmark import main
+
+    out = tmp_path_factory.mktemp("serving")
+    argv = ["--size", "tiny", "--parts", "candidates,compiled,quality,throughput", "--length", "3", "--repeats", "1"]
+    argv += ["--candidates", "torch,onnxruntime,compiled,compiled-int8", "--configs", "greedy_b1"]
+    argv += ["--impls", "eager,compiled", "--no-memory", "--quality-model", str(out / "none"), "--out-dir", str(out)]
+    return main(argv), out
+
+
+def test_every_candidate_is_timed_or_says_why(report):
+    report, out = report
+    rows = {row["candidate"]: row for row in report["candidates"]["rows"]}
+    for name in ("torch", "onnxruntime", "compiled"):
+        assert rows[name]["greedy_b1"]["median_ms"] > 0 and rows[name]["greedy_b8"]["median_ms"] > 0
+        assert rows[name]["greedy_b1_agreement"]["tokens"] == 1.0, name  # fp32 paths: fp32 eager's tokens
+    assert rows["onnxruntime"]["convert_s"] > 0
+    # torch.compile cannot trace torch.ao's dynamic int8 Linear: the row records why instead of ending the run
+    assert "greedy_b1" in rows["compiled-int8"] or rows["compiled-int8"]["error"]
+    saved = json.loads((out / "serving.json").read_text())
+    assert saved["candidates"]["rows"] == json.loads(json.dumps(report["candidates"]["rows"]))
+
+
+def test_compiled_rows_and_targets(report):
+    report, out = report
+    compiled = {row["impl"]: row for row in report["compiled"]}
+    assert set(compiled) == {"eager", "compiled"} and compiled["compiled"]["tokens_identical_to_eager"]
+    assert compiled["compiled"]["first_call_s"] > 0
+    assert "skipped" in report["quality"] and "skipped" in report["throughput"]
+    assert report["chosen"] is None  # no quality measured: nothing is chosen
+    names = [target["target"] for target in report["targets"]]
+    assert any("weights-read bound" in name for name in names)
+    gpu = [target for target in report["targets"] if "(GPU)" in target["goal"]]
+    assert gpu and all(target["met"] is None for target in gpu)  # a CPU run does not judge the GPU targets
+    table = (out / "serving.md").read_text()
+    assert "| compiled |" in table and "## Targets" in table and "a GPU target" in table
+
+
+def test_chosen_path_is_the_fastest_that_keeps_quality():
+    from xlm_swcm_experiments.serving_benchmark import choose_path
+
+    def timed(name, ms):
+        return {"candidate": name, "greedy_b1": {"median_ms": ms}}
+
+    quality = [
+        {"candidate": "torch", "nll": 2.0, "chrf": 30.0},
+        {"candidate": "onnxruntime", "nll": 2.0, "chrf": 30.0},
+        {"candidate": "onnxruntime-int8", "nll": 2.05, "chrf": 30.2},  # NLL 0.05 worse: out
+        {"candidate": "torch-int8", "nll": 2.01, "chrf": 29.7},
+    ]
+    candidates = [timed("torch", 50), timed("onnxruntime", 20), timed("onnxruntime-int8", 8), timed("torch-int8", 25)]
+    report = {"candidates": {"rows": candidates}, "quality": {"rows": quality}}
+    assert choose_path(report) == "onnxruntime"
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--candidates", "torch,tensorrt"], "--candidates 'torch,tensorrt': choose from"),
+        (["--candidates", "onnxruntime"], "must include torch"),
+        (["--impls", "compiled"], "include eager"),
+        (["--length", "0"], "--length must be >= 1"),
+    ],
+)
+def test_bad_arguments_are_one_error_line(tmp_path, capsys, extra, fragment):
+    code = run_script("benchmark_serving", ["--size", "tiny", "--out-dir", tmp_path / "out", *extra])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and fragment in errors[0], errors
+    assert not (tmp_path / "out").exists()
