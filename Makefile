@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast lint format core-check model-card demo serve browser ablation lora-vs-full bench gpu-check vocabulary-extension compat compat-ci clean
+.PHONY: install test test-fast lint format core-check model-card demo serve browser ablation lora-vs-full bench bench-serving gpu-session gpu-check vocabulary-extension compat compat-ci clean
 
 install: $(VENV)/.installed
 
