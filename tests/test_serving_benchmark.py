@@ -50,6 +50,18 @@ def test_compiled_rows_and_targets(report):
     assert "| compiled |" in table and "## Targets" in table and "a GPU target" in table
 
 
+def test_merge_takes_the_parts_not_run_now(report, tmp_path):
+    from xlm_swcm_experiments.serving_benchmark import main
+
+    earlier, out = report
+    argv = ["--size", "tiny", "--parts", "throughput", "--quality-model", str(tmp_path / "none")]
+    merged = main([*argv, "--merge", str(out / "serving.json"), "--out-dir", str(tmp_path / "merged")])
+    assert merged["candidates"] == json.loads(json.dumps(earlier["candidates"]))
+    assert merged["compiled"] == json.loads(json.dumps(earlier["compiled"]))
+    assert merged["meta"]["merged"]["parts"] == ["candidates", "quality", "compiled"]
+    assert "are from" in (tmp_path / "merged" / "serving.md").read_text()
+
+
 def test_chosen_path_is_the_fastest_that_keeps_quality():
     from xlm_swcm_experiments.serving_benchmark import choose_path
 
@@ -74,9 +86,11 @@ def test_chosen_path_is_the_fastest_that_keeps_quality():
         (["--candidates", "onnxruntime"], "must include torch"),
         (["--impls", "compiled"], "include eager"),
         (["--length", "0"], "--length must be >= 1"),
+        (["--merge", "{tmp}/missing.json"], "missing.json"),
     ],
 )
 def test_bad_arguments_are_one_error_line(tmp_path, capsys, extra, fragment):
+    extra = [item.format(tmp=tmp_path) for item in extra]
     code = run_script("benchmark_serving", ["--size", "tiny", "--out-dir", tmp_path / "out", *extra])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert code == 2 and len(errors) == 1 and fragment in errors[0], errors

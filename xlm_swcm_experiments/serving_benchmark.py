@@ -567,6 +567,13 @@ def markdown(report: dict) -> str:
         f"{_number(report.get('bandwidth_bound_ms_per_token'), 1)} ms/token.",
         "",
     ]
+    merged = meta.get("merged")
+    if merged:
+        lines[-1:] = [
+            f"Parts {', '.join(merged['parts'])} are from {merged['from']} ({merged['date']}, commit "
+            f"{merged['commit']}); the rest from this run.",
+            "",
+        ]
     if report.get("candidates"):
         lines += candidates_markdown(report["candidates"])
     if report.get("quality"):
@@ -618,6 +625,11 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out-dir", default="artifacts/bench-serving")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier serving.json in --out-dir")
+    parser.add_argument(
+        "--merge",
+        help="an earlier serving.json: the parts not run now are taken from it (e.g. speed on an idle machine, quality "
+        "after `make demo`), so targets and the chosen path see both",
+    )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -647,6 +659,12 @@ def parse_args(argv=None):
 
         require_onnx_libraries()
     args.memory = not args.no_memory
+    if args.merge:
+        from xlm_swcm_hf.checks import read_json_file
+
+        args.merge_report = read_json_file(Path(args.merge), "--merge")
+        if not isinstance(args.merge_report, dict) or "meta" not in args.merge_report:
+            raise InputError(f"--merge {args.merge} is not a serving.json this benchmark wrote.")
     if not args.memory_child:
         require_writable_output(args.out_dir, "--out-dir")
         if (Path(args.out_dir) / "serving.json").exists() and not args.overwrite:
@@ -692,6 +710,28 @@ def meta(args) -> dict:
     }
 
 
+MERGED_KEYS = {
+    "candidates": ("candidates", "bandwidth", "weights_read_per_token", "bandwidth_bound_ms_per_token"),
+    "quality": ("quality",),
+    "compiled": ("compiled",),
+    "throughput": ("throughput",),
+}
+
+
+def merge_parts(report: dict, earlier: dict, parts_run: list[str], path: str) -> None:
+    """The parts of `earlier` that this run did not measure, with where and when they were measured."""
+    taken = []
+    for part, keys in MERGED_KEYS.items():
+        if part not in parts_run and part in earlier:
+            for key in keys:
+                if key in earlier:
+                    report[key] = earlier[key]
+            taken.append(part)
+    if taken:
+        date, commit = earlier["meta"].get("date"), earlier["meta"].get("commit")
+        report["meta"]["merged"] = {"from": path, "parts": taken, "date": date, "commit": commit}
+
+
 def main(argv=None) -> dict:
     import tempfile
 
@@ -729,6 +769,8 @@ def main(argv=None) -> dict:
         log("throughput:")
         report["throughput"] = run_throughput(args, log)
     report["meta"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    if args.merge:
+        merge_parts(report, args.merge_report, args.parts, args.merge)
     report["chosen"] = choose_path(report)
     report["targets"] = evaluate_targets(report)
     atomic_write_json(out_dir / "serving.json", report, indent=1, ensure_ascii=True)
