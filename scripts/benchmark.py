@@ -8,6 +8,8 @@ Examples:
     # only the quantized-inference table (fp32, bf16, int8 and torchao candidates) and its quality check
     python scripts/benchmark.py --threads 1 --configs greedy_b1 --impls cached --lengths 32 --repeats 2 \\
         --no-ablations --train-modes ''
+    # measure nothing: benchmark.md (and the plot) again from a stored benchmark.json, as its run rendered them
+    python scripts/benchmark.py --render-only artifacts/bench/benchmark.json --out-dir artifacts/bench
 
 Writes benchmark.json, benchmark.md and decode_ms_per_step.png to --out-dir (default artifacts/bench).
 See docs/benchmark.md.

@@ -116,6 +116,17 @@ def test_benchmark_writes_json_markdown_and_plot(tiny_report):
     assert (out / "decode_ms_per_step.png").stat().st_size > 0
 
 
+def test_benchmark_render_only_writes_the_same_markdown_from_the_stored_json(tiny_report, tmp_path):
+    from xlm_swcm_experiments.benchmark import main
+
+    out, _ = tiny_report
+    main(["--render-only", str(out / "benchmark.json"), "--out-dir", str(tmp_path), "--no-plot"])
+    assert (tmp_path / "benchmark.md").read_bytes() == (out / "benchmark.md").read_bytes()
+    assert not (tmp_path / "benchmark.json").exists() and not (tmp_path / "decode_ms_per_step.png").exists()
+    with pytest.raises(InputError, match="--render-only .* is not a file"):
+        main(["--render-only", str(tmp_path / "missing.json"), "--out-dir", str(tmp_path)])
+
+
 def test_benchmark_weights_read_counts_what_a_cached_step_reads():
     from xlm_swcm_experiments.benchmark import build_swcm, weights_read_per_token
 
