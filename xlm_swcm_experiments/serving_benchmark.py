@@ -266,6 +266,7 @@ def run_quality(args, log) -> dict:
             continue
         row = prepare_candidate(name, base, args.work / "quality")
         if "error" in row:
+            log(f"  quality {name}: FAILED {row['error']}")
             result["rows"].append(row)
             continue
         start = time.perf_counter()
@@ -278,6 +279,7 @@ def run_quality(args, log) -> dict:
             nll = nll_per_token(row["model"], tokenizer, sources, targets, args.batch_size)
         except Exception as error:
             result["rows"].append({"candidate": name, "error": short_error(error)})
+            log(f"  quality {name}: FAILED {result['rows'][-1]['error']}")
             continue
         reference = reference if reference is not None else predictions
         result["rows"].append(

@@ -134,6 +134,7 @@ def export_onnx(model, directory, quantize: str | None = None, log=None) -> dict
         raise InputError(f"{directory} exists already; export into a new directory.")
     log = log or (lambda message: None)
     started = time.perf_counter()
+    directory.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     config = model.config
     layers = config.decoder_layers
