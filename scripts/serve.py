@@ -334,9 +334,9 @@ class Translator:
         typed = TYPED_TAG.match(text)
         if typed and typed.group(1) not in self.languages:
             raise InputError(
-                f"The text starts with the tag {typed.group(1)!r}:, which this model does not know (its languages: "
-                f"{', '.join(self.languages)}). Remove it and pick the target language from the list: the page adds "
-                "the tag."
+                f"The text starts with '{typed.group(1)}:', a target-language tag this model does not know (its "
+                f"languages: {', '.join(self.languages)}). Remove it and pick the target language from the list: the "
+                "page adds the tag."
             )
         if typed:
             text = text[typed.end() :].strip()
@@ -377,7 +377,7 @@ class Translator:
         except InputError as error:
             return Result(error=str(error), language=language if language in self.languages else "")
         result = Result(notes=notes, language=language)
-        length = len(self.tokenizer(source)["input_ids"])
+        length = len(self.tokenizer(source, verbose=False)["input_ids"])
         if length > self.source_limit:
             result.notes.append(
                 f"The text is {length} tokens long, more than the {self.source_limit} this model reads: only its "
@@ -398,6 +398,8 @@ class Translator:
         special = set(self.tokenizer.all_special_ids)
         result.tokens = sum(1 for token in output[1:].tolist() if token not in special)
         result.text = self.tokenizer.decode(output, skip_special_tokens=True).strip()
+        if not result.text:
+            result.notes.append(f"The model's output is empty: the {result.tokens} token(s) it generated are no text.")
         return result
 
 
@@ -462,7 +464,8 @@ def page_css(fonts: dict[str, Path]) -> str:
     )
     return faces + (
         f".swcm-output, #source textarea {{ font-family: {TEXT_FONTS}; font-size: 1.3rem; line-height: 1.7; }}\n"
-        ".swcm-output { white-space: pre-wrap; overflow-wrap: anywhere; min-height: 2.5em; padding: 0.5em 0.75em; "
+        ".swcm-output { text-align: start; white-space: pre-wrap; overflow-wrap: anywhere; min-height: 2.5em; "
+        "padding: 0.5em 0.75em; "
         "border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg); "
         "background: var(--background-fill-secondary); }\n"
         ".swcm-output.vertical { writing-mode: vertical-lr; text-orientation: mixed; min-height: 8em; }\n"

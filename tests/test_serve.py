@@ -172,7 +172,7 @@ def test_too_long_text_is_cut_to_the_position_table_with_a_note(loaded, translat
         ("   \n ", "ug", 1, 8, 0, "Type or paste a text"),
         (SENTENCE, "fr", 1, 8, 0, "Unknown target language 'fr'"),
         (SENTENCE, None, 1, 8, 0, "Unknown target language None"),
-        ("fr: " + SENTENCE, "ug", 1, 8, 0, "starts with the tag 'fr':"),
+        ("fr: " + SENTENCE, "ug", 1, 8, 0, "starts with 'fr:', a target-language tag this model does not know"),
         ("ug:  ", "ug", 1, 8, 0, "no text after the tag"),
         (SENTENCE, "ug", 0, 8, 0, "num beams must be between 1 and 8"),
         (SENTENCE, "ug", 9, 8, 0, "num beams must be between 1 and 8"),
@@ -202,6 +202,20 @@ def test_generation_failures_are_a_message_not_a_crash(loaded):
     translator.max_new_tokens_limit = 500  # let a length through that the model itself refuses
     result = translator.translate(SENTENCE, "ug", 1, 400)
     assert result.error.startswith("Translation failed: ValueError") and "position table" in result.error
+
+
+def test_an_empty_output_gets_a_note(loaded):
+    model, tokenizer = loaded
+
+    class Silent:  # generates the start and end tokens only
+        config, generation_config = model.config, model.generation_config
+
+        def generate(self, **kwargs):
+            return torch.tensor([[model.config.decoder_start_token_id, model.config.eos_token_id]])
+
+    result = load_serve().Translator(Silent(), tokenizer, LANGUAGES).translate(SENTENCE, "ug", 1, 8)
+    assert result.error is None and result.text == "" and result.tokens == 0
+    assert result.notes == ["The model's output is empty: the 0 token(s) it generated are no text."]
 
 
 def test_the_output_box_direction_script_and_escaping():

@@ -3,7 +3,9 @@
     python -m xlm_swcm_experiments.serve_page --model artifacts/demo/swcm/final --output docs/serve.png
 
 starts the app on a free local port, clicks the first example of each of the model's languages and Translate, and
-saves a screenshot of the whole page (the last translation and the list of recent ones, one per language). The
+saves a screenshot of the whole page (the last translation and the list of recent ones, one per language), with a
+Tibetan and a traditional Mongolian sentence typed into the text box afterwards, untranslated: the page's fonts for
+both scripts whatever the model's outputs are (the demo's are punctuation in Tibetan and Cyrillic Mongolian). The
 browser is Debian's `chromium` through its `chromedriver` (`make browser` installs both and the fonts); selenium
 drives it. tests/test_serve.py uses the same helpers.
 """
@@ -21,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
+from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +42,8 @@ CHROMIUM_ARGUMENTS = (
     "--hide-scrollbars",
 )
 WAIT_SECONDS = 180
+# Typed into the text box after the translations: Tibetan and traditional Mongolian in the page's fonts.
+FONT_SAMPLE = "\n".join(text for text in TINY_MULTILINGUAL_TEXTS if text[0] in "ངᠪ")
 
 
 class BrowserUnavailable(RuntimeError):
@@ -189,8 +194,10 @@ class Page:
 
     def screenshot(self, path: str | os.PathLike) -> Path:
         """The whole page (the window grown to its height)."""
+        width, outer = self.driver.get_window_size()["width"], self.driver.get_window_size()["height"]
+        frame = outer - self.driver.execute_script("return window.innerHeight")  # the window's own bars
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(self.driver.get_window_size()["width"], height + 40)
+        self.driver.set_window_size(width, height + frame + 20)
         time.sleep(0.5)  # let the page lay itself out at the new size
         if not self.driver.save_screenshot(os.fspath(path)):
             raise RuntimeError(f"chromium could not save the screenshot {path}")
@@ -236,6 +243,7 @@ def main(argv=None) -> int:
                 raise InputError(f"the page for {args.model} shows no examples; give a folder with test data.")
             for row in translate_each_language(page):
                 print(f"{row['language']}: {row['output']!r} ({row['stats']}) {row['message']}".rstrip())
+            page.type(FONT_SAMPLE)
             page.screenshot(output)
     finally:
         driver.quit()
