@@ -204,6 +204,13 @@ def test_generation_failures_are_a_message_not_a_crash(loaded):
     assert result.error.startswith("Translation failed: ValueError") and "position table" in result.error
 
 
+def test_int8_quantization_through_the_package(folder):
+    translator = load_serve().load_translator(str(folder), folder, LANGUAGES, "int8")
+    assert getattr(translator.model, "quantized_for_cpu", None) == "int8"
+    result = translator.translate(SENTENCE, "ug", 2, 8)
+    assert result.error is None and result.tokens > 0
+
+
 def test_an_empty_output_gets_a_note(loaded):
     model, tokenizer = loaded
 
