@@ -1,0 +1,38 @@
+"""Serving benchmark: which CPU path decodes fastest at what quality, compiled static-cache decoding next to eager and
+BART, and translate.py's throughput against a plain loop. Entry point: scripts/benchmark_serving.py.
+
+Three parts, each interleaving what it compares inside every repeat (so load changes on a shared machine hit all
+alike; compare ratios within one run):
+- `candidates`: the CPU backends of `xlm_swcm_hf.inference` plus compiled fp32/int8, at random full-size weights:
+  ms per token (greedy, forced length, batch 1 and 8), resident memory (a fresh process each), conversion time; then
+  quality on a trained model (the demo's): test NLL per token, chrF of greedy outputs, share of outputs identical to
+  fp32's.
+- `compiled`: `generate(cache_implementation="static")` with a `torch.compile(fullgraph=True)` forward, for this model
+  and for BART of the same shape, against their eager (dynamic cache) paths and this model without a cache; greedy
+  batch 1 and 8 and beam 5; the compile time apart from the steady ms per token.
+- `throughput`: `translation.translate_texts` (length-sorted batches) against a loop of `generate` calls over the
+  input in its order at the same batch size, on the trained model's test sources.
+
+Modules: settings (what is compared, targets), measure (CPU paths, memory, quality), decoding (compiled rows,
+throughput), report (targets, chosen path, markdown), cli. Not part of the Hub remote code. See docs/benchmark.md
+("Serving") for how to read it.
+"""
+
+from .cli import main, merge_parts, parse_args
+from .measure import memory_child, nll_per_token, prepare_candidate, run_candidates, run_quality
+from .report import choose_path, evaluate_targets, markdown
+
+
+__all__ = [
+    "choose_path",
+    "evaluate_targets",
+    "main",
+    "markdown",
+    "memory_child",
+    "merge_parts",
+    "nll_per_token",
+    "parse_args",
+    "prepare_candidate",
+    "run_candidates",
+    "run_quality",
+]

@@ -1,0 +1,212 @@
+"""Targets, the chosen path and the markdown tables, from a report dict (measured now or read from serving.json)."""
+
+from __future__ import annotations
+
+from .settings import (
+    REFERENCE,
+    TARGET_BOUND_RATIO,
+    TARGET_CHRF_DELTA,
+    TARGET_GPU_COMPILED_RATIO,
+    TARGET_NLL_DELTA,
+    TARGET_SPEED_RATIO,
+    TARGET_THROUGHPUT_RATIO,
+)
+
+
+# ------------------------------------------------------------------------------------------------------- report
+
+
+def find(rows, **match) -> dict | None:
+    return next((row for row in rows if all(row.get(k) == v for k, v in match.items())), None)
+
+
+def speed_ratio(rows, name: str, config: str = "greedy_b1") -> float | None:
+    row, reference = find(rows, candidate=name), find(rows, candidate=REFERENCE)
+    if not row or not reference or config not in row or config not in reference:
+        return None
+    return row[config]["median_ms"] / reference[config]["median_ms"]
+
+
+def choose_path(report: dict) -> str | None:
+    """The fastest batch-1 candidate whose quality meets the targets (all candidates measured for quality)."""
+    rows = report.get("candidates", {}).get("rows", [])
+    quality = {row["candidate"]: row for row in report.get("quality", {}).get("rows", []) if "nll" in row}
+    fp32 = quality.get(REFERENCE)
+    good = [
+        row["candidate"]
+        for row in rows
+        if "greedy_b1" in row
+        and row["candidate"] in quality
+        and fp32
+        and quality[row["candidate"]]["nll"] - fp32["nll"] <= TARGET_NLL_DELTA
+        and quality[row["candidate"]]["chrf"] - fp32["chrf"] >= -TARGET_CHRF_DELTA
+    ]
+    return min(good, key=lambda name: find(rows, candidate=name)["greedy_b1"]["median_ms"], default=None)
+
+
+def evaluate_targets(report: dict) -> list[dict]:
+    targets = []
+
+    def add(name, value, goal, met, gpu_only=False):
+        judged = value is not None and not (gpu_only and not report["meta"]["device"].startswith("cuda"))
+        targets.append({"target": name, "value": value, "goal": goal, "met": bool(met) if judged else None})
+
+    rows = report.get("candidates", {}).get("rows", [])
+    chosen = report.get("chosen")
+    value = speed_ratio(rows, chosen) if chosen else None
+    add(f"CPU batch 1: chosen path ({chosen}) / fp32 eager ms per token", value, f"<= {TARGET_SPEED_RATIO}",
+        value is not None and value <= TARGET_SPEED_RATIO)  # fmt: skip
+    quality = {row["candidate"]: row for row in report.get("quality", {}).get("rows", []) if "nll" in row}
+    if chosen in quality and REFERENCE in quality:
+        nll = quality[chosen]["nll"] - quality[REFERENCE]["nll"]
+        chrf = quality[chosen]["chrf"] - quality[REFERENCE]["chrf"]
+    else:
+        nll = chrf = None
+    add("chosen path: test NLL - fp32's (nats/token)", nll, f"<= {TARGET_NLL_DELTA}",
+        nll is not None and nll <= TARGET_NLL_DELTA)  # fmt: skip
+    add("chosen path: chrF - fp32's", chrf, f">= -{TARGET_CHRF_DELTA}", chrf is not None and chrf >= -TARGET_CHRF_DELTA)
+    bound = report.get("bandwidth_bound_ms_per_token")
+    fp32 = [find(rows, candidate=name) for name in (REFERENCE, "compiled")]
+    best = min((row["greedy_b1"]["median_ms"] for row in fp32 if row and "greedy_b1" in row), default=None)
+    value = best / bound if best and bound else None
+    add("CPU fp32 (eager or compiled, encoder included) / weights-read bound", value, f"<= {TARGET_BOUND_RATIO}",
+        value is not None and value <= TARGET_BOUND_RATIO)  # fmt: skip
+    compiled = report.get("compiled", [])
+    eager, ours = find(compiled, config="greedy_b1", impl="eager"), find(compiled, config="greedy_b1", impl="compiled")
+    bart = [find(compiled, config="greedy_b1", impl=name) for name in ("bart", "bart_compiled")]
+    value = ours["ms_per_token"]["median_ms"] / eager["ms_per_token"]["median_ms"] if ours and eager else None
+    device = report["meta"]["device"]
+    goal = TARGET_GPU_COMPILED_RATIO
+    add(f"{device} batch 1: compiled static cache / eager", value, f"<= {goal} (GPU)", value and value <= goal, True)
+    bart_best = min((row["ms_per_token"]["median_ms"] for row in bart if row), default=None)
+    value = ours["ms_per_token"]["median_ms"] / bart_best if ours and bart_best else None
+    add(f"{device} batch 1: compiled / BART's best path", value, "< 1 (GPU)", value is not None and value < 1, True)
+    throughput = report.get("throughput", {})
+    value = None
+    if "translate_texts" in throughput:
+        value = throughput["translate_texts"]["sentences_per_s"] / throughput["plain_loop"]["sentences_per_s"]
+    add("translate.py sentences/s / plain unsorted loop", value, f">= {TARGET_THROUGHPUT_RATIO}",
+        value is not None and value >= TARGET_THROUGHPUT_RATIO)  # fmt: skip
+    return targets
+
+
+def _cell(ms: dict | None) -> str:
+    return f"{ms['median_ms']:.1f} / {ms['min_ms']:.1f}" if ms else "–"
+
+
+def _number(value, digits=2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def candidates_markdown(part: dict) -> list[str]:
+    rows = part["rows"]
+    lines = [
+        f"## CPU paths (greedy, {part['new_tokens']} new tokens, source {part['source_length']} tokens, random "
+        "weights; ms per token median / min)",
+        "",
+        "| candidate | batch 1 | vs fp32 | batch 8 | vs fp32 | same tokens as fp32 | resident MiB | convert s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['candidate']} | failed: {row['error'][:120]} | | | | | | |")
+            continue
+        agreement = [row.get(f"{c}_agreement") for c in ("greedy_b1", "greedy_b8")]
+        positions = sum(a["positions"] for a in agreement if a)
+        same = sum(a["tokens"] * a["positions"] for a in agreement if a) / positions if positions else None
+        rss = row.get("rss_bytes")
+        lines.append(
+            f"| {row['candidate']} | {_cell(row.get('greedy_b1'))} | {_number(speed_ratio(rows, row['candidate']))} | "
+            f"{_cell(row.get('greedy_b8'))} | {_number(speed_ratio(rows, row['candidate'], 'greedy_b8'))} | "
+            f"{'–' if same is None else f'{same:.1%}'} | {'–' if not rss else f'{rss / 2**20:.0f}'} | "
+            f"{row['convert_s']:.1f} |"
+        )
+    return lines
+
+
+def quality_markdown(part: dict) -> list[str]:
+    if "skipped" in part:
+        return ["", f"Quality on a trained model: {part['skipped']}."]
+    fp32 = find(part["rows"], candidate=REFERENCE) or {}
+    lines = [
+        "",
+        f"## Quality on a trained model ({part['model']}, {part['sentences']} sentences of {part['data']}, greedy)",
+        "",
+        "| candidate | test NLL (nats/token) | vs fp32 | chrF | vs fp32 | outputs identical to fp32 | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in part["rows"]:
+        if "nll" not in row:
+            lines.append(f"| {row['candidate']} | {row.get('skipped') or 'failed: ' + row['error'][:120]} | | | | | |")
+            continue
+        lines.append(
+            f"| {row['candidate']} | {row['nll']:.4f} | {row['nll'] - fp32.get('nll', row['nll']):+.4f} | "
+            f"{row['chrf']:.2f} | {row['chrf'] - fp32.get('chrf', row['chrf']):+.2f} | "
+            f"{row['identical_outputs']:.1%} | {row['seconds']:.0f} |"
+        )
+    return lines
+
+
+def compiled_markdown(rows: list[dict]) -> list[str]:
+    lines = [
+        "",
+        f"## Compiled static-cache decoding ({rows[0]['new_tokens']} new tokens; ms per token median / min; the first "
+        "call includes compiling)",
+        "",
+        "| config | implementation | ms/token | vs eager | first call s | compile s (estimate) | same tokens |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        eager = find(rows, config=row["config"], impl="bart" if row["impl"].startswith("bart") else "eager")
+        ratio = row["ms_per_token"]["median_ms"] / eager["ms_per_token"]["median_ms"]
+        lines.append(
+            f"| {row['config']} | {row['impl']} | {_cell(row['ms_per_token'])} | {ratio:.2f} | "
+            f"{row['first_call_s']:.1f} | {max(row['compile_s_estimate'], 0):.1f} | "
+            f"{'yes' if row['tokens_identical_to_eager'] else 'no'} |"
+        )
+    return lines
+
+
+def markdown(report: dict) -> str:
+    meta = report["meta"]
+    lines = [
+        f"# Serving benchmark ({meta['size']}, {meta['threads']} threads, {meta['device']})",
+        "",
+        f"torch {meta['torch']}, transformers {meta['transformers']}, onnxruntime {meta['onnxruntime']}; "
+        f"{meta['date']}, commit {meta['commit']}; load average before/after {meta['loadavg_before']} / "
+        f"{meta.get('loadavg_after')}; {meta['repeats']} repeats. Weights-read bound (fp32, batch 1): "
+        f"{_number(report.get('bandwidth_bound_ms_per_token'), 1)} ms/token.",
+        "",
+    ]
+    merged = meta.get("merged")
+    if merged:
+        lines[-1:] = [
+            f"Parts {', '.join(merged['parts'])} are from {merged['from']} ({merged['date']}, commit "
+            f"{merged['commit']}); the rest from this run.",
+            "",
+        ]
+    if report.get("candidates"):
+        lines += candidates_markdown(report["candidates"])
+    if report.get("quality"):
+        lines += quality_markdown(report["quality"])
+    if report.get("compiled"):
+        lines += compiled_markdown(report["compiled"])
+    throughput = report.get("throughput") or {}
+    if "translate_texts" in throughput:
+        lines += [
+            "",
+            f"translate.py throughput ({throughput['sentences']} test sources, batch {throughput['batch_size']}, the "
+            f"model's generation config): translate_texts {throughput['translate_texts']['sentences_per_s']:.2f} "
+            f"sentences/s, plain loop {throughput['plain_loop']['sentences_per_s']:.2f} sentences/s (best of the "
+            f"repeats); outputs identical {throughput['identical_outputs']:.1%}.",
+        ]
+    elif throughput:
+        lines += ["", f"translate.py throughput: {throughput['skipped']}."]
+    lines += ["", f"Chosen CPU path: **{report.get('chosen') or 'none measured'}**.", ""]
+    lines += ["## Targets", "", "| target | value | goal | met |", "|---|---:|---|---|"]
+    for target in report["targets"]:
+        met = "met" if target["met"] else "not met"
+        if target["met"] is None:
+            met = "– (a GPU target)" if target["value"] is not None else "–"
+        lines.append(f"| {target['target']} | {_number(target['value'])} | {target['goal']} | {met} |")
+    return "\n".join(lines) + "\n"
