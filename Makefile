@@ -52,8 +52,8 @@ serve: install  ## a page to try the demo's trained model (make demo first): htt
 	@test -d $(DEMO_MODEL) || { echo "error: $(DEMO_MODEL) does not exist; run make demo first" >&2; exit 2; }
 	$(PY) scripts/serve.py --model $(DEMO_MODEL) $(SERVE_ARGS)
 
-# The browser test (tests/test_serve.py) needs Debian's chromium and chromedriver, and the fonts the page serves;
-# installed only where missing (as root, or through sudo).
+# The browser test (tests/scripts/test_serve.py) needs Debian's chromium and chromedriver, and the fonts the page
+# serves; installed only where missing (as root, or through sudo).
 BROWSER_PACKAGES := chromium chromium-driver fonts-noto-core fonts-noto-cjk
 browser:  ## Debian's chromium, chromium-driver and Noto fonts for the browser test (apt-get, where missing)
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \

@@ -82,3 +82,19 @@ def test_scripts_are_thin_and_import_one_way(path):
     # `from xlm_swcm_hf.<module> import ...`; a bare `import xlm_swcm_hf` only registers the Auto classes.
     assert project and all(m.count(".") >= 1 or m == "xlm_swcm_hf" for m in project)
     assert "def main(" in text and "@cli_main" in text or path.stem == "benchmark"
+
+
+def test_the_tests_mirror_the_tree():
+    """tests/library tests xlm_swcm_hf, tests/experiments xlm_swcm_experiments, tests/scripts the command lines; the
+    shared fixtures (conftest.py) and these rules stay at the top. Basenames stay unique: pytest imports test files
+    by basename (no __init__.py), so two of one name would collide."""
+    tests = ROOT / "tests"
+    assert sorted(p.name for p in tests.glob("*.py")) == ["conftest.py", "test_layout.py"]
+    assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))} == {
+        "data",
+        "experiments",
+        "library",
+        "scripts",
+    }
+    names = [p.name for p in tests.rglob("*.py") if "__pycache__" not in p.parts]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)

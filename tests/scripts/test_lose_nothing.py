@@ -7,10 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_script
-
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, run_script
 
 
 def tree_digest(folder: Path) -> dict:

@@ -1,8 +1,7 @@
 import json
-from pathlib import Path
 
 import pytest
-from conftest import run_script, tiny_model
+from conftest import ROOT, run_script, tiny_model
 
 from xlm_swcm_hf.files import atomic_output_dir
 from xlm_swcm_hf.hub import (
@@ -15,9 +14,6 @@ from xlm_swcm_hf.hub import (
     validate_hub_folder,
 )
 from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def push_main(argv):

@@ -1,14 +1,12 @@
 """The typed recipe: every default in one place, unknown keys refused by name, overrides and override files."""
 
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 
 from xlm_swcm_hf.data import DenoisingCollator, noise_spans, temperature_sampling_probabilities
 from xlm_swcm_hf.recipe import DataRecipe, GenerationRecipe, Recipe, RecipeError
 
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 

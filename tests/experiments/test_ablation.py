@@ -18,9 +18,6 @@ from xlm_swcm_experiments import ablation, runs
 from xlm_swcm_experiments import statistics as stats
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 # ------------------------------------------------------------------------------------------------ fixtures
 
 

@@ -1,15 +1,16 @@
 """The model's numbers do not move: figures recorded on transformers 5.24.0 before the model file was made portable
-(tests/data/model_figures.json, written by `python tests/model_figures.py`) are reproduced on this transformers."""
+(tests/data/model_figures.json, written by `python tests/library/model_figures.py`) are reproduced on this
+transformers."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from model_figures import compute_figures
 
 
-RECORDED = json.loads((Path(__file__).parent / "data" / "model_figures.json").read_text())
+RECORDED = json.loads((ROOT / "tests" / "data" / "model_figures.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_ENCODER, run_script
+from conftest import ROOT, TINY_ENCODER, run_script
 from transformers import XLMRobertaConfig, XLMRobertaModel
 
 from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_jsonl(path, rows):

@@ -6,7 +6,7 @@
 - `generate(cache_implementation="static")`: greedy, beam search and seeded sampling give eager dynamic-cache
   generate's tokens; also with the compiled forward (`compile_config`) where the model declares
   `_can_compile_fullgraph`.
-- ONNX export (`xlm_swcm_hf.onnx_runtime`) is tested in tests/test_onnx_runtime.py.
+- ONNX export (`xlm_swcm_hf.onnx_runtime`) is tested in tests/library/test_onnx_runtime.py.
 
 The model is a tiny one with both decoder layer kinds (2 encoder layers, `normal_layer_interval=1`: C N C).
 """

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_script, tiny_recipe
+from conftest import ROOT, run_script, tiny_recipe
 from transformers import AutoTokenizer, TrainerCallback
 
 from xlm_swcm_hf.training import RecipeError, build, run_training
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class StopAt(TrainerCallback):

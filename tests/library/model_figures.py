@@ -2,17 +2,20 @@
 cached-decoding parity, the full size's parameter count, and a fixed-seed training run's losses.
 
 `tests/data/model_figures.json` holds them as recorded on transformers 5.24.0 before the model file was made portable
-(issue 21); `test_model_figures.py` recomputes them and compares. Run this file to print fresh figures as JSON.
+(issue 21); `test_model_figures.py` recomputes them and compares. Run this file
+(`python tests/library/model_figures.py`) to print fresh figures as JSON.
 """
 
 import json
 import sys
+from pathlib import Path
 
 import torch
-from conftest import padded_batch, tiny_model
 
 
 def compute_figures() -> dict:
+    from conftest import padded_batch, tiny_model
+
     from xlm_swcm_hf import XLMSWCMConfig, XLMSWCMForConditionalGeneration
 
     figures = {}
@@ -64,4 +67,5 @@ def compute_figures() -> dict:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: conftest.py is one folder up
     json.dump(compute_figures(), sys.stdout)

@@ -6,7 +6,7 @@ XLM-SWCM is tested here the way a model inside transformers is: a model tester i
 
 The mixins are not on PyPI: they come from a copy of transformers' test folder for the installed version (5.24.0),
 found at `$XLM_SWCM_TRANSFORMERS_TESTS`, else at `<repo>/../shared/transformers-tests` (the folder holding `tests/`
-and `utils/`). Without it this module skips; tests/test_export.py checks export, compile and static-cache
+and `utils/`). Without it this module skips; tests/library/test_export.py checks export, compile and static-cache
 generation directly and always runs. The mixins also need `parameterized` and `httpx` (the `dev` extra).
 
 The copy imports as the package `tests` (its modules use `from tests.... import` and relative imports). This
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 
-ROOT = Path(__file__).resolve().parents[1]
 TRANSFORMERS_TESTS = Path(
     os.environ.get("XLM_SWCM_TRANSFORMERS_TESTS") or ROOT.parent / "shared" / "transformers-tests"
 ).resolve()

@@ -377,7 +377,7 @@ def test_the_space_app_serves_the_model_its_card_names(folder, tmp_path):
 def test_the_pinned_gradio_is_the_one_the_space_asks_for():
     import gradio
 
-    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert f'serve = ["gradio=={gradio.__version__}"]' in text
 
 
