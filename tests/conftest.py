@@ -60,6 +60,48 @@ def tiny_model(seed=0, **overrides):
     return model
 
 
+def tiny_xlmr(seed=0, **overrides):
+    """A random XLM-R encoder of `TINY_ENCODER`'s shape (no pooling layer), seeded."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    torch.manual_seed(seed)
+    return XLMRobertaModel(XLMRobertaConfig(**{**TINY_ENCODER, **overrides}), add_pooling_layer=False)
+
+
+def save_tiny_folder(path, model=None, tokenizer=None):
+    """A model folder: `model` (`tiny_model()` when None) with `tokenizer` (the library's tiny tokenizer when None)."""
+    from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+
+    (tiny_model() if model is None else model).save_pretrained(path)
+    (build_tiny_xlmr_tokenizer() if tokenizer is None else tokenizer).save_pretrained(path)
+    return path
+
+
+def pairs_model_folder(path, rows, max_new_tokens=None):
+    """A tiny XLM-SWCM folder whose tokenizer (at most 60 pieces) is trained on the rows' sources and targets;
+    `max_new_tokens`, when given, saved as its generation default."""
+    from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+
+    tokenizer = build_tiny_xlmr_tokenizer([r["source"] for r in rows] + [r["target"] for r in rows], vocab_size=60)
+    model = tiny_model(vocab_size=len(tokenizer))
+    if max_new_tokens is not None:
+        model.generation_config.max_new_tokens = max_new_tokens
+    return save_tiny_folder(path, model, tokenizer)
+
+
+def write_jsonl(path, rows):
+    """`rows` as JSON lines (UTF-8, characters as they are); returns `path`."""
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def tagged_pairs():
+    """en -> xx pairs over the library's tiny multilingual texts, the source tagged 'en: ' as the recipes expect."""
+    from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS
+
+    return [{"source": f"en: {text}", "target": text, "lang": "xx"} for text in TINY_MULTILINGUAL_TEXTS]
+
+
 def padded_batch():
     """Two sources of different lengths, right-padded with pad_token_id=1."""
     input_ids = torch.tensor([[0, 5, 6, 7, 8, 9, 2], [0, 10, 11, 2, 1, 1, 1]])
@@ -101,7 +143,7 @@ def real_pairs(tmp_path_factory):
         for row in rows:
             by_language.setdefault(row["lang"], []).append(row)
         chosen = [row for language in sorted(by_language) for row in by_language[language][: size // 4]]
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen))
+        write_jsonl(folder / f"{split}.jsonl", chosen)
     return folder
 
 

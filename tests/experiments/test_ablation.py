@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import run_script
+from conftest import run_script, write_jsonl
 from conftest import tiny_recipe as shared_tiny_recipe
 from transformers import TrainerCallback, TrainerControl, TrainerState, XLMRobertaConfig
 
@@ -334,7 +334,7 @@ def test_equal_time_measures_a_variants_speed_here_when_its_run_did_not_run_besi
     assert ablation.side_by_side(*records)  # one after another on this device
     # The variant's run as it was recorded on a GPU: its speed says nothing about this CPU.
     records[1].update(device="cuda (NVIDIA H200)", step_seconds=0.001)
-    results.write_text("".join(json.dumps(record) + "\n" for record in records))
+    write_jsonl(results, records)
     study = ablation.run_study(recipe, ablation.StudySettings(**base, stages=["time"]), output, docs)
     records = [json.loads(line) for line in lines_of(results)]
     probes = [r for r in records if r["budget"] == "speed"]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import padded_batch, tiny_model
+from conftest import padded_batch, pairs_model_folder, tiny_model, write_jsonl
 
 from xlm_swcm_hf.checks import InputError
 
@@ -144,16 +144,10 @@ def test_benchmark_weights_read_counts_what_a_cached_step_reads():
 def test_benchmark_quality_check_on_a_trained_folder(tmp_path):
     """The real-model quality check, run on a tiny folder: chrF for fp32 and int8, identical-output share."""
     from xlm_swcm_experiments.benchmark import parse_args, run_quality
-    from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
 
     rows = [{"source": f"hello world {i}", "target": f"salam dunya {i}"} for i in range(5)]
-    data = tmp_path / "test.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    tokenizer = build_tiny_xlmr_tokenizer([r["source"] for r in rows] + [r["target"] for r in rows], vocab_size=60)
-    model = tiny_model(vocab_size=len(tokenizer))
-    model.generation_config.max_new_tokens = 4
-    model.save_pretrained(tmp_path / "final")
-    tokenizer.save_pretrained(tmp_path / "final")
+    data = write_jsonl(tmp_path / "test.jsonl", rows)
+    pairs_model_folder(tmp_path / "final", rows, max_new_tokens=4)
 
     args = parse_args(["--quality-model", str(tmp_path / "final"), "--quality-data", str(data)])
     result = run_quality(args, log=lambda message: None)

@@ -1,13 +1,12 @@
 """Data pipeline: loading, task formats, tokenization/label convention, collation, DAE noise, language sampling."""
 
-import json
 import logging
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ENCODER, tiny_model
+from conftest import TINY_ENCODER, tiny_model, write_jsonl
 from datasets import Dataset, DatasetDict, interleave_datasets
 
 from xlm_swcm_hf.data import (
@@ -83,7 +82,7 @@ def test_tiny_tokenizer_is_xlmr_shaped_and_fits_the_tiny_model(tokenizer, tmp_pa
 def _write(tmp_path, rows, fmt, name="data"):
     path = tmp_path / f"{name}.{fmt}"
     if fmt == "jsonl":
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        write_jsonl(path, rows)
     elif fmt == "csv":
         Dataset.from_list(rows).to_csv(path, index=False)
     elif fmt == "tsv":

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import padded_batch, run_script, tiny_model
+from conftest import padded_batch, pairs_model_folder, run_script, tiny_model, write_jsonl
 from torch import nn
 
 from xlm_swcm_hf.checks import InputError
@@ -150,15 +150,9 @@ def test_torchao_int4_quantizes_what_its_kernel_can_pack():
 
 
 def test_evaluate_script_quantizes_a_remote_code_folder(tmp_path):
-    from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
-
     rows = [{"source": f"hello world {i}", "target": f"salam dunya {i}", "lang": "ug"} for i in range(6)]
-    data = tmp_path / "test.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    tokenizer = build_tiny_xlmr_tokenizer([r["source"] for r in rows] + [r["target"] for r in rows], vocab_size=60)
-    folder = tmp_path / "model"
-    tiny_model(vocab_size=len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    data = write_jsonl(tmp_path / "test.jsonl", rows)
+    folder = pairs_model_folder(tmp_path / "model", rows)
     for beams in ("1", "2"):
         out = tmp_path / f"eval{beams}"
         argv = ["--model", folder, "--data", data, "--output", out, "--quantize", "int8", "--trust-remote-code"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_script, tiny_recipe
+from conftest import ROOT, run_script, tiny_recipe, write_jsonl
 from transformers import AutoTokenizer, TrainerCallback
 
 from xlm_swcm_hf.training import RecipeError, build, run_training
@@ -133,7 +133,7 @@ def test_pretraining_recipe_mixes_denoising_and_translation(real_pairs, tiny_enc
     for language in ("ug", "zh"):
         rows = [json.loads(line) for line in (real_pairs / "train.jsonl").read_text().splitlines()]
         texts = [row["target"] for row in rows if row["lang"] == language]
-        (monolingual / f"{language}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        write_jsonl(monolingual / f"{language}.jsonl", [{"text": t} for t in texts])
     output = tmp_path / "pretrain"
     recipe = tiny_recipe(
         real_pairs,

@@ -1,7 +1,8 @@
 import json
 
 import torch
-from transformers import AutoModel, AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
+from conftest import tiny_xlmr
+from transformers import AutoModel, AutoTokenizer
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
@@ -10,17 +11,7 @@ from xlm_swcm_hf.vocabulary import prune_encoder_vocabulary
 
 def test_pruned_encoder_keeps_segmentation_and_embeddings(tmp_path):
     tokenizer = build_tiny_xlmr_tokenizer(vocab_size=99)
-    config = XLMRobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        type_vocab_size=1,
-    )
-    torch.manual_seed(0)
-    encoder = XLMRobertaModel(config, add_pooling_layer=False).eval()
+    encoder = tiny_xlmr(seed=0, vocab_size=len(tokenizer), num_hidden_layers=2).eval()
     source = tmp_path / "encoder"
     encoder.save_pretrained(source)
     tokenizer.save_pretrained(source)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_ENCODER, run_script, tiny_model
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
+from conftest import TINY_ENCODER, run_script, tiny_model, tiny_xlmr, write_jsonl
+from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 from xlm_swcm_hf.checks import InputError
@@ -49,8 +49,7 @@ def covered_tokenizer():
 
 
 def save_encoder(folder, tokenizer=None, seed=1):
-    torch.manual_seed(seed)
-    encoder = XLMRobertaModel(XLMRobertaConfig(**TINY_ENCODER), add_pooling_layer=False).eval()
+    encoder = tiny_xlmr(seed).eval()
     encoder.save_pretrained(folder)
     (tokenizer or covered_tokenizer()).save_pretrained(folder)
     return encoder
@@ -211,7 +210,7 @@ def test_pruning_and_extension_compose_in_either_order(encoder_dir, tmp_path):
 def test_read_corpus_reads_text_and_jsonl_and_refuses_empty_files(tmp_path):
     (tmp_path / "bo.txt").write_text("ང་ཚོ་སློབ།\n\n  \nབོད་སྐད།\n", encoding="utf-8")
     rows = [{"source": "en: we learn", "target": "ང་ཚོ་སློབ།", "lang": "bo", "src_lang": "en"}, {"text": "ᠪᠢᠳᠡ"}]
-    (tmp_path / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    write_jsonl(tmp_path / "data.jsonl", rows)
     assert read_corpus(tmp_path / "bo.txt") == ["ང་ཚོ་སློབ།", "བོད་སྐད།"]
     assert read_corpus([tmp_path / "data.jsonl"], with_languages=True) == [
         ("en", "en: we learn"),
@@ -283,7 +282,7 @@ def test_script_refuses_bad_input_and_writes_nothing(encoder_dir, tmp_path, caps
     corpus.write_text("\n".join(NEW_SCRIPTS), encoding="utf-8")
     (tmp_path / "empty.txt").write_text("")
     no_tokenizer = tmp_path / "no-tokenizer"
-    XLMRobertaModel(XLMRobertaConfig(**TINY_ENCODER), add_pooling_layer=False).save_pretrained(no_tokenizer)
+    tiny_xlmr().save_pretrained(no_tokenizer)
     output = tmp_path / "out"
     args = {"--model": encoder_dir, "--corpus": corpus, "--output": output}
     extra = []

@@ -213,23 +213,11 @@ def test_one_run_per_output_folder_and_a_crashed_run_leaves_no_lock(real_pairs, 
 @pytest.fixture
 def folders(tmp_path):
     """A plain XLM-R encoder folder, a complete XLM-SWCM folder (both with tokenizers), data and a training folder."""
-    import torch
-    from conftest import TINY_ENCODER, tiny_model
-    from transformers import XLMRobertaConfig, XLMRobertaModel
+    from conftest import save_tiny_folder, tagged_pairs, tiny_xlmr, write_jsonl
 
-    from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
-
-    tokenizer = build_tiny_xlmr_tokenizer()
-    torch.manual_seed(0)
-    encoder = tmp_path / "encoder"
-    XLMRobertaModel(XLMRobertaConfig(**TINY_ENCODER), add_pooling_layer=False).save_pretrained(encoder)
-    tokenizer.save_pretrained(encoder)
-    model = tmp_path / "swcm"
-    tiny_model().save_pretrained(model)
-    tokenizer.save_pretrained(model)
-    rows = [{"source": f"en: {text}", "target": text, "lang": "xx"} for text in TINY_MULTILINGUAL_TEXTS]
-    data = tmp_path / "test.jsonl"
-    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    encoder = save_tiny_folder(tmp_path / "encoder", tiny_xlmr(seed=0))
+    model = save_tiny_folder(tmp_path / "swcm")
+    data = write_jsonl(tmp_path / "test.jsonl", tagged_pairs())
     run = tmp_path / "run"
     shutil.copytree(model, run / "final")
     (run / "metrics.json").write_text('{"train": {}}')

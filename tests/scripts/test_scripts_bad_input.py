@@ -3,33 +3,26 @@
 Each case is checked before any model is loaded or any step is spent.
 """
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY_ENCODER, run_script
-from transformers import XLMRobertaConfig, XLMRobertaModel
+from conftest import ROOT, run_script, save_tiny_folder, tagged_pairs, tiny_xlmr, write_jsonl
 
-from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    return path
+from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
 
 
 @pytest.fixture
 def material(tmp_path):
     """An encoder folder with its tokenizer, one without, and valid train/validation/test files."""
-    torch.manual_seed(0)
-    encoder = XLMRobertaModel(XLMRobertaConfig(**TINY_ENCODER), add_pooling_layer=False)
+    encoder = tiny_xlmr(seed=0)
     with_tokenizer, without_tokenizer = tmp_path / "encoder", tmp_path / "encoder-no-tokenizer"
     encoder.save_pretrained(with_tokenizer)
     encoder.save_pretrained(without_tokenizer)
     build_tiny_xlmr_tokenizer().save_pretrained(with_tokenizer)
-    rows = [{"source": f"en: {text}", "target": text, "lang": "xx"} for text in TINY_MULTILINGUAL_TEXTS]
-    files = {split: write_jsonl(tmp_path / f"{split}.jsonl", rows) for split in ("train", "validation", "test")}
+    files = {
+        split: write_jsonl(tmp_path / f"{split}.jsonl", tagged_pairs()) for split in ("train", "validation", "test")
+    }
     return {"encoder": with_tokenizer, "no_tokenizer": without_tokenizer, **files, "tmp": tmp_path}
 
 
@@ -178,8 +171,6 @@ def walk(material):
     """Every kind of bad input a new user gives, on disk once: data files, outputs, model folders."""
     import shutil
 
-    from conftest import tiny_model
-
     tmp = material["tmp"]
     (tmp / "empty.jsonl").write_text("")
     (tmp / "latin1.jsonl").write_bytes(
@@ -188,9 +179,7 @@ def walk(material):
     (tmp / "broken.jsonl").write_text('{"source": "en: a", "target": "b", "lang": "xx"}\n{"source": "en: c", "tar\n')
     (tmp / "latin1.txt").write_bytes("caf\xe9 na\xefve\n".encode("latin-1"))
     (tmp / "a-file").write_text("not a folder")
-    model = tmp / "swcm"
-    tiny_model().save_pretrained(model)
-    build_tiny_xlmr_tokenizer().save_pretrained(model)
+    model = save_tiny_folder(tmp / "swcm")
     cut = shutil.copytree(model, tmp / "swcm-cut")
     weights = (cut / "model.safetensors").read_bytes()
     (cut / "model.safetensors").write_bytes(weights[: len(weights) - 100])
