@@ -50,6 +50,9 @@ def test_compiled_rows_and_targets(report):
     assert "| compiled |" in table and "## Targets" in table and "a GPU target" in table
 
 
+PARTS_IN_ORDER = ["candidates", "quality", "compiled", "throughput"]
+
+
 def test_merge_takes_the_parts_not_run_now(report, tmp_path):
     from xlm_swcm_experiments.serving_benchmark import main
 
@@ -58,7 +61,12 @@ def test_merge_takes_the_parts_not_run_now(report, tmp_path):
     merged = main([*argv, "--merge", str(out / "serving.json"), "--out-dir", str(tmp_path / "merged")])
     assert merged["candidates"] == json.loads(json.dumps(earlier["candidates"]))
     assert merged["compiled"] == json.loads(json.dumps(earlier["compiled"]))
-    assert merged["meta"]["merged"]["parts"] == ["candidates", "quality", "compiled"]
+    assert merged["meta"]["merged"][0]["parts"] == ["candidates", "quality", "compiled"]
+    # --parts none: nothing measured; the first file holding a part wins, a later one adds what is still missing
+    merges = ["--merge", str(tmp_path / "merged" / "serving.json"), "--merge", str(out / "serving.json")]
+    rendered = main(["--parts", "none", *merges, "--out-dir", str(tmp_path / "rendered")])
+    assert [entry["parts"] for entry in rendered["meta"]["merged"]] == [PARTS_IN_ORDER]
+    assert rendered["throughput"] == merged["throughput"] and rendered["targets"] == merged["targets"]
     assert "are from" in (tmp_path / "merged" / "serving.md").read_text()
 
 

@@ -46,8 +46,11 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier serving.json in --out-dir")
     parser.add_argument(
         "--merge",
-        help="an earlier serving.json: the parts not run now are taken from it (e.g. speed on an idle machine, quality "
-        "after `make demo`), so targets and the chosen path see both",
+        action="append",
+        default=[],
+        help="an earlier serving.json (repeatable): the parts not run now are taken from it, the first file holding a "
+        "part wins (e.g. speed on an idle machine, quality after `make demo`), so targets and the chosen path see all; "
+        "with --parts none nothing is measured",
     )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -59,6 +62,9 @@ def check_arguments(args):
     from xlm_swcm_hf.checks import InputError, require_writable_output
 
     lists = {"parts": PARTS, "candidates": CANDIDATES, "configs": tuple(DECODE_CONFIGS), "impls": COMPILED_IMPLS}
+    if args.parts == "none" and args.merge:
+        args.parts = ""
+        lists.pop("parts")
     for option, allowed in lists.items():
         values = [value for value in getattr(args, option).split(",") if value]
         unknown = [value for value in values if value not in allowed]
@@ -84,12 +90,16 @@ def check_arguments(args):
 
         require_onnx_libraries()
     args.memory = not args.no_memory
-    if args.merge:
+    if args.parts == "":
+        args.parts = []
+    args.merge_reports = []
+    for path in args.merge:
         from xlm_swcm_hf.checks import read_json_file
 
-        args.merge_report = read_json_file(Path(args.merge), "--merge")
-        if not isinstance(args.merge_report, dict) or "meta" not in args.merge_report:
-            raise InputError(f"--merge {args.merge} is not a serving.json this benchmark wrote.")
+        earlier = read_json_file(Path(path), "--merge")
+        if not isinstance(earlier, dict) or "meta" not in earlier:
+            raise InputError(f"--merge {path} is not a serving.json this benchmark wrote.")
+        args.merge_reports.append((path, earlier))
     if not args.memory_child:
         require_writable_output(args.out_dir, "--out-dir")
         if (Path(args.out_dir) / "serving.json").exists() and not args.overwrite:
@@ -144,17 +154,20 @@ MERGED_KEYS = {
 
 
 def merge_parts(report: dict, earlier: dict, parts_run: list[str], path: str) -> None:
-    """The parts of `earlier` that this run did not measure, with where and when they were measured."""
+    """The parts of `earlier` that neither this run nor an earlier merge gave, with where and when they were
+    measured."""
+    have = set(parts_run) | {part for entry in report["meta"].get("merged", []) for part in entry["parts"]}
     taken = []
     for part, keys in MERGED_KEYS.items():
-        if part not in parts_run and part in earlier:
+        if part not in have and part in earlier:
             for key in keys:
                 if key in earlier:
                     report[key] = earlier[key]
             taken.append(part)
     if taken:
         date, commit = earlier["meta"].get("date"), earlier["meta"].get("commit")
-        report["meta"]["merged"] = {"from": path, "parts": taken, "date": date, "commit": commit}
+        entry = {"from": path, "parts": taken, "date": date, "commit": commit}
+        report["meta"].setdefault("merged", []).append(entry)
 
 
 def main(argv=None) -> dict:
@@ -194,8 +207,8 @@ def main(argv=None) -> dict:
         log("throughput:")
         report["throughput"] = run_throughput(args, log)
     report["meta"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    if args.merge:
-        merge_parts(report, args.merge_report, args.parts, args.merge)
+    for path, earlier in args.merge_reports:
+        merge_parts(report, earlier, args.parts, path)
     report["chosen"] = choose_path(report)
     report["targets"] = evaluate_targets(report)
     atomic_write_json(out_dir / "serving.json", report, indent=1, ensure_ascii=True)

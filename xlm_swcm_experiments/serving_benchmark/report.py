@@ -178,11 +178,10 @@ def markdown(report: dict) -> str:
         f"{_number(report.get('bandwidth_bound_ms_per_token'), 1)} ms/token.",
         "",
     ]
-    merged = meta.get("merged")
-    if merged:
+    for merged in meta.get("merged", []):
         lines[-1:] = [
             f"Parts {', '.join(merged['parts'])} are from {merged['from']} ({merged['date']}, commit "
-            f"{merged['commit']}); the rest from this run.",
+            f"{merged['commit']}).",
             "",
         ]
     if report.get("candidates"):
