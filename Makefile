@@ -5,9 +5,13 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast lint format core-check model-card demo serve browser ablation lora-vs-full bench bench-serving gpu-session gpu-check vocabulary-extension compat compat-ci clean
+.PHONY: help install test test-fast lint format core-check model-card demo serve browser ablation lora-vs-full bench bench-serving gpu-session gpu-check vocabulary-extension compat compat-ci clean
 
-install: $(VENV)/.installed
+# Every target with a `##` comment, with what it does.
+help:  ## this list
+	@awk 'BEGIN {FS = ":.*##  *"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-21s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(VENV)/.installed  ## the virtualenv (.venv, or VENV=...) with the package (editable) and its dev, demo and serve extras
 
 # torch first and pinned: 2.13.0 is the CPU build on local disk; an unpinned torch pulls GBs of CUDA wheels.
 $(VENV)/.installed: pyproject.toml
@@ -33,7 +37,7 @@ format: install  ## apply ruff's fixes and formatting
 
 # The package with its core dependencies only (no extras) in its own virtualenv: a tiny training must finish.
 CORE_VENV ?= .venv-core
-core-check:
+core-check:  ## the package with its core dependencies only, in its own virtualenv: a tiny training must finish
 	$(PYTHON) -m venv $(CORE_VENV)
 	$(CORE_VENV)/bin/python -m pip install -q --upgrade pip
 	$(CORE_VENV)/bin/python -m pip install -q torch==2.13.0
@@ -98,5 +102,5 @@ BENCH_ARGS ?=
 bench: install  ## full-size decode/encoder/training benchmark (long); writes artifacts/bench/ (JSON, markdown, PNG)
 	$(PY) scripts/benchmark.py $(BENCH_ARGS)
 
-clean:
+clean:  ## remove the virtualenvs, artifacts/ and pytest's cache
 	rm -rf $(VENV) .venv-core artifacts .pytest_cache
