@@ -1,6 +1,7 @@
 """The house rules that keep one home for each thing."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,54 @@ def test_the_tests_mirror_the_tree():
     }
     names = [p.name for p in tests.rglob("*.py") if "__pycache__" not in p.parts]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+# ------------------------------------------------------------------------------------------ the README and docs/
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+FENCED = re.compile(r"^```.*?^```", flags=re.S | re.M)
+
+
+def _prose(text: str) -> str:
+    """The text outside fenced code blocks and inline code, where a link or heading is one."""
+    return re.sub(r"`[^`\n]*`", "", FENCED.sub("", text))
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", FENCED.sub("", path.read_text(encoding="utf-8")), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=[str(p.relative_to(ROOT)) for p in DOC_PAGES])
+def test_relative_links_in_the_docs_resolve(page):
+    """Every relative link (and image) in the README and docs/ names a file that exists, and a heading there."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", _prose(page.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z]+:", target):
+            continue
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
+        if not path.exists() or anchor and anchor not in _anchors(path):
+            broken.append(target)
+    assert not broken, f"{page.relative_to(ROOT)}: {broken}"
+
+
+def _linked_pages(page: Path) -> set[Path]:
+    return {
+        (page.parent / target.partition("#")[0]).resolve()
+        for target in re.findall(r"\]\(([^)\s#]+)[^)\s]*\)", _prose(page.read_text(encoding="utf-8")))
+        if not re.match(r"[a-z]+:", target)
+    }
+
+
+def test_the_readme_links_every_docs_page():
+    """The README is the entry page: every hand-written page in docs/ is linked from it, and every other page (the
+    generated results, the demo's report) from it or from a page it links."""
+    from_readme = _linked_pages(ROOT / "README.md")
+    reachable = from_readme.union(*(_linked_pages(p) for p in from_readme if p.suffix == ".md" and p.exists()))
+    top = [p for p in sorted((ROOT / "docs").glob("*.md")) if p.resolve() not in from_readme]
+    deeper = [p for p in sorted((ROOT / "docs").rglob("*.md")) if p.resolve() not in reachable]
+    assert not top, [str(p.relative_to(ROOT)) for p in top]
+    assert not deeper, [str(p.relative_to(ROOT)) for p in deeper]
