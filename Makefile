@@ -102,5 +102,12 @@ BENCH_ARGS ?=
 bench: install  ## full-size decode/encoder/training benchmark (long); writes artifacts/bench/ (JSON, markdown, PNG)
 	$(PY) scripts/benchmark.py $(BENCH_ARGS)
 
+SERVING_ARGS ?=
+bench-serving: install  ## CPU serving paths (fp32, int8, compiled, ONNX Runtime), compiled decoding vs BART, translate.py throughput; targets and the chosen path (quality and throughput need make demo) -> artifacts/bench-serving/
+	$(PY) scripts/benchmark_serving.py $(SERVING_ARGS)
+
+gpu-session: install  ## on a lent GPU, under 10 minutes: make gpu-check and the compiled-decoding rows -> artifacts/gpu-session/ (date, device, commit)
+	bash scripts/gpu_session.sh
+
 clean:  ## remove the virtualenvs, artifacts/ and pytest's cache
 	rm -rf $(VENV) .venv-core artifacts .pytest_cache
