@@ -36,7 +36,7 @@ try:  # where the package is installed: its checks, tag and quantization (one ho
     from xlm_swcm_hf.quantization import quantize_for_cpu
     from xlm_swcm_hf.translation import TAG_TEMPLATE
 except ImportError:  # a Space: only this file, the model and requirements.txt; the same behaviour, fewer checks
-    TAG_TEMPLATE = "{lang}: {text}"  # xlm_swcm_hf.translation.TAG_TEMPLATE (tests/test_serve.py keeps them equal)
+    TAG_TEMPLATE = "{lang}: {text}"  # translation.TAG_TEMPLATE (tests/scripts/test_serve.py keeps them equal)
     quantize_for_cpu = require_trained_model = None
 
     class InputError(ValueError):

@@ -7,7 +7,7 @@ saves a screenshot of the whole page (the last translation and the list of recen
 Tibetan and a traditional Mongolian sentence typed into the text box afterwards, untranslated: the page's fonts for
 both scripts whatever the model's outputs are (the demo's are punctuation in Tibetan and Cyrillic Mongolian). The
 browser is Debian's `chromium` through its `chromedriver` (`make browser` installs both and the fonts); selenium
-drives it. tests/test_serve.py uses the same helpers.
+drives it. tests/scripts/test_serve.py uses the same helpers.
 """
 
 from __future__ import annotations
@@ -153,12 +153,24 @@ class Page:
         return self.find("#language input").get_attribute("value")
 
     def pick_language(self, code: str) -> None:
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+
         self.find("#language input").click()
-        options = self.wait.until(lambda d: d.find_elements(self.by.CSS_SELECTOR, "ul[role=listbox] li"))
-        matching = [option for option in options if option.text.strip().endswith(f"({code})")]
-        if not matching:
-            raise AssertionError(f"no language ({code}) among {[option.text for option in options]}")
-        matching[0].click()
+        seen: list[str] = []
+
+        def matching_option(driver):
+            # The list is filled (and re-rendered) after it opens: wait for the option rather than read it once.
+            try:
+                options = driver.find_elements(self.by.CSS_SELECTOR, "ul[role=listbox] li")
+                seen[:] = [option.text for option in options]
+                return next((option for option in options if option.text.strip().endswith(f"({code})")), False)
+            except StaleElementReferenceException:
+                return False
+
+        try:
+            self.wait.until(matching_option).click()
+        except TimeoutException:
+            raise AssertionError(f"no language ({code}) among {seen}") from None
         self.wait.until(lambda d: self.language().endswith(f"({code})"))
 
     def open_decoding(self) -> None:
