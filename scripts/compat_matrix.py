@@ -11,7 +11,7 @@ Examples:
     python scripts/compat_matrix.py --versions 4.46.3,5.0,5.25.0 --output /tmp/compat
     python scripts/compat_matrix.py --versions 5.25.0 --update-docs  # refresh those rows of docs/compat.*
     python scripts/compat_matrix.py --list                           # the versions of the matrix
-Environments are cached in artifacts/compat/ (--work-dir); see xlm_swcm_experiments/compat.py.
+Environments are cached in artifacts/compat/ (--work-dir); see xlm_swcm_experiments/compat/.
 """
 
 import os

@@ -1,7 +1,7 @@
 """Check one transformers version against a saved XLM-SWCM folder: `python compat_checker.py FOLDER REFERENCE ANSWER`.
 
 Run as a script in an environment with torch and one transformers version and without xlm_swcm_hf (it is blocked
-first, so only the folder's own remote code can serve); `xlm_swcm_experiments/compat.py` runs it once per version.
+first, so only the folder's own remote code can serve); `xlm_swcm_experiments/compat/` runs it once per version.
 It loads the folder through AutoConfig / AutoModelForSeq2SeqLM / AutoModel / AutoTokenizer (trust_remote_code=True),
 measures what REFERENCE's `request` asks for, compares with REFERENCE's `expected` and writes ANSWER (rewritten after
 every check, so a run that is killed still leaves what it finished).
@@ -14,7 +14,7 @@ Checks (`CHECKS`), each run on its own so that one failing hides none of the oth
   pipeline      pipeline("text2text-generation") text equals greedy decoding's, or "n/a" where the task does not exist
 
 Standalone on purpose: the standard library, torch and transformers only (it runs where this package is absent).
-`compat.py` imports `measure` to compute the reference with the package's own classes, and the tests import `compare`.
+`compat/reference.py` imports `measure` for the reference (the package's own classes); the tests import `compare`.
 Exit status: 0 every check passed (or n/a), 1 otherwise.
 """
 
@@ -266,66 +266,72 @@ def compare(expected: dict, measured: dict, missing: str = "not measured: the ch
     losses; pipeline: the texts greedy decoding gives source by source); `measured` is `measure`'s output, possibly
     partial (a checker that timed out): what it lacks fails with `missing`.
     """
-    verdicts = {}
 
-    def failed(name):
+    def failed(name):  # that measurement's error line, or None
         entry = measured.get(name) or {"error": missing}
         return entry.get("error")
 
-    load_errors: dict[str, list[str]] = {}  # error -> the parts that failed with it (model and base model often share)
+    return {  # in CHECKS order
+        "loads": _loads_verdict(expected, measured, failed),
+        "logits": _logits_verdict(expected, measured, failed),
+        **{mode: _ids_verdict(expected, measured, failed, mode) for mode in ("greedy", "beam", "sampling")},
+        "trainer_step": _trainer_step_verdict(expected, measured, failed),
+        "pipeline": _pipeline_verdict(expected, measured, failed),
+    }
+
+
+def _loads_verdict(expected: dict, measured: dict, failed) -> dict:
+    """Every part loads (the errors grouped: model and base model often share one) and the tokenizer's ids match."""
+    load_errors: dict[str, list[str]] = {}  # error -> the parts that failed with it
     for part in ("config", "model", "base_model", "tokenizer"):
         if failed(f"load_{part}"):
             load_errors.setdefault(failed(f"load_{part}"), []).append(part)
-    load_errors = [f"{', '.join(parts)}: {error}" for error, parts in load_errors.items()]
     if load_errors:
-        verdicts["loads"] = _verdict(FAIL, "; ".join(load_errors))
-    elif failed("tokenizer_ids"):
-        verdicts["loads"] = _verdict(FAIL, f"tokenizer: {failed('tokenizer_ids')}")
-    elif measured["tokenizer_ids"]["value"] != expected["tokenizer_ids"]:
-        verdicts["loads"] = _verdict(FAIL, "the tokenizer encodes the sources differently")
-    else:
-        classes = [measured[f"load_{name}"]["value"]["class"] for name in ("model", "base_model", "tokenizer")]
-        verdicts["loads"] = _verdict(PASS, ", ".join(classes))
+        return _verdict(FAIL, "; ".join(f"{', '.join(parts)}: {error}" for error, parts in load_errors.items()))
+    if failed("tokenizer_ids"):
+        return _verdict(FAIL, f"tokenizer: {failed('tokenizer_ids')}")
+    if measured["tokenizer_ids"]["value"] != expected["tokenizer_ids"]:
+        return _verdict(FAIL, "the tokenizer encodes the sources differently")
+    classes = [measured[f"load_{name}"]["value"]["class"] for name in ("model", "base_model", "tokenizer")]
+    return _verdict(PASS, ", ".join(classes))
 
+
+def _logits_verdict(expected: dict, measured: dict, failed) -> dict:
     if failed("logits"):
-        verdicts["logits"] = _verdict(FAIL, failed("logits"))
-    else:
-        try:
-            difference = _max_abs_difference(expected["logits"], measured["logits"]["value"])
-        except ValueError as error:
-            verdicts["logits"] = _verdict(FAIL, f"logits {error}")
-        else:
-            status = PASS if difference <= LOGITS_TOLERANCE else FAIL
-            verdicts["logits"] = _verdict(status, f"max |diff| {difference:.2e} (tolerance {LOGITS_TOLERANCE:.0e})")
+        return _verdict(FAIL, failed("logits"))
+    try:
+        difference = _max_abs_difference(expected["logits"], measured["logits"]["value"])
+    except ValueError as error:
+        return _verdict(FAIL, f"logits {error}")
+    status = PASS if difference <= LOGITS_TOLERANCE else FAIL
+    return _verdict(status, f"max |diff| {difference:.2e} (tolerance {LOGITS_TOLERANCE:.0e})")
 
-    for mode in ("greedy", "beam", "sampling"):
-        if failed(mode):
-            verdicts[mode] = _verdict(FAIL, failed(mode))
-            continue
-        difference = _first_difference(expected[mode], measured[mode]["value"])
-        verdicts[mode] = _verdict(FAIL, difference) if difference else _verdict(PASS, "identical ids")
 
+def _ids_verdict(expected: dict, measured: dict, failed, mode: str) -> dict:
+    if failed(mode):
+        return _verdict(FAIL, failed(mode))
+    difference = _first_difference(expected[mode], measured[mode]["value"])
+    return _verdict(FAIL, difference) if difference else _verdict(PASS, "identical ids")
+
+
+def _trainer_step_verdict(expected: dict, measured: dict, failed) -> dict:
     if failed("trainer_step"):
-        verdicts["trainer_step"] = _verdict(FAIL, failed("trainer_step"))
-    else:
-        losses = measured["trainer_step"]["value"]
-        differences = {key: abs(losses[key] - expected["trainer_step"][key]) for key in expected["trainer_step"]}
-        worst = max(differences.values())
-        detail = (
-            f"loss {losses['train_loss']:.6f}, after the step {losses['loss_after_step']:.6f} (max |diff| {worst:.1e})"
-        )
-        verdicts["trainer_step"] = _verdict(PASS if worst <= LOSS_TOLERANCE else FAIL, detail)
+        return _verdict(FAIL, failed("trainer_step"))
+    losses = measured["trainer_step"]["value"]
+    worst = max(abs(losses[key] - value) for key, value in expected["trainer_step"].items())
+    detail = f"loss {losses['train_loss']:.6f}, after the step {losses['loss_after_step']:.6f} (max |diff| {worst:.1e})"
+    return _verdict(PASS if worst <= LOSS_TOLERANCE else FAIL, detail)
 
+
+def _pipeline_verdict(expected: dict, measured: dict, failed) -> dict:
     if failed("pipeline"):
-        verdicts["pipeline"] = _verdict(FAIL, failed("pipeline"))
-    elif measured["pipeline"]["value"] is None:
-        verdicts["pipeline"] = _verdict(NOT_APPLICABLE, f"no {PIPELINE_TASK} pipeline in this version")
-    elif measured["pipeline"]["value"] != expected["pipeline"]:
+        return _verdict(FAIL, failed("pipeline"))
+    if measured["pipeline"]["value"] is None:
+        return _verdict(NOT_APPLICABLE, f"no {PIPELINE_TASK} pipeline in this version")
+    if measured["pipeline"]["value"] != expected["pipeline"]:
         got, want = measured["pipeline"]["value"], expected["pipeline"]
-        verdicts["pipeline"] = _verdict(FAIL, f"pipeline gave {got!r}, greedy generation {want!r}")
-    else:
-        verdicts["pipeline"] = _verdict(PASS, "same text as greedy generation")
-    return verdicts
+        return _verdict(FAIL, f"pipeline gave {got!r}, greedy generation {want!r}")
+    return _verdict(PASS, "same text as greedy generation")
 
 
 def all_passed(verdicts: dict) -> bool:

@@ -1,4 +1,4 @@
-"""The transformers version matrix (xlm_swcm_experiments/compat.py) without building environments: version selection,
+"""The transformers version matrix (xlm_swcm_experiments/compat/) without building environments: version selection,
 the comparison on made-up answers, the table and report, bad input; and the checker run for real against this
 virtualenv's transformers (the one environment that needs nothing built)."""
 
@@ -311,7 +311,7 @@ def test_list_prints_the_versions(capsys, tmp_path):
 def test_a_checker_that_stops_without_an_answer_fails_every_check(tmp_path, monkeypatch):
     crashing = tmp_path / "crash.py"
     crashing.write_text("import sys\nsys.exit('Segmentation fault, say')\n")
-    monkeypatch.setattr(compat, "CHECKER_SCRIPT", crashing)
+    monkeypatch.setattr(compat.checks, "CHECKER_SCRIPT", crashing)
     verdicts = compat.run_checker(Path(sys.executable), tmp_path, tmp_path / "reference.json", 60, EXPECTED)["verdicts"]
     assert verdicts == dict.fromkeys(CHECKS, {"status": FAIL, "detail": "the checker stopped: Segmentation fault, say"})
 
@@ -323,7 +323,7 @@ def test_a_checker_that_times_out_keeps_what_it_finished(tmp_path, monkeypatch):
     slow.write_text(
         f"import json, sys, time\nopen(sys.argv[3], 'w').write({json.dumps(json.dumps(partial))})\ntime.sleep(60)\n"
     )
-    monkeypatch.setattr(compat, "CHECKER_SCRIPT", slow)
+    monkeypatch.setattr(compat.checks, "CHECKER_SCRIPT", slow)
     verdicts = compat.run_checker(Path(sys.executable), tmp_path, tmp_path / "reference.json", 3, EXPECTED)["verdicts"]
     assert verdicts["greedy"]["status"] == PASS
     assert verdicts["pipeline"] == {"status": FAIL, "detail": "timed out after 3 s"}
@@ -391,7 +391,7 @@ class _ThisInterpreter:
     ],
 )
 def test_the_refusal_counts_only_as_the_folders_own_line(tmp_path, monkeypatch, script, refused):
-    monkeypatch.setattr(compat, "REFUSAL_SCRIPT", script)
-    monkeypatch.setattr(compat, "python_of", lambda environment: Path(sys.executable))
+    monkeypatch.setattr(compat.checks, "REFUSAL_SCRIPT", script)
+    monkeypatch.setattr(compat.checks, "python_of", lambda environment: Path(sys.executable))
     answer = compat.check_refusal(_ThisInterpreter(), tmp_path, 60)
     assert answer["refused"] is refused and answer["version"] == "4.45.2"
