@@ -16,7 +16,7 @@ from ..benchmark import (
     read_parallel_jsonl,
     summary,
 )
-from .settings import DTYPES, compile_forward
+from .settings import DTYPES, compile_forward, forget_compiled
 
 
 # ----------------------------------------------------------------------------------------------------- compiled
@@ -41,6 +41,7 @@ def decode_models(size: str, device: str, dtype: torch.dtype) -> dict:
 def run_compiled(args, log) -> list[dict]:
     """Each configuration at `args.length` new tokens, implementations interleaved; the first (warm-up) call of each
     at the timed shape is kept apart: for the compiled ones it includes compiling."""
+    forget_compiled()
     models = decode_models(args.size, args.device, DTYPES[args.dtype])
     rows = []
     for config in args.configs:

@@ -24,7 +24,7 @@ from ..benchmark import (
     summary,
     token_agreement,
 )
-from .settings import REFERENCE, compile_forward, short_error
+from .settings import REFERENCE, compile_forward, forget_compiled, short_error
 
 
 # --------------------------------------------------------------------------------------------------- candidates
@@ -132,6 +132,7 @@ def measure_memory(rows: list[dict], args, log) -> None:
 
 
 def run_candidates(args, log) -> dict:
+    forget_compiled()
     base = build_swcm(args.size)
     rows = []
     for name in args.candidates:

@@ -30,6 +30,13 @@ def fresh_compiles() -> None:
     torch._inductor.config.autotune_local_cache = False
 
 
+def forget_compiled() -> None:
+    """Called as each part starts. Dynamo keeps compiled graphs per code object and guards on shapes, not on the
+    module instance, so without this a part's compiled model would reuse the graphs an earlier part compiled for
+    another instance of the same class, and its first call would not include compiling."""
+    torch.compiler.reset()
+
+
 def short_error(error: Exception) -> str:
     return " ".join(f"{type(error).__name__}: {error}".split())[:300]
 
