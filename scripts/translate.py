@@ -15,6 +15,7 @@ from xlm_swcm_hf.checks import (
     require_trained_model,
 )
 from xlm_swcm_hf.inference import add_backend_arguments, backend_from_arguments, load_for_inference
+from xlm_swcm_hf.recipe import GENERATION_BATCH_SIZE
 from xlm_swcm_hf.translation import check_batching, check_output, read_sources, tagged, translate_file
 
 
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
     parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
     batching = parser.add_argument_group("batching (one of)")
-    batching.add_argument("--batch-size", type=int, help="sentences per batch (default: 16)")
+    batching.add_argument("--batch-size", type=int, help=f"sentences per batch (default: {GENERATION_BATCH_SIZE})")
     batching.add_argument("--max-tokens-per-batch", type=int, help="padded source tokens per batch")
     add_backend_arguments(parser)
     parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")

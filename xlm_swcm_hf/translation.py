@@ -36,11 +36,11 @@ from pathlib import Path
 
 from .checks import InputError, require_local_path, require_utf8, require_writable_output
 from .files import atomic_write_text, output_lock
+from .recipe import GENERATION_BATCH_SIZE
 
 
-TAG_TEMPLATE = "{lang}: {text}"  # the same tag as xlm_swcm_experiments.demo.data.TAG_TEMPLATE
+TAG_TEMPLATE = "{lang}: {text}"  # the project's target-language tag (the demo's data and serve.py use it)
 TRANSLATION_FIELD = "translation"
-DEFAULT_BATCH_SIZE = 16
 SIDECAR_SUFFIX = ".partial.jsonl"
 
 
@@ -189,7 +189,7 @@ def make_batches(
     of `batch_size` sentences, or of at most `max_tokens_per_batch` padded tokens (a longer source alone)."""
     order = sorted(indices, key=lambda index: (-lengths[index], index))
     if max_tokens_per_batch is None:
-        size = batch_size or DEFAULT_BATCH_SIZE
+        size = batch_size or GENERATION_BATCH_SIZE
         return [order[start : start + size] for start in range(0, len(order), size)]
     batches, current = [], []
     for index in order:

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from xlm_swcm_hf.files import atomic_output_dir
+from xlm_swcm_hf.translation import TAG_TEMPLATE  # how the target language is marked on the English source
 
 from .cleaning import (
     DEFAULT_SPLIT_FRACTIONS,
@@ -87,9 +88,6 @@ __all__ = [
     "build_demo_dataset",
 ]
 
-# How the target language is marked on the English source.  `{lang}` is the record's
-# `lang` key, `{text}` the English text.
-TAG_TEMPLATE = "{lang}: {text}"
 SRC_LANG = "en"
 SUPPORTED_LANGUAGES = ("ug", "kk", "kk_Arab", "mn", "zh", "bo")
 DEFAULT_LANGUAGES = ("ug", "kk", "kk_Arab", "mn", "zh", "bo")
