@@ -118,7 +118,8 @@ def require_onnx_libraries() -> None:
 
 def _export(module: nn.Module, args: tuple, dynamic_shapes, path: Path) -> None:
     with torch.no_grad():
-        program = torch.onnx.export(module, args, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
+        # The wrappers are new modules (training mode by default); the model inside is already in eval mode.
+        program = torch.onnx.export(module.eval(), args, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
     program.save(str(path))
 
 
