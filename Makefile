@@ -92,7 +92,7 @@ gpu-check: install  ## on a CUDA machine: fp16/bf16 training, CUDA = CPU tokens,
 # Every transformers minor from 4.46 on, each in its own cached environment under artifacts/compat/ (torch 2.13.0,
 # no xlm_swcm_hf): a saved folder must load through its remote code and reproduce logits, generation, a trainer step.
 COMPAT_ARGS ?=
-compat: install  ## the full transformers version matrix (long; environments cached) -> docs/compat.md, docs/compat.json
+compat: install  ## the full transformers version matrix (long; environments cached) -> docs/results/compat.md, docs/results/compat.json
 	$(PY) scripts/compat_matrix.py $(COMPAT_ARGS)
 
 compat-ci: install  ## the CI subset of the matrix: oldest, middle, newest transformers -> artifacts/compat/report/

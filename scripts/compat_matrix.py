@@ -6,10 +6,10 @@ measured where the folder was saved. Prints a line per version and a table; writ
 Exit status: 0 every requested version passes; 1 one or more fail; 2 bad input (before any work).
 
 Examples:
-    python scripts/compat_matrix.py                                  # the full matrix -> docs/compat.{md,json}
+    python scripts/compat_matrix.py                                  # the full matrix -> docs/results/compat.{md,json}
     python scripts/compat_matrix.py --ci                       # oldest, middle, newest -> artifacts/compat/report/
     python scripts/compat_matrix.py --versions 4.46.3,5.0,5.25.0 --output /tmp/compat
-    python scripts/compat_matrix.py --versions 5.25.0 --update-docs  # refresh those rows of docs/compat.*
+    python scripts/compat_matrix.py --versions 5.25.0 --update-docs  # refresh those rows of docs/results/compat.*
     python scripts/compat_matrix.py --list                           # the versions of the matrix
 Environments are cached in artifacts/compat/ (--work-dir); see xlm_swcm_experiments/compat/.
 """

@@ -257,6 +257,19 @@ def test_write_report_writes_json_and_markdown(tmp_path):
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["compat.json", "compat.md"]
 
 
+def test_the_stored_report_lives_in_docs_results_and_renders_to_its_markdown(tmp_path):
+    """Generated results live in docs/results/: the full matrix and --update-docs write there, and the stored
+    compat.md is what the stored compat.json renders to."""
+    results = compat.ROOT / "docs" / "results"
+    assert compat.DOCS_DIR == results
+    assert compat.parse_args(["--work-dir", str(tmp_path / "work")]).output == results
+    args = compat.parse_args(["--versions", "5.25.0", "--update-docs", "--work-dir", str(tmp_path / "work")])
+    stored = json.loads((results / "compat.json").read_text(encoding="utf-8"))
+    assert args.output == results and args.merge_into == stored
+    assert compat.render_markdown(stored).encode("utf-8") == (results / "compat.md").read_bytes()
+    assert not (compat.ROOT / "docs" / "compat.md").exists() and not (compat.ROOT / "docs" / "compat.json").exists()
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 
 

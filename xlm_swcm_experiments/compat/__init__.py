@@ -11,8 +11,8 @@
    compares with the reference), with a timeout; print a line per version and the table, write compat.json and
    compat.md. Exit status 0 only if every requested version passes; 1 otherwise; 2 bad input (before any work).
 
-Where the results go: the full matrix writes docs/compat.{md,json}; a partial run (--versions, --ci) writes
-<work-dir>/report/ unless --output names a folder, or --update-docs merges its rows into docs/compat.*.
+Where the results go: the full matrix writes docs/results/compat.{md,json}; a partial run (--versions, --ci) writes
+<work-dir>/report/ unless --output names a folder, or --update-docs merges its rows into docs/results/compat.*.
 
 The package, one job a module:
 - `versions.py`: the pinned releases, the matrix (latest patch per minor), the CI subset, --versions, requirements;

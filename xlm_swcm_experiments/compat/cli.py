@@ -22,7 +22,7 @@ from .versions import DEFAULT_VERSIONS, TORCH_VERSION, ci_versions, parse_versio
 
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS_DIR = ROOT / "docs"
+DOCS_DIR = ROOT / "docs" / "results"  # generated results (the full matrix, --update-docs); never edited by hand
 DEFAULT_WORK_DIR = ROOT / "artifacts" / "compat"
 # The first line of the package docstring (the help output names it).
 DESCRIPTION = (
@@ -37,8 +37,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     which.add_argument("--versions", help="comma-separated transformers versions (5.0 = its latest patch)")
     which.add_argument("--ci", action="store_true", help="the CI subset: oldest, middle and newest version")
     parser.add_argument("--list", action="store_true", help="print the versions that would run and exit")
-    parser.add_argument("--output", help="folder for compat.json and compat.md (default: see above)")
-    parser.add_argument("--update-docs", action="store_true", help="merge a partial run's rows into docs/compat.*")
+    parser.add_argument(
+        "--output",
+        help="folder for compat.json and compat.md "
+        "(default: docs/results/ for the full matrix, <work-dir>/report/ for a partial run)",
+    )
+    parser.add_argument(
+        "--update-docs", action="store_true", help="merge a partial run's rows into docs/results/compat.*"
+    )
     parser.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR), help="environments and scratch (cached)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for one version's checks")
     parser.add_argument("--install-timeout", type=float, default=1200, help="seconds for one environment's pip")
@@ -51,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         if getattr(args, option) <= 0:
             raise InputError(f"--{option.replace('_', '-')} must be positive, got {getattr(args, option)}.")
     if args.update_docs and args.output:
-        raise InputError("--update-docs writes docs/compat.*; do not combine it with --output.")
+        raise InputError("--update-docs writes docs/results/compat.*; do not combine it with --output.")
     if args.output:
         args.output = Path(args.output)
     elif args.full_matrix or args.update_docs:
@@ -63,9 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     require_writable_output(args.output, "--output")
     args.merge_into = None
     if args.update_docs and not args.full_matrix and (DOCS_DIR / "compat.json").is_file():
-        args.merge_into = read_json_file(DOCS_DIR / "compat.json", "docs/compat.json")
+        args.merge_into = read_json_file(DOCS_DIR / "compat.json", "docs/results/compat.json")
         if not isinstance(args.merge_into, dict) or not isinstance(args.merge_into.get("rows"), list):
-            raise InputError("docs/compat.json has no rows to merge into; run the full matrix (make compat) instead.")
+            raise InputError(
+                "docs/results/compat.json has no rows to merge into; run the full matrix (make compat) instead."
+            )
     return args
 
 

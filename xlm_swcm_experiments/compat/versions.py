@@ -75,7 +75,7 @@ def parse_versions(text: str, releases=KNOWN_RELEASES) -> list[str]:
 
 def requirements_for(version: str) -> list[str]:
     """What pip installs beside torch for `version`: transformers, accelerate (the Trainer needs it) and the pins that
-    release needs to import and run, found by trying each one (see docs/compat.md)."""
+    release needs to import and run, found by trying each one (see docs/results/compat.md)."""
     requirements = [f"transformers=={version}", "accelerate"]
     return requirements
 
