@@ -141,8 +141,13 @@ def meta(args) -> dict:
         "commit": commit.stdout.strip() or "unknown",
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "repeats": args.repeats,
+        "parts": list(args.parts),
         "argv": sys.argv[1:],
     }
+
+
+# What a merged part keeps of the run that measured it (its header line says under what conditions).
+CONDITION_KEYS = ("date", "commit", "size", "threads", "device", "loadavg_before", "loadavg_after", "repeats")
 
 
 MERGED_KEYS = {
@@ -165,8 +170,7 @@ def merge_parts(report: dict, earlier: dict, parts_run: list[str], path: str) ->
                     report[key] = earlier[key]
             taken.append(part)
     if taken:
-        date, commit = earlier["meta"].get("date"), earlier["meta"].get("commit")
-        entry = {"from": path, "parts": taken, "date": date, "commit": commit}
+        entry = {"from": path, "parts": taken, **{key: earlier["meta"].get(key) for key in CONDITION_KEYS}}
         report["meta"].setdefault("merged", []).append(entry)
 
 

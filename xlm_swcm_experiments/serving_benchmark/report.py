@@ -167,23 +167,29 @@ def compiled_markdown(rows: list[dict]) -> list[str]:
     return lines
 
 
+def conditions(run: dict) -> str:
+    """When, at which commit and under what load a run measured (each part keeps its own)."""
+    return (
+        f"{run.get('date')}, commit {run.get('commit')}, {run.get('threads')} thread(s), "
+        f"load average before/after {run.get('loadavg_before')} / {run.get('loadavg_after')}, "
+        f"{run.get('repeats')} repeats"
+    )
+
+
 def markdown(report: dict) -> str:
     meta = report["meta"]
+    parts_now = meta.get("parts", ["all"])
     lines = [
-        f"# Serving benchmark ({meta['size']}, {meta['threads']} threads, {meta['device']})",
+        f"# Serving benchmark ({meta['size']}, {meta['device']})",
         "",
-        f"torch {meta['torch']}, transformers {meta['transformers']}, onnxruntime {meta['onnxruntime']}; "
-        f"{meta['date']}, commit {meta['commit']}; load average before/after {meta['loadavg_before']} / "
-        f"{meta.get('loadavg_after')}; {meta['repeats']} repeats. Weights-read bound (fp32, batch 1): "
-        f"{_number(report.get('bandwidth_bound_ms_per_token'), 1)} ms/token.",
+        f"torch {meta['torch']}, transformers {meta['transformers']}, onnxruntime {meta['onnxruntime']}. "
+        f"Weights-read bound (fp32, batch 1): {_number(report.get('bandwidth_bound_ms_per_token'), 1)} ms/token.",
         "",
     ]
+    if parts_now:
+        lines[-1:] = [f"Parts {', '.join(parts_now)} measured by this run ({conditions(meta)}).", ""]
     for merged in meta.get("merged", []):
-        lines[-1:] = [
-            f"Parts {', '.join(merged['parts'])} are from {merged['from']} ({merged['date']}, commit "
-            f"{merged['commit']}).",
-            "",
-        ]
+        lines[-1:] = [f"Parts {', '.join(merged['parts'])} are from {merged['from']} ({conditions(merged)}).", ""]
     if report.get("candidates"):
         lines += candidates_markdown(report["candidates"])
     if report.get("quality"):
@@ -207,5 +213,5 @@ def markdown(report: dict) -> str:
         met = "met" if target["met"] else "not met"
         if target["met"] is None:
             met = "– (a GPU target)" if target["value"] is not None else "–"
-        lines.append(f"| {target['target']} | {_number(target['value'])} | {target['goal']} | {met} |")
+        lines.append(f"| {target['target']} | {_number(target['value'], 3)} | {target['goal']} | {met} |")
     return "\n".join(lines) + "\n"
