@@ -42,7 +42,12 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from .checks import InputError
 from .configuration_xlm_swcm import XLMSWCMConfig
-from .modeling_xlm_swcm import CACHE_FIELD, make_room_for_every_decoder_layer, shift_tokens_right
+from .modeling_xlm_swcm import (
+    CACHE_FIELD,
+    XLMSWCMForConditionalGeneration,
+    make_room_for_every_decoder_layer,
+    shift_tokens_right,
+)
 
 
 GRAPH_FILES = {"encoder": "encoder.onnx", "cross_attention": "cross_attention.onnx", "decoder": "decoder.onnx"}
@@ -279,6 +284,17 @@ class OnnxRuntimeXLMSWCM(PreTrainedModel, GenerationMixin):
 
     def get_encoder(self, *args, **kwargs):
         return self.encoder
+
+    def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
+        """`GenerationMixin.generate` with the PyTorch model's length rules: a length the caller gives beats the one
+        stored as the model's default, and a length the position table cannot embed is refused before decoding
+        (the graphs would fail at that step instead)."""
+        pytorch_model = XLMSWCMForConditionalGeneration
+        kwargs = pytorch_model._caller_lengths_first(self, generation_config, kwargs)
+        decoder_input_ids = kwargs.get("decoder_input_ids")
+        prompt_length = 1 if decoder_input_ids is None else decoder_input_ids.shape[1]
+        pytorch_model._check_target_length(self, generation_config, kwargs, prompt_length)
+        return super().generate(inputs, generation_config, **kwargs)
 
     def _run(self, name: str, tensors) -> list[torch.Tensor]:
         feed = {key: tensor.contiguous().numpy() for key, tensor in zip(self._input_names[name], tensors)}

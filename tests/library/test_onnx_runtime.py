@@ -108,6 +108,20 @@ def test_refusals(model, exports, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_lengths_follow_the_pytorch_models_rules(model, exports, caplog):
+    onnx_model = OnnxRuntimeXLMSWCM.from_exported(exports / "None")
+    onnx_model.generation_config.max_length = 12  # a stored default, as a saved folder has
+    with caplog.at_level("WARNING"):
+        out = onnx_model.generate(**padded_batch(), max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    assert out.shape[1] == 1 + 3  # the caller's length beats the stored one, without a "both are set" warning
+    assert "seem to have been set" not in caplog.text
+    too_long = model.config.max_position_embeddings + 10
+    with pytest.raises(ValueError, match="shared position table"):  # refused before decoding, as PyTorch refuses
+        onnx_model.generate(**padded_batch(), max_new_tokens=too_long)
+    with pytest.raises(ValueError, match="shared position table"):
+        model.generate(**padded_batch(), max_new_tokens=too_long)
+
+
 # --------------------------------------------------------------------------------------------- translate.py
 
 
