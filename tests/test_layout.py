@@ -87,10 +87,11 @@ def test_scripts_are_thin_and_import_one_way(path):
 
 def test_the_tests_mirror_the_tree():
     """tests/library tests xlm_swcm_hf, tests/experiments xlm_swcm_experiments, tests/scripts the command lines; the
-    shared fixtures (conftest.py) and these rules stay at the top. Basenames stay unique: pytest imports test files
+    shared fixtures (conftest.py), these rules and the environment's (test_environment.py: the lock, .ci/) stay at
+    the top. Basenames stay unique: pytest imports test files
     by basename (no __init__.py), so two of one name would collide."""
     tests = ROOT / "tests"
-    assert sorted(p.name for p in tests.glob("*.py")) == ["conftest.py", "test_layout.py"]
+    assert sorted(p.name for p in tests.glob("*.py")) == ["conftest.py", "test_environment.py", "test_layout.py"]
     assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))} == {
         "data",
         "experiments",

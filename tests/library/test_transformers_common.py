@@ -4,10 +4,12 @@ XLM-SWCM is tested here the way a model inside transformers is: a model tester i
 `tests/models/bart/test_modeling_bart.py` (tiny config, `prepare_config_and_inputs`,
 `prepare_config_and_inputs_for_common`, ...) and a test class mixing in transformers' test mixins.
 
-The mixins are not on PyPI: they come from a copy of transformers' test folder for the installed version (5.24.0),
-found at `$XLM_SWCM_TRANSFORMERS_TESTS`, else at `<repo>/../shared/transformers-tests` (the folder holding `tests/`
-and `utils/`). Without it this module skips; tests/library/test_export.py checks export, compile and static-cache
-generation directly and always runs. The mixins also need `parameterized` and `httpx` (the `dev` extra).
+The mixins are not on PyPI: they come from a copy of transformers' test folder for one release (5.24.0, the locked
+one), found at `$XLM_SWCM_TRANSFORMERS_TESTS`, else at `<repo>/../shared/transformers-tests` (the folder holding
+`tests/`, `utils/` and `VERSION`, the release they come from). Without it, or with another transformers release
+installed than `VERSION` names, this module skips with the reason (`.ci/run` makes that a failure where the folder is
+laid); tests/library/test_export.py checks export, compile and static-cache generation directly and always runs.
+The mixins also need `parameterized` and `httpx` (the `dev` extra).
 
 The copy imports as the package `tests` (its modules use `from tests.... import` and relative imports). This
 project's own tests folder is also called `tests`, but it has no `__init__.py`: pytest imports our files as
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from conftest import ROOT
 
 
@@ -33,14 +36,36 @@ TRANSFORMERS_TESTS = Path(
 ).resolve()
 
 
+def _skip_or_fail(reason: str):
+    """Skip the module; under XLM_SWCM_REQUIRE_COMMON_TESTS=1 (.ci/run sets it where ../shared is laid) fail instead,
+    so that CI cannot go green by skipping them."""
+    if os.environ.get("XLM_SWCM_REQUIRE_COMMON_TESTS") == "1":
+        pytest.fail(f"{reason}, and XLM_SWCM_REQUIRE_COMMON_TESTS=1 asks for them to run", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def _check_mixins_release(folder: Path):
+    """The mixins are bound to the transformers release they were copied from (its VERSION file): with another
+    release installed they fail to import or test what that release does not have, so they skip with the reason."""
+    version_file = folder / "VERSION"
+    if not version_file.is_file():
+        _skip_or_fail(f"{version_file} is missing: it names the transformers release the common-test mixins are for")
+    mixins_release = version_file.read_text(encoding="utf-8").strip()
+    if transformers.__version__ != mixins_release:
+        _skip_or_fail(
+            f"transformers {transformers.__version__} installed, the common-test mixins are for {mixins_release} "
+            "(`make install` installs the locked release)"
+        )
+
+
 def _import_transformers_test_mixins(folder: Path):
     """Import the copy's `tests` package and the modules used here; put `folder` on sys.path only meanwhile."""
     if not (folder / "tests" / "test_modeling_common.py").is_file():
-        pytest.skip(
+        _skip_or_fail(
             f"transformers' test mixins not found at {folder} (set XLM_SWCM_TRANSFORMERS_TESTS to the folder holding "
-            "transformers' `tests/` and `utils/` for the installed transformers version)",
-            allow_module_level=True,
+            "transformers' `tests/` and `utils/` for the installed transformers version)"
         )
+    _check_mixins_release(folder)
     for name in ("parameterized", "httpx"):  # imported by the mixins (`pip install -e .[dev]`)
         pytest.importorskip(name, reason=f"transformers' test mixins import {name} (in the `dev` extra)")
     loaded = sys.modules.get("tests")
