@@ -1,7 +1,7 @@
 """Writing outputs so that a failure never leaves a half-written one behind, and two runs never share one.
 
 - `atomic_output_dir`: a folder appears complete or not at all.
-- `atomic_write_text` / `atomic_write_json`: a file is written to a temporary name beside it and renamed into place.
+- `atomic_output_file` (a stream), `atomic_write_text` / `atomic_write_json`: a file is written to a temporary name beside it and renamed into place.
 - `output_lock`: one run per output folder at a time; the operating system releases it when the process ends, so a
   crashed run never leaves it stuck.
 """
@@ -43,21 +43,31 @@ def atomic_output_dir(output_dir: str | os.PathLike, overwrite: bool = False):
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it into place: `path` is old or new, never half."""
+@contextlib.contextmanager
+def atomic_output_file(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Yield a stream to a temporary file beside `path`, renamed into place if the block succeeds (removed if not):
+    `path` is old or new, never half. For outputs written piece by piece (a streamed translation)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding=encoding) as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
+        with os.fdopen(handle, mode, encoding=None if "b" in mode else encoding) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; the result is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to a temporary file beside `path`, then rename it into place: `path` is old or new, never half."""
+    with atomic_output_file(path, encoding=encoding) as stream:
+        stream.write(text)
+    return Path(path)
 
 
 def atomic_write_json(path: str | os.PathLike, data, **dumps_options) -> Path:
