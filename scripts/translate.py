@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Translate a file with a trained XLM-SWCM folder: plain text (one source per line) or JSONL (a `.jsonl` input; the
 source field is --source-column). Batched by length, written in the input's order to a temporary name and renamed
-into place; finished batches go to <output>.partial.jsonl, so a rerun with the same arguments resumes (automatic).
+into place; finished batches go to <output>.partial.jsonl, so a rerun with the same model (by content), input and
+options resumes (automatic); another run's resume file is refused unless --overwrite. Ctrl-C keeps the finished batches.
 """
 
 import sys
@@ -14,9 +15,28 @@ from xlm_swcm_hf.checks import (
     load_tokenizer,
     require_trained_model,
 )
-from xlm_swcm_hf.inference import add_backend_arguments, backend_from_arguments, load_for_inference
+from xlm_swcm_hf.inference import (
+    add_backend_arguments,
+    backend_from_arguments,
+    check_decoding_memory,
+    load_for_inference,
+    read_generation_settings,
+)
 from xlm_swcm_hf.recipe import GENERATION_BATCH_SIZE
-from xlm_swcm_hf.translation import check_batching, check_output, read_sources, tagged, translate_file
+from xlm_swcm_hf.translation import (
+    check_batching,
+    check_language,
+    check_output,
+    check_row_languages,
+    check_sidecar,
+    known_languages,
+    model_identity,
+    read_sources,
+    resume_facts,
+    sidecar_path,
+    tagged,
+    translate_file,
+)
 
 
 @cli_main
@@ -25,9 +45,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, help="a trained XLM-SWCM folder or Hub name")
     parser.add_argument("--input", required=True, help="a text file (one source per line) or a .jsonl file")
     parser.add_argument("--output", required=True, help="the output file (text, or JSONL with a translation field)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --output (and discard another run's resume file)"
+    )
     parser.add_argument("--source-column", default="source", help="JSONL input: the source field (default: source)")
-    parser.add_argument("--target-language", help='prefix every source with the target-language tag "xx: "')
+    parser.add_argument(
+        "--target-language", help='prefix every source with the target-language tag "xx: " (one the model knows)'
+    )
     parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
     parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
     batching = parser.add_argument_group("batching (one of)")
@@ -43,22 +67,47 @@ def main(argv=None) -> int:
     check_batching(args.batch_size, args.max_tokens_per_batch)
     backend = backend_from_arguments(args)
 
-    # Input, output, model folder and lengths first: nothing is loaded or written before they pass.
+    # Input, output, model folder, languages, lengths, memory and the resume record first: nothing is loaded or
+    # written before they pass.
+    languages = known_languages(args.model)
+    if args.target_language is not None:
+        check_language(args.target_language, languages, "--target-language")
     source = read_sources(args.input, args.source_column)
-    check_output(args.output, source.path, args.overwrite)
+    check_row_languages(source, languages)
+    output = check_output(args.output, source.path, args.overwrite, args.model)
     require_trained_model(args.model, "--model")
+    if args.target_language is not None and languages is None:
+        print(
+            f"note: {args.model} records no target languages (its README.md has no language list), so "
+            f"--target-language {args.target_language} is not checked against them.",
+            file=sys.stderr,
+        )
     check_position_limit(args.model, "the model", {"--max-new-tokens": args.max_new_tokens})
+    generation = {
+        key: value
+        for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+        if value is not None
+    }
+    config, saved_generation = read_generation_settings(args.model)
+    if config is not None:  # a token budget's batches are known once tokenized: translate_file checks them again
+        sentences = args.batch_size or (1 if args.max_tokens_per_batch else GENERATION_BATCH_SIZE)
+        check_decoding_memory(config, saved_generation, sentences=sentences, **generation)
+        facts = resume_facts(
+            model_identity(args.model),
+            backend,
+            source.path,
+            len(source.sources),
+            args.source_column,
+            args.target_language,
+            generation,
+        )
+        check_sidecar(sidecar_path(output), facts, args.overwrite)
     sample = [tagged(text, args.target_language) for text in source.sources if text.strip()][:200]
     tokenizer = load_tokenizer(args.model, sample_texts=sample)
 
     model = load_for_inference(
         args.model, backend, trust_remote_code=args.trust_remote_code, onnx_cache=args.onnx_cache
     )
-    generation = {
-        key: value
-        for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
-        if value is not None
-    }
     stats = translate_file(
         model,
         tokenizer,
@@ -70,6 +119,7 @@ def main(argv=None) -> int:
         max_tokens_per_batch=args.max_tokens_per_batch,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        model_source=args.model,
         **generation,
     )
     print(stats.summary())

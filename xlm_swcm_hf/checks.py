@@ -291,6 +291,28 @@ def require_writable_output(path: str | os.PathLike, what: str, *, folder: bool 
     return target
 
 
+def refuse_output_over_inputs(output: str | os.PathLike, what: str, inputs: dict) -> None:
+    """An output (file or folder) that is, holds or lies inside an input (a data file, a model folder) would
+    overwrite or mix with it: refused, `--overwrite` or not. `inputs`: option -> path (Hub names and None skipped)."""
+    target = Path(os.path.realpath(Path(output).expanduser()))
+    for option, source in inputs.items():
+        if source is None or not looks_like_local_path(source):
+            continue
+        source_path = Path(os.path.realpath(Path(source).expanduser()))
+        if target == source_path:
+            relation = "is"
+        elif source_path in target.parents:
+            relation = "lies inside"
+        elif target in source_path.parents:
+            relation = "holds"
+        else:
+            continue
+        raise InputError(
+            f"{what} {os.fspath(output)} {relation} {option} {os.fspath(source)}; writing there would overwrite or "
+            f"mix with an input, so it is refused even with --overwrite. Choose another {what}."
+        )
+
+
 def read_json_file(path: str | os.PathLike, what: str = "file"):
     """A JSON file's content; an unreadable, non-UTF-8 or invalid file is an InputError naming it."""
     path = Path(path)
@@ -325,20 +347,24 @@ def require_utf8(path: str | os.PathLike, what: str = "file", chunk: int = 1 << 
 
 
 def _os_error_message(error: OSError) -> str:
-    if not error.filename:
-        return str(error)
-    path = os.fspath(error.filename)
     advice = {
         errno.EACCES: "you may not read or write it; fix its permissions or choose another path",
         errno.EPERM: "you may not read or write it; fix its permissions or choose another path",
         errno.EROFS: "it is on a read-only file system; choose another path",
         errno.ENOSPC: "the disk is full; free space or write elsewhere",
+        errno.EDQUOT: "the disk quota is used up; free space or write elsewhere",
         errno.ENOTDIR: "a part of it is a file, not a folder; choose another path",
         errno.EISDIR: "it is a folder where a file is expected",
         errno.ENOENT: "it does not exist",
         errno.EEXIST: "it exists; choose another path or pass the script's overwrite flag",
     }.get(error.errno, "check the path")
+    if not error.filename:  # e.g. a write() that hits a full disk names no file; the advice still applies
+        return f"{error.strerror or error}; {advice}." if error.errno in ADVISED_ERRNOS else str(error)
+    path = os.fspath(error.filename)
     return f"{path}: {error.strerror or type(error).__name__}; {advice}."
+
+
+ADVISED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 
 
 def error_message(error: BaseException) -> str | None:
@@ -365,15 +391,32 @@ class ScriptArgumentParser(argparse.ArgumentParser):
         raise InputError(f"{message} (see {self.prog} --help)")
 
 
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C; the message says what was kept and how to go on (`cli_main`: exit status 130)."""
+
+
 def cli_main(main):
     """Wrap a script's `main(argv)`: bad input, a file-system error (missing, not writable, a file where a folder is
-    meant, disk full) or an undecodable file becomes one `error: ...` line and exit status 2; other errors (bugs)
-    keep their traceback."""
+    meant, disk full) or an undecodable file becomes one `error: ...` line and exit status 2; Ctrl-C one `error:`
+    line and exit status 130; other errors (bugs) keep their traceback."""
 
     @functools.wraps(main)
     def wrapped(argv=None) -> int:
         try:
             return main(argv)
+        except KeyboardInterrupt:  # Ctrl-C where no step says what it kept (`Interrupted` does)
+            print(
+                "error: interrupted (Ctrl-C) before the command finished; outputs are renamed into place only when "
+                "complete, so none is half-written. Run the same command again to finish.",
+                file=sys.stderr,
+            )
+            return INTERRUPTED_EXIT_CODE
+        except Interrupted as error:
+            print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+            return INTERRUPTED_EXIT_CODE
         except Exception as error:
             message = error_message(error)
             if message is None:

@@ -64,6 +64,74 @@ def backend_from_arguments(args) -> str:
     return backend
 
 
+# The share of physical memory the decoding state (logits, scores, caches) of one batch may take; the rest is the
+# model's, the data's and the system's.
+DECODING_MEMORY_SHARE = 0.5
+FLOAT_BYTES = 4
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _field(config, name, default=None):
+    return config.get(name, default) if isinstance(config, dict) else getattr(config, name, default)
+
+
+def bytes_per_sequence(config, max_new_tokens: int) -> int:
+    """An estimate of one decoded sequence's (a beam of a sentence) float32 state: three vocabulary-sized rows
+    (logits, log-probabilities, beam scores) and the decoder's self-attention keys and values for max_new_tokens
+    (the source's cross-attention cache aside: this bounds absurd settings, not a batch of long sources)."""
+    vocab = int(_field(config, "vocab_size", 0) or 0)
+    hidden = int(_field(config, "hidden_size", 0) or 0)
+    layers = len(_field(config, "decoder_layout", None) or []) or int(_field(config, "num_hidden_layers", 0) or 0)
+    return FLOAT_BYTES * (3 * vocab + 2 * layers * hidden * max(1, max_new_tokens))
+
+
+def check_decoding_memory(
+    config, generation, *, num_beams=None, sentences=1, max_new_tokens=None, num_return_sequences=None, what=""
+) -> int:
+    """Refuse, before any work, a batch whose beams (sentences x beams, or x num_return_sequences) cannot fit in
+    DECODING_MEMORY_SHARE of physical memory (`bytes_per_sequence`). `generation`: the folder's generation_config
+    (a dict or object) for the values not given. Returns the bound (sequences)."""
+    beams = int(num_beams or _field(generation, "num_beams", 1) or 1)
+    returned = int(num_return_sequences or _field(generation, "num_return_sequences", 1) or 1)
+    length = max_new_tokens or _field(generation, "max_new_tokens", None) or _field(generation, "max_length", 20)
+    per_sequence = bytes_per_sequence(config, int(length))
+    memory = physical_memory()
+    bound = max(1, int(memory * DECODING_MEMORY_SHARE // max(1, per_sequence)))
+    sequences = sentences * max(beams, returned)
+    if sequences > bound:
+        asked = f"{beams} beams" if returned <= beams else f"{returned} returned sequences"
+        batch = f" x {sentences} sentences per batch" if sentences > 1 else ""
+        raise InputError(
+            f"{asked}{batch} = {sequences} sequences decoded at once, but at most {bound} fit in this machine's "
+            f"memory ({DECODING_MEMORY_SHARE:.0%} of {memory / 2**30:.1f} GiB at about "
+            f"{per_sequence / 2**10:.0f} KiB a sequence: vocabulary {_field(config, 'vocab_size')} and "
+            f"{length} new tokens); lower --num-beams{' or the batch size' if sentences > 1 else ''}{what}."
+        )
+    return bound
+
+
+def read_generation_settings(source) -> tuple[dict | None, dict]:
+    """config.json and generation_config.json of a local folder ({} where a file is missing); (None, {}) for a
+    Hub name (its model is checked once it is loaded)."""
+    from .checks import read_json_file
+
+    if not looks_like_local_path(source) or not (Path(source) / "config.json").is_file():
+        return None, {}
+    config = read_json_file(Path(source) / "config.json", "config")
+    path = Path(source) / "generation_config.json"
+    generation = read_json_file(path, "generation config") if path.is_file() else {}
+    return (config if isinstance(config, dict) else None), (generation if isinstance(generation, dict) else {})
+
+
 def model_files_key(source: str | os.PathLike, backend: str) -> str:
     """A name for the export of `source` with `backend`: a local folder by its files' names, sizes and modification
     times; a Hub model by the commit its cached snapshot resolves to."""

@@ -2,10 +2,11 @@
 resume after a failure, truncation, empty lines, bad input (one error line, exit 2, nothing written)."""
 
 import json
+import shutil
 
 import pytest
 import torch
-from conftest import run_script, tiny_model
+from conftest import run_script, save_tiny_folder, tiny_model
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
@@ -77,6 +78,7 @@ def expect_error(capsys, code, *fragments):
     assert len(errors) == 1, err[-5:]
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
+    return errors[0]
 
 
 @pytest.mark.parametrize("batching", [["--batch-size", "3"], ["--max-tokens-per-batch", "40"]])
@@ -159,16 +161,86 @@ def test_a_failed_run_resumes_from_the_finished_batches(folder, loaded, tmp_path
     assert "4 resumed" in capsys.readouterr().out
 
 
-def test_a_sidecar_from_other_options_is_not_used(loaded, tmp_path):
+def test_a_sidecar_from_another_run_is_refused_until_overwrite(loaded, tmp_path):
+    from xlm_swcm_hf.checks import InputError
+
     model, tokenizer = loaded
     (tmp_path / "in.txt").write_text("\n".join(sources()[:5]) + "\n", encoding="utf-8")
     sidecar = tmp_path / "out.txt.partial.jsonl"
     sidecar.write_text('{"fingerprint": "other", "count": 5}\n{"index": 0, "translation": "stale"}\n', "utf-8")
-    stats = translate_file(
-        model, tokenizer, tmp_path / "in.txt", tmp_path / "out.txt", progress=False, max_new_tokens=6
-    )
+    arguments = (model, tokenizer, tmp_path / "in.txt", tmp_path / "out.txt")
+    with pytest.raises(InputError, match="older or damaged resume file.*--overwrite"):
+        translate_file(*arguments, progress=False, max_new_tokens=6)
+    assert "stale" in sidecar.read_text("utf-8") and not (tmp_path / "out.txt").exists()
+    stats = translate_file(*arguments, progress=False, overwrite=True, max_new_tokens=6)
     assert stats.resumed == 0 and not sidecar.exists()
     assert "stale" not in (tmp_path / "out.txt").read_text("utf-8")
+
+
+def interrupted_run(folder, input_path, output, monkeypatch, *extra, after=1, error=KeyboardInterrupt):
+    """translate.py whose generate raises `error` after `after` batches; returns its exit code."""
+    original = XLMSWCMForConditionalGeneration.generate
+    calls = []
+
+    def generate(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > after:
+            raise error()
+        return original(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(XLMSWCMForConditionalGeneration, "generate", generate)
+        return translate(folder, input_path, output, "--batch-size", "4", *extra)
+
+
+def test_a_folder_replaced_by_another_model_is_not_resumed_from(folder, tmp_path, monkeypatch, capsys):
+    """The resume record names the model by its files' content: the same path holding another model is refused,
+    with advice that works when followed (--overwrite starts over)."""
+    import shutil
+
+    model = shutil.copytree(folder, tmp_path / "model")
+    texts = sources()
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    output = tmp_path / "out.txt"
+    assert interrupted_run(model, tmp_path / "in.txt", output, monkeypatch) == 130
+    shutil.rmtree(model)
+    save_tiny_folder(model, tiny_model(seed=7, initializer_range=0.3))  # another model at the same path
+    capsys.readouterr()
+    kept = (tmp_path / "out.txt.partial.jsonl").read_bytes()
+    message = expect_error(capsys, translate(model, tmp_path / "in.txt", output, "--batch-size", "4"), "model")
+    assert "--overwrite" in message and "model (its files' content)" in message
+    assert "--target-language" not in message and "input file" not in message
+    assert (tmp_path / "out.txt.partial.jsonl").read_bytes() == kept and not output.exists()
+    code = translate(model, tmp_path / "in.txt", output, "--batch-size", "4", "--num-beams", "2")
+    message = expect_error(capsys, code, "model (its files' content)", "generation options")
+    assert translate(model, tmp_path / "in.txt", output, "--batch-size", "4", "--overwrite") == 0
+    assert "resumed" not in capsys.readouterr().out
+    assert not (tmp_path / "out.txt.partial.jsonl").exists()
+
+
+def test_ctrl_c_and_a_full_disk_end_in_one_line_that_says_what_was_kept(folder, loaded, tmp_path, monkeypatch, capsys):
+    import errno
+
+    texts = sources()
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    output, sidecar = tmp_path / "out.txt", tmp_path / "out.txt.partial.jsonl"
+    assert interrupted_run(folder, tmp_path / "in.txt", output, monkeypatch) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and err[0].startswith("error: interrupted;"), err
+    assert f"4 of {len(texts)} translations are kept in {sidecar}" in err[0] and "same command again" in err[0]
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("xlm_swcm_hf.translation.atomic_write_text", full_disk)
+        code = translate(folder, tmp_path / "in.txt", output, "--batch-size", "4")
+    message = expect_error(capsys, code, "No space left on device", "the disk is full", "are kept in", "again")
+    assert f"{len(texts) - 2} of {len(texts)}" in message  # every non-blank line was translated and kept
+    assert not output.exists()
+    assert translate(folder, tmp_path / "in.txt", output, "--batch-size", "4") == 0
+    assert output.read_text("utf-8").split("\n")[:-1] == [reference(loaded, text) for text in texts]
+    assert f"{len(texts) - 2} resumed" in capsys.readouterr().out
 
 
 def test_existing_output_is_replaced_only_with_overwrite(folder, tmp_path, capsys):
@@ -197,6 +269,20 @@ BAD = [
     ("good.txt", ["--max-new-tokens", "500"], "--max-new-tokens needs 500 positions"),
     ("good.txt", ["--num-beams", "0"], "--num-beams must be >= 1"),
     ("good.txt", ["--model", "{tmp}/nowhere"], "nowhere does not exist"),
+    # the tags come from the model's card (ug, zh in `carded`); a malformed one is refused for any model
+    ("good.txt", ["--model", "{carded}", "--target-language", "fr"], "'fr' is not a language the model was trained"),
+    ("good.txt", ["--model", "{carded}", "--target-language", "fr"], "give one of ug, zh"),
+    ("good.txt", ["--target-language", ""], "--target-language '' is not a language tag like ug"),
+    ("good.txt", ["--target-language", "ug: zh"], "'ug: zh' is not a language tag"),
+    ("good.txt", ["--model", "{carded}", "--target-language", "ug: zh"], "the model knows ug, zh"),
+    ("lang.jsonl", ["--model", "{carded}"], "line 2: field 'lang' 'fr' is not a language the model was trained"),
+    ("null.jsonl", [], "line 2: field 'source' is not text (got null)"),
+    ("number.jsonl", [], "line 1: field 'source' is not text (got int)"),
+    ("good.txt", ["--num-beams", "100000000"], "100000000 beams x 16 sentences per batch = 1600000000 sequences"),
+    ("good.txt", ["--num-beams", "100000000"], "fit in this machine's memory"),
+    ("good.txt", ["--max-tokens-per-batch", "50", "--num-beams", "100000000"], "lower --num-beams"),
+    ("good.txt", ["--output", "{tmp}/good.txt", "--overwrite"], "is --input"),
+    ("good.txt", ["--output", "{model}/out.txt", "--overwrite"], "lies inside --model"),
 ]
 
 
@@ -211,13 +297,18 @@ def test_bad_input_is_one_error_line_and_writes_nothing(folder, tmp_path, monkey
     (tmp_path / "good.txt").write_text("We learn languages.\n")
     (tmp_path / "existing.txt").write_text("x\n")
     (tmp_path / "a-file").write_text("x")
-    before = sorted(p.name for p in tmp_path.iterdir())
+    (tmp_path / "lang.jsonl").write_text('{"source": "a", "lang": "ug"}\n{"source": "b", "lang": "fr"}\n')
+    (tmp_path / "null.jsonl").write_text('{"source": "a"}\n{"source": null}\n')
+    (tmp_path / "number.jsonl").write_text('{"source": 42}\n')
+    carded = shutil.copytree(folder, tmp_path / "carded")
+    (carded / "README.md").write_text("---\nlanguage:\n- ug\n- zh\n---\n# a model\n", encoding="utf-8")
+    before = tree_digest(tmp_path)
 
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(XLMSWCMForConditionalGeneration, "from_pretrained", no_model)
-    extra = [item.format(tmp=tmp_path) for item in extra]
+    extra = [item.format(tmp=tmp_path, carded=carded, model=folder) for item in extra]
     model = folder
     if "--model" in extra:
         model = extra.pop(extra.index("--model") + 1)
@@ -226,17 +317,25 @@ def test_bad_input_is_one_error_line_and_writes_nothing(folder, tmp_path, monkey
     if "--output" in extra:
         output = extra.pop(extra.index("--output") + 1)
         extra.remove("--output")
+    model_before = tree_digest(folder)
     code = translate(model, tmp_path / name, output, *extra)
     expect_error(capsys, code, fragment)
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert tree_digest(tmp_path) == before and tree_digest(folder) == model_before
+
+
+def tree_digest(folder):
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*")
+            if p.is_file()}  # fmt: skip
 
 
 def test_read_sources_keeps_every_line(tmp_path):
     (tmp_path / "a.txt").write_text("one\r\n\ntwo", encoding="utf-8")
     assert read_sources(tmp_path / "a.txt").sources == ["one", "", "two"]
-    (tmp_path / "b.jsonl").write_text('{"source": null}\n{"source": "x", "n": 1}\n', encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"source": ""}\n{"source": "x", "n": 1}\n', encoding="utf-8")
     read = read_sources(tmp_path / "b.jsonl")
-    assert read.sources == ["", "x"] and read.rows == [{"source": None}, {"source": "x", "n": 1}]
+    assert read.sources == ["", "x"] and read.rows == [{"source": ""}, {"source": "x", "n": 1}]
 
 
 def test_quantized_translation_keeps_lines_and_blanks(folder, tmp_path):
