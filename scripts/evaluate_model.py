@@ -14,15 +14,24 @@ from xlm_swcm_hf.checks import (
     cli_main,
     load_tokenizer,
     looks_like_local_path,
+    refuse_output_over_inputs,
     require_model_source,
     require_trained_model,
     require_writable_output,
 )
 from xlm_swcm_hf.data import TASKS, format_examples, load_task_dataset
-from xlm_swcm_hf.inference import add_backend_arguments, backend_from_arguments, load_for_inference
+from xlm_swcm_hf.inference import (
+    add_backend_arguments,
+    backend_from_arguments,
+    check_decoding_memory,
+    load_for_inference,
+    read_generation_settings,
+)
 from xlm_swcm_hf.recipe import GENERATION_BATCH_SIZE, DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
 from xlm_swcm_hf.training.adapters import adapter_base, is_adapter_folder, load_adapter_model
+from xlm_swcm_hf.training.evaluation import check_text_fields
+from xlm_swcm_hf.translation import check_language, known_languages
 
 
 # What marks a folder as a model or a training run: evaluation never writes into one.
@@ -39,10 +48,11 @@ def default_output(model: str, data: str) -> Path:
     return parent / f"{name}-eval-{Path(data).stem}"
 
 
-def check_output(output: Path, model: str, overwrite: bool) -> None:
-    """The evaluation's folder: never a model folder, a training run's folder or a folder inside one; an earlier
-    evaluation is replaced only with --overwrite."""
+def check_output(output: Path, model: str, overwrite: bool, data: str | None = None) -> None:
+    """The evaluation's folder: never a model folder, a training run's folder or a folder inside one, nor one that
+    holds the --data file (--overwrite or not); an earlier evaluation is replaced only with --overwrite."""
     require_writable_output(output, "--output")
+    refuse_output_over_inputs(output, "--output", {"--data": data})
     resolved = output.resolve()
     if looks_like_local_path(model):
         model_folder = Path(model).resolve()
@@ -108,9 +118,11 @@ def main(argv=None) -> int:
     if not adapter:
         require_model_source(args.model, "--model")
     output = Path(args.output) if args.output else default_output(args.model, args.data)
-    check_output(output, args.model, args.overwrite)
+    check_output(output, args.model, args.overwrite, args.data)
+    raw = load_task_dataset(args.data, task=None, split="train")
+    check_text_fields(raw, args.task, args.columns, where=f"{args.data}: ")
     dataset = format_examples(
-        load_task_dataset(args.data, task=None, split="train"),
+        raw,
         args.task,
         args.columns,
         drop_invalid=args.drop_invalid,
@@ -119,6 +131,10 @@ def main(argv=None) -> int:
     if len(dataset) == 0:
         raise InputError(f"{args.data}: no usable rows.")
     base = adapter_base(args.model) if adapter else args.model
+    languages = known_languages(args.model) or (known_languages(base) if adapter else None)
+    if "lang" in dataset.column_names:  # the target-language tags the rows say they are in
+        for row, language in enumerate(dataset["lang"]):
+            check_language(language, languages, f"{args.data}: row {row}: column 'lang'")
     require_trained_model(base, "the adapter's base model" if adapter else "--model")
     limit = check_position_limit(
         base,
@@ -126,6 +142,15 @@ def main(argv=None) -> int:
         {"--max-source-length": args.max_source_length, "--max-new-tokens": args.max_new_tokens},
     )
     max_source_length = args.max_source_length or min(DataRecipe.max_source_length, limit or 10**9)
+    config, saved_generation = read_generation_settings(base)
+    if config is not None:
+        check_decoding_memory(
+            config,
+            read_generation_settings(args.model)[1] or saved_generation,
+            num_beams=args.num_beams,
+            sentences=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+        )
     tokenizer = load_tokenizer(args.model, sample_texts=list(dataset["source_text"][:200]))
 
     load_torch_model = None

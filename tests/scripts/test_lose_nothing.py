@@ -325,3 +325,37 @@ def test_evaluation_never_writes_into_a_model_or_training_folder(folders, capsys
     assert tree_digest(output) == first
     assert run_script("evaluate_model", [*argv, "--overwrite", "--num-beams", "1"]) == 0
     assert sorted(tree_digest(output)) == ["metrics.json", "metrics.md", "predictions.jsonl"]
+
+
+# --------------------------------------------------------------------------- issue 31: inputs and language tags
+def test_an_output_that_holds_an_input_is_refused_even_with_overwrite(folders, capsys):
+    """evaluate_model.py --output DIR --overwrite once replaced its own --data DIR/predictions.jsonl."""
+    tmp, model = folders["tmp"], folders["model"]
+    output = tmp / "eval"
+    argv = ["--model", model, "--data", folders["data"], "--output", output, "--max-new-tokens", "3"]
+    assert run_script("evaluate_model", argv) == 0
+    before = tree_digest(tmp)
+    data = output / "predictions.jsonl"
+    again = ["--model", model, "--data", data, "--columns", '{"target": "reference"}', "--output", output]
+    one_error(capsys, run_script("evaluate_model", [*again, "--overwrite"]), f"--output {output} holds --data {data}")
+    inputs = ["--model", model, "--input", data, "--overwrite"]
+    one_error(capsys, run_script("translate", [*inputs, "--output", data]), "is --input")
+    one_error(capsys, run_script("translate", [*inputs, "--output", model / "out.txt"]), "lies inside --model")
+    assert tree_digest(tmp) == before
+
+
+def test_language_tags_the_model_was_not_trained_with_are_refused(folders, capsys, no_loading):
+    tmp = folders["tmp"]
+    model = shutil.copytree(folders["model"], tmp / "carded")
+    (model / "README.md").write_text("---\nlanguage:\n- ug\n- zh\n---\n# card\n", encoding="utf-8")
+    from conftest import write_jsonl
+
+    data = write_jsonl(tmp / "fr.jsonl", [{"source": "fr: a", "target": "b", "lang": "fr"}])
+    (tmp / "in.txt").write_text("We learn languages.\n")
+    before = tree_digest(tmp)
+    code = run_script("evaluate_model", ["--model", model, "--data", data])
+    one_error(capsys, code, "row 0: column 'lang' 'fr' is not a language the model was trained with", "ug, zh")
+    for tag in ("fr", "", "ug: zh"):
+        argv = ["--model", model, "--input", tmp / "in.txt", "--output", tmp / "out.txt", "--target-language", tag]
+        one_error(capsys, run_script("translate", argv), f"--target-language {tag!r}", "ug, zh")
+    assert tree_digest(tmp) == before

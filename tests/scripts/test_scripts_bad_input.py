@@ -187,6 +187,9 @@ def walk(material):
     finished.mkdir()
     (finished / "metrics.json").write_text('{"all": {"chrf": 1.0}}')
     (tmp / "corrupt.bin").write_bytes(bytes(range(256)) * 8)
+    (tmp / "number.jsonl").write_text('{"source": "en: a", "target": 7, "lang": "xx"}\n')
+    (tmp / "null.jsonl").write_text('{"source": "en: a", "target": "b"}\n{"source": null, "target": "c"}\n')
+    (tmp / "badlang.jsonl").write_text('{"source": "en: a", "target": "b", "lang": "ug: zh"}\n')
     return {**material, "model": model, "cut": cut}
 
 
@@ -250,6 +253,10 @@ WALK = [
     ("evaluate_model", _evaluate("--max-new-tokens", "5000"), "--max-new-tokens needs 5000 positions"),
     ("evaluate_model", _evaluate("--max-source-length", "5000"), "--max-source-length needs 5000 positions"),
     ("evaluate_model", _evaluate("--batch-size", "0"), "--batch-size must be >= 1"),
+    ("evaluate_model", _evaluate("--output", "{tmp}", "--overwrite"), "holds --data"),
+    ("evaluate_model", _evaluate(data="{tmp}/number.jsonl"), "row 0: column 'target' is a number (7)"),
+    ("evaluate_model", _evaluate(data="{tmp}/badlang.jsonl"), "row 0: column 'lang' 'ug: zh' is not a language tag"),
+    ("evaluate_model", _evaluate("--num-beams", "100000000"), "fit in this machine's memory"),
     # convert_original_checkpoint.py
     (
         "convert_original_checkpoint",
@@ -310,6 +317,13 @@ WALK = [
     ("translate", _translate("--max-new-tokens", "5000"), "--max-new-tokens needs 5000 positions"),
     ("translate", _translate(model="{encoder}"), "not a trained XLM-SWCM folder"),
     ("translate", _translate(model="{cut}"), "corrupt or cut short"),
+    ("translate", _translate("--overwrite", output="{test}"), "is --input"),
+    ("translate", _translate("--overwrite", output="{model}/out.txt"), "lies inside --model"),
+    ("translate", _translate(data="{tmp}/null.jsonl"), "line 2: field 'source' is not text (got null)"),
+    ("translate", _translate(data="{tmp}/badlang.jsonl"), "line 1: field 'lang' 'ug: zh' is not a language tag"),
+    ("translate", _translate("--target-language", "ug: zh"), "--target-language 'ug: zh' is not a language tag"),
+    ("translate", _translate("--target-language", ""), "--target-language '' is not a language tag"),
+    ("translate", _translate("--num-beams", "100000000"), "fit in this machine's memory"),
     # push_to_hub.py, gpu_check.py, prepare_offline_encoder.py, demo.py, ablation.py, lora_vs_full.py
     ("push_to_hub", _args("--model", "{tmp}/missing", "--repo-id", "me/x", "--dry-run"), "missing is not a folder"),
     ("push_to_hub", _args("--model", "{model}", "--repo-id", "nobody", "--dry-run"), "must look like USER/NAME"),

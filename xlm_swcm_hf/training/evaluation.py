@@ -14,6 +14,28 @@ from ..recipe import GENERATION_BATCH_SIZE, DataRecipe
 from .reporting import metrics_markdown
 
 
+def check_text_fields(dataset, task: str, columns=None, where: str = "") -> None:
+    """The text columns (source, target, question) of raw data hold text: a number there is refused, naming the
+    row and column, before `format_examples` would write it out as if it were text (null is its missing field)."""
+    from ..checks import InputError
+    from ..data.formatting import _resolve_columns
+
+    try:
+        resolved = _resolve_columns(task, columns)
+    except (ValueError, TypeError):
+        return  # format_examples reports the bad --columns itself
+    for role in ("source", "target", "question"):
+        name = getattr(resolved, role, None)
+        if not name or name not in dataset.column_names:
+            continue
+        for row, value in enumerate(dataset[name]):
+            if isinstance(value, (bool, int, float)) and value == value:  # NaN is a missing value, not a number
+                raise InputError(
+                    f"{where}row {row}: column {name!r} is a number ({value!r}), not text; write it as text (in "
+                    "quotes) or fix the row."
+                )
+
+
 def make_compute_metrics(tokenizer):
     """Seq2SeqTrainer hook: decode generated ids and labels, score with the multilingual metrics."""
     from ..metrics import compute_generation_metrics
