@@ -34,9 +34,11 @@ from pathlib import Path
 try:  # where the package is installed: its checks, tag and quantization (one home for each)
     from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_trained_model
     from xlm_swcm_hf.quantization import quantize_for_cpu
+    from xlm_swcm_hf.translation import LANGUAGE_TAG as LANGUAGE_CODE
     from xlm_swcm_hf.translation import TAG_TEMPLATE
 except ImportError:  # a Space: only this file, the model and requirements.txt; the same behaviour, fewer checks
     TAG_TEMPLATE = "{lang}: {text}"  # translation.TAG_TEMPLATE (tests/scripts/test_serve.py keeps them equal)
+    LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:_[A-Z][a-z]{3})?")  # translation.LANGUAGE_TAG (the test too)
     quantize_for_cpu = require_trained_model = None
 
     class InputError(ValueError):
@@ -55,6 +57,9 @@ except ImportError:  # a Space: only this file, the model and requirements.txt; 
         def wrapped(argv=None) -> int:
             try:
                 return main(argv)
+            except KeyboardInterrupt:
+                print("error: interrupted (Ctrl-C) before the page was served; run the command again.", file=sys.stderr)
+                return 130
             except (InputError, OSError) as error:
                 print(f"error: {' '.join(str(error).split()) or type(error).__name__}", file=sys.stderr)
                 return 2
@@ -77,7 +82,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:_[A-Z][a-z]{3})?")
 # A leading `xx: ` (or `xx_Abcd: `) is the model's target-language tag; the page adds it, so a typed one is checked.
 TYPED_TAG = re.compile(r"\s*([a-z]{2,3}(?:_[A-Z][a-z]{3})?):(?:\s|$)")
 LANGUAGE_NAMES = {
@@ -200,14 +204,15 @@ def check_folder(folder: Path, name: str) -> dict:
 
 
 def model_languages(folder: Path, given: str | None, name: str) -> list[str]:
-    """--languages, else the model card's `language` list ("multilingual" aside)."""
+    """The model card's `language` list ("multilingual" aside), or those of --languages, which must be among them
+    where the card names any (a tag the model was not trained with would serve nonsense)."""
+    listed = card_metadata(folder / "README.md").get("language") or []
+    trained = [str(code) for code in (listed if isinstance(listed, list) else [listed]) if code != "multilingual"]
     if given is not None:
         languages = [code.strip() for code in given.split(",") if code.strip()]
         source = "--languages"
     else:
-        listed = card_metadata(folder / "README.md").get("language") or []
-        languages = [str(code) for code in (listed if isinstance(listed, list) else [listed]) if code != "multilingual"]
-        source = f"the model card ({folder / 'README.md'})"
+        languages, source = trained, f"the model card ({Path(name).name if is_local(name) else name}'s README.md)"
         if not languages:
             raise InputError(
                 f"--model {name}: the model card names no target languages; pass them, e.g. --languages bo,ug,kk,mn,zh."
@@ -215,7 +220,19 @@ def model_languages(folder: Path, given: str | None, name: str) -> list[str]:
     bad = [code for code in languages if not LANGUAGE_CODE.fullmatch(code)]
     if bad or not languages:
         raise InputError(f"{source}: {', '.join(bad) or 'nothing'} is not a language code like ug or kk_Arab.")
+    unknown = [code for code in languages if trained and code not in trained]
+    if unknown:
+        raise InputError(
+            f"--languages: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among the languages the "
+            f"model was trained with ({', '.join(trained)}); give some of those."
+        )
     return list(dict.fromkeys(languages))
+
+
+def display_name(name: str) -> str:
+    """What the page shows of the model: a Hub id as it is, a local folder by its base name only (the page may be
+    public with --share: no local path, user or host name on it)."""
+    return Path(name).expanduser().resolve().name if is_local(name) else name
 
 
 def example_rows(path: Path) -> list[dict]:
@@ -484,8 +501,8 @@ def build_page(translator: Translator, name: str, examples: list[list[str]], fon
     defaults = translator.defaults
     with gr.Blocks(title="XLM-SWCM", analytics_enabled=False) as page:
         gr.Markdown(
-            f"## XLM-SWCM: translate\nModel: `{name}`. The page adds the target-language tag (`ug: text`) for you; "
-            f"texts longer than {translator.source_limit} tokens are cut to that length."
+            f"## XLM-SWCM: translate\nModel: `{display_name(name)}`. The page adds the target-language tag "
+            f"(`ug: text`) for you; texts longer than {translator.source_limit} tokens are cut to that length."
         )
         with gr.Row():
             with gr.Column():

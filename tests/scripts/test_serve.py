@@ -284,6 +284,32 @@ def test_bad_command_lines_are_refused_before_loading(folder, tiny_encoder_dir, 
         assert f"--port {port} is not free" in serve_error(capsys, ["--model", folder, "--port", port])
 
 
+def test_languages_the_model_was_not_trained_with_are_refused(folder, capsys):
+    line = serve_error(capsys, ["--model", folder, "--languages", "fr,xx"])
+    assert "fr, xx are not among the languages the model was trained with (bo, ug, kk, mn, zh)" in line, line
+    assert "'ug: zh'" not in line and "is not a language code" in serve_error(
+        capsys, ["--model", folder, "--languages", "ug: zh"]
+    )
+    assert load_serve().model_languages(folder, "ug,zh", "x") == ["ug", "zh"]
+
+
+def test_the_page_names_the_model_without_its_local_path(folder, translator):
+    serve = load_serve()
+    config = json.dumps(serve.build_page(translator, str(folder), [], {}).config, default=repr)
+    assert f"Model: `{folder.name}`" in config and str(folder.parent) not in config
+    assert serve.display_name("someone/xlm-swcm-demo") == "someone/xlm-swcm-demo"
+    assert serve.display_name(str(folder) + "/") == folder.name
+
+
+def test_the_language_tag_pattern_is_the_package_s_own():
+    from xlm_swcm_hf.translation import LANGUAGE_TAG
+
+    stand_in = f"runpy.run_path({str(SERVE)!r})['LANGUAGE_CODE'].pattern"
+    code = f"import runpy, sys; sys.modules['xlm_swcm_hf'] = None; print({stand_in})"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True)
+    assert result.stdout.strip() == LANGUAGE_TAG.pattern
+
+
 def broken_copy(folder, tmp_path, name, change):
     copy = tmp_path / name
     shutil.copytree(folder, copy)
