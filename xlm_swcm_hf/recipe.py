@@ -287,6 +287,10 @@ TRAINING_EXTRAS = ("overwrite_output_dir",)
 # Sentences decoded at once where a caller names no batch size: evaluation after training, evaluate_model.py,
 # translation. The one statement of it; everything else reads it from here.
 GENERATION_BATCH_SIZE: Final[int] = 16
+# Rows per block of a bulk translation (xlm_swcm_hf.bulk_translation): the unit sorted by length, resumed, and dealt
+# to the processes; 256 gives 16 full batches of GENERATION_BATCH_SIZE to sort among, and a small demo split still
+# makes a block for each of a few processes.
+TRANSLATION_BLOCK_SIZE: Final[int] = 256
 
 
 def _training_argument_types() -> dict:
