@@ -1,6 +1,10 @@
 """Translate a file of any size, in one process or many: streamed, sharded by blocks, resumable, merged in order.
 
-    from xlm_swcm_hf.bulk_translation import ProcessGroup, scan_input, translate_blocks, merge_blocks
+    from xlm_swcm_hf.bulk_translation import translate_file
+
+    stats = translate_file(model, tokenizer, "in.txt", "out.txt", target_language="ug", num_beams=5)
+
+(`scripts/translate.py` is its command line; under a launcher every process runs the same command.)
 
 The rows are cut into blocks of `block_size` consecutive rows; block b belongs to process b % W (rank r of W
 processes under `torchrun --nproc-per-node N`, `--nnodes M` with a c10d rendezvous, or `accelerate launch`; W = 1
@@ -27,6 +31,8 @@ schema (a row without a field gets it as null, types are cast), and the output r
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import queue
@@ -38,12 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checks import InputError, Interrupted
-from .files import atomic_output_file
+from .files import atomic_output_file, output_lock
+from .translation import LANGUAGE_FIELD, TRANSLATION_FIELD
 
 
 PARTS_SUFFIX = ".parts"
 BLOCK_FORMAT = 1
-TRANSLATION_FIELD = "translation"
 
 
 # --------------------------------------------------------------------------------------------------- processes
@@ -113,54 +119,28 @@ def row_source(row: dict | str, source_column: str) -> str:
     return row if isinstance(row, str) else row[source_column]
 
 
-@dataclass
-class InputSummary:
-    """What a scan of the input found: its rows and the sha256 of its bytes (the resume record's `input`)."""
+def sample_sources(path: str | os.PathLike, source_column: str = "source", count: int = 200) -> list[str]:
+    """The first `count` non-blank sources (to check that the tokenizer spells them), streamed."""
+    import itertools
 
-    rows: int
-    sha256: str
-
-
-def scan_input(path: str | os.PathLike, source_column: str = "source") -> InputSummary:
-    """Read the input once, streamed, before any model is loaded: count the rows and hash the bytes, and refuse a
-    row whose source is not text (null is not an empty source, nor is 42 the text "42"), naming the row."""
-    import hashlib
-
-    path = Path(path)
-    kind = file_format(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    if kind == "parquet":
-        return InputSummary(_scan_parquet(path, source_column), digest.hexdigest())
-    rows = 0
-    try:
-        with open(path, encoding="utf-8", newline="") as stream:
-            for number, line in enumerate(stream, start=1):
-                if kind == "text":
-                    rows += 1
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"--input {path}: line {number} is not JSON ({error.msg}).") from None
-                _check_row(row, source_column, f"--input {path}: line {number}")
-                rows += 1
-    except UnicodeDecodeError as error:
-        raise InputError(f"--input {path} is not UTF-8 text (byte {error.start}); convert it to UTF-8.") from None
-    if rows == 0:
-        raise InputError(f"--input {path} holds no rows.")
-    return InputSummary(rows, digest.hexdigest())
+    texts = (row_source(row, source_column) for row in stream_rows(path))
+    return list(itertools.islice((text for text in texts if text.strip()), count))
 
 
-def _check_row(row, source_column: str, where: str) -> None:
+def check_jsonl_row(row, source_column: str, where: str) -> str:
+    """A JSONL row's source (an InputError naming `where` otherwise): an object with a text `source_column` (null is
+    not an empty source, nor is 42 the text "42"), no `translation` field the output would replace, a text `lang`."""
     if not isinstance(row, dict):
         raise InputError(f"{where} is not a JSON object.")
     if source_column not in row:
-        raise InputError(f"{where} has no field {source_column!r} (--source-column).")
+        raise InputError(
+            f"{where} has no {source_column!r} field (fields: {', '.join(sorted(row))}); name the source field with "
+            "--source-column."
+        )
+    if TRANSLATION_FIELD in row:
+        raise InputError(
+            f"{where} already has a {TRANSLATION_FIELD!r} field, which the output would replace; remove it first."
+        )
     value = row[source_column]
     if not isinstance(value, str):
         got = "null" if value is None else type(value).__name__
@@ -168,6 +148,68 @@ def _check_row(row, source_column: str, where: str) -> None:
             f"{where}: field {source_column!r} is not text (got {got}); give every row a text source (an empty "
             "string for none)."
         )
+    language = row.get(LANGUAGE_FIELD)
+    if language is not None and not isinstance(language, str):
+        raise InputError(f"{where}: field {LANGUAGE_FIELD!r} is not text (got {type(language).__name__}).")
+    return value
+
+
+@dataclass
+class InputSummary:
+    """What a scan of the input found: its path, rows and the sha256 of its bytes (the resume record's `input`)."""
+
+    path: Path
+    rows: int
+    sha256: str
+
+
+def scan_input(
+    path: str | os.PathLike, source_column: str = "source", known_languages: list[str] | None = None
+) -> InputSummary:
+    """Read the input once, streamed, before any model is loaded: count the rows, hash the bytes, and refuse a file
+    that is missing, empty, not UTF-8 or holds only blank lines, and a row that `check_jsonl_row` refuses or whose
+    `lang` is not a tag the model knows, naming the line."""
+    import hashlib
+
+    from .checks import require_local_path
+    from .translation import check_language
+
+    path = require_local_path(path, "--input", folder=False)
+    if path.stat().st_size == 0:
+        raise InputError(f"--input {path} is empty; give a file with one source per line.")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    if file_format(path) == "parquet":
+        return InputSummary(path, _scan_parquet(path, source_column), digest.hexdigest())
+    rows, blank = 0, 0
+    jsonl = file_format(path) == "jsonl"
+    try:
+        with open(path, encoding="utf-8", newline="") as stream:
+            for number, line in enumerate(stream, start=1):
+                rows += 1
+                where = f"--input {path}: line {number}"
+                if not jsonl:
+                    blank += not line.strip()
+                    continue
+                if not line.strip():
+                    raise InputError(f"{where} is blank; a JSONL file holds one JSON object a line.")
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise InputError(f"{where} is not valid JSON ({error.msg}).") from None
+                check_jsonl_row(row, source_column, where)
+                if row.get(LANGUAGE_FIELD) is not None:
+                    check_language(row[LANGUAGE_FIELD], known_languages, f"{where}: field {LANGUAGE_FIELD!r}")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"--input {path} is not UTF-8 text (a byte that is not UTF-8 after line {rows}, at byte {error.start} of "
+            "it); convert it to UTF-8."
+        ) from None
+    if blank == rows:
+        raise InputError(f"--input {path} holds only blank lines; nothing to translate.")
+    return InputSummary(path, rows, digest.hexdigest())
 
 
 def _scan_parquet(path: Path, source_column: str) -> int:
@@ -178,11 +220,14 @@ def _scan_parquet(path: Path, source_column: str) -> int:
         parquet = pq.ParquetFile(path)
     except pa.ArrowException as error:
         raise InputError(f"--input {path} is not a Parquet file ({error}).") from None
-    field = parquet.schema_arrow.field(source_column) if source_column in parquet.schema_arrow.names else None
-    if field is None:
-        raise InputError(f"--input {path} has no column {source_column!r} (--source-column).")
-    if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
-        raise InputError(f"--input {path}: column {source_column!r} is {field.type}, not text.")
+    names = parquet.schema_arrow.names
+    if source_column not in names:
+        raise InputError(f"--input {path} has no column {source_column!r} (columns: {', '.join(names)}).")
+    if TRANSLATION_FIELD in names:
+        raise InputError(f"--input {path} already has a {TRANSLATION_FIELD!r} column, which the output would replace.")
+    kind = parquet.schema_arrow.field(source_column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise InputError(f"--input {path}: column {source_column!r} is {kind}, not text.")
     rows = 0
     for batch in parquet.iter_batches(columns=[source_column]):  # one row group at a time
         if batch.column(0).null_count:
@@ -192,6 +237,51 @@ def _scan_parquet(path: Path, source_column: str) -> int:
     if rows == 0:
         raise InputError(f"--input {path} holds no rows.")
     return rows
+
+
+# --------------------------------------------------------------------------------------------------- the record
+# What each fact of the resume record is, for the message that names the ones that differ.
+RECORD_FACTS = {
+    "input": "input file (its content)",
+    "count": "number of input rows",
+    "model": "model (its files' content)",
+    "backend": "backend",
+    "source_column": "--source-column",
+    "target_language": "--target-language",
+    "generation": "generation options (--num-beams, --max-new-tokens)",
+}
+
+
+def run_record(
+    model_id: str, backend: str, summary: InputSummary, source_column, target_language, generation_kwargs
+) -> dict:
+    """What decides the translations: the input's content, the model's (`translation.model_identity`), the backend,
+    the column, the tag and the generation options. Batching and the number of processes are not part of it: they
+    do not change the result."""
+    return {
+        "input": summary.sha256,
+        "count": summary.rows,
+        "model": model_id,
+        "backend": backend,
+        "source_column": source_column if file_format(summary.path) != "text" else None,
+        "target_language": target_language,
+        "generation": {key: repr(value) for key, value in sorted(generation_kwargs.items())},
+    }
+
+
+def check_output(output: str | os.PathLike, input_path, overwrite: bool = False, model=None) -> Path:
+    """The output file: creatable, not a folder, not the input nor inside the model folder (`overwrite` or not),
+    and not an existing file unless `overwrite`; its blocks' folder not a file."""
+    from .checks import refuse_output_over_inputs, require_writable_output
+
+    output = require_writable_output(output, "--output", folder=False)
+    refuse_output_over_inputs(output, "--output", {"--input": input_path, "--model": model})
+    refuse_output_over_inputs(parts_folder(output), "--output's blocks folder", {"--input": input_path})
+    if output.exists() and not overwrite:
+        raise InputError(f"--output {output} exists; pass --overwrite to replace it or choose another --output.")
+    if parts_folder(output).exists() and not parts_folder(output).is_dir():
+        raise InputError(f"{parts_folder(output)} (where --output's finished blocks go) is a file; remove it.")
+    return output
 
 
 # --------------------------------------------------------------------------------------------------- blocks
@@ -218,20 +308,25 @@ def _block_header(path: Path) -> dict | None:
 
 
 def check_blocks(parts: Path, record: dict, overwrite: bool) -> list[Path]:
-    """The block files in `parts` that a run with another record wrote (an InputError unless `overwrite`; then
-    returned, for the main process to remove before the run starts)."""
+    """The block files in `parts` that a run with another record wrote: an InputError naming what differs, unless
+    `overwrite` (then they are returned, for the main process to remove before the run starts)."""
     if not parts.is_dir():
         return []
-    stale = []
+    stale, recorded = [], None
     for path in sorted(parts.glob("block-*.jsonl")):
         header = _block_header(path)
         if header is None or header.get("record") != record:
             stale.append(path)
+            recorded = recorded or (header or {}).get("record")
     if stale and not overwrite:
+        if isinstance(recorded, dict):
+            differs = [what for key, what in RECORD_FACTS.items() if recorded.get(key) != record.get(key)]
+        else:
+            differs = ["record (an older or damaged block file)"]
         raise InputError(
-            f"{parts} holds {len(stale)} finished block(s) of a run with another model, input or options, so they "
-            "cannot be resumed with this one. Pass --overwrite to discard them and start over, rerun with that "
-            "run's model and options to finish it, or choose another --output."
+            f"{parts} holds {len(stale)} finished block(s) of a run with another {', '.join(differs)}, so they cannot "
+            "be resumed with this one. Pass --overwrite to discard them and start over, rerun with that run's model "
+            "and options to finish it, or choose another --output."
         )
     return stale
 
@@ -268,23 +363,19 @@ class PreparedBlock:
 def prepare_blocks(
     input_path, source_column, tokenizer, todo: set[int], block_size: int, target_language, source_limit
 ) -> Iterator[PreparedBlock]:
-    """The blocks in `todo`, in order, read from the streamed input and tokenized (tag added, truncated to the
-    position table; a blank source stays untokenized)."""
-    from .translation import tagged
+    """The blocks in `todo`, in order, read from the streamed input and tokenized (tagged, truncated to the position
+    table; a blank source stays untokenized)."""
+    from .translation import encode_sources, tagged
 
     rows = stream_rows(input_path)
-    block = 0
-    while todo and block <= max(todo):
+    last = max(todo, default=-1)
+    for block in range(last + 1):
         sources = [row_source(row, source_column) for _, row in zip(range(block_size), rows)]
         if block in todo:
             wanted = [position for position, text in enumerate(sources) if text.strip()]
             texts = [tagged(sources[position].strip(), target_language) for position in wanted]
-            ids = tokenizer(texts)["input_ids"] if texts else []
-            too_long = [k for k, row in enumerate(ids) if source_limit is not None and len(row) > source_limit]
-            for k in too_long:  # the tokenizer's own truncation keeps the end-of-sequence token
-                ids[k] = tokenizer(texts[k], truncation=True, max_length=source_limit)["input_ids"]
-            yield PreparedBlock(block, sources, dict(zip(wanted, ids)), len(too_long))
-        block += 1
+            ids, truncated = encode_sources(tokenizer, texts, source_limit)
+            yield PreparedBlock(block, sources, dict(zip(wanted, ids)), len(truncated))
 
 
 def ahead(iterator: Iterator, depth: int = 1) -> Iterator:
@@ -330,12 +421,10 @@ def translate_blocks(
     """Translate this process's unfinished blocks of `input_path` into block files beside `output` (see the module's
     docstring). Every process calls it; `merge_blocks` follows on the main process after `group.barrier()`.
     Returns the process's `TranslationStats`."""
-    import torch
     from tqdm.auto import tqdm
 
-    from .inference import check_decoding_memory
     from .recipe import TRANSLATION_BLOCK_SIZE
-    from .translation import TranslationStats, make_batches, source_limit
+    from .translation import TranslationStats, check_batches_fit, generate_batch, make_batches, source_limit
 
     group = group or ProcessGroup()
     block_size = block_size or TRANSLATION_BLOCK_SIZE
@@ -347,15 +436,12 @@ def translate_blocks(
         parts.mkdir(parents=True, exist_ok=True)
     group.barrier()
 
-    blocks = block_count(rows, block_size)
-    sizes = {block: min(block_size, rows - block * block_size) for block in range(blocks)}
-    owned = [block for block in range(blocks) if group.owns(block)]
+    sizes = {block: min(block_size, rows - block * block_size) for block in range(block_count(rows, block_size))}
+    owned = [block for block in sizes if group.owns(block)]
     todo = {block for block in owned if finished_block(block_path(parts, block), record, sizes[block]) is None}
     stats = TranslationStats(source_limit=source_limit(model, tokenizer))
     stats.resumed = sum(sizes[block] for block in owned if block not in todo)
-    special = set(tokenizer.all_special_ids)
     model.eval()
-    device = getattr(model, "device", None)
     prepared = ahead(
         prepare_blocks(input_path, source_column, tokenizer, todo, block_size, target_language, stats.source_limit)
     )
@@ -366,8 +452,7 @@ def translate_blocks(
         position=group.rank,
         disable=not progress or not todo,
     )
-    start = time.perf_counter()
-    written = 0
+    start, written = time.perf_counter(), 0
     try:
         for item in prepared:
             translations = [""] * len(item.sources)
@@ -375,26 +460,14 @@ def translate_blocks(
             stats.truncated += item.truncated
             lengths = {position: len(ids) for position, ids in item.encoded.items()}
             batches = make_batches(lengths, list(item.encoded), batch_size, max_tokens_per_batch)
-            if batches:  # before the block's first step: beams the memory cannot hold fail here, not minutes later
-                check_decoding_memory(
-                    model.config,
-                    getattr(model, "generation_config", None) or {},
-                    num_beams=generation_kwargs.get("num_beams"),
-                    sentences=max(len(batch) for batch in batches),
-                    max_new_tokens=generation_kwargs.get("max_new_tokens"),
-                    num_return_sequences=generation_kwargs.get("num_return_sequences"),
-                )
+            check_batches_fit(model, batches, generation_kwargs)
             for batch in batches:
-                ids = [item.encoded[position] for position in batch]
-                padded = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
-                if device is not None:
-                    padded = padded.to(device)
-                with torch.no_grad():
-                    output_ids = model.generate(**padded, **generation_kwargs)
-                for position, ids in zip(batch, output_ids.tolist()):
-                    stats.tokens += sum(token not in special for token in ids)
-                    text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-                    translations[position] = " ".join(text.splitlines())  # one line per translation
+                texts, tokens = generate_batch(
+                    model, tokenizer, [item.encoded[position] for position in batch], generation_kwargs
+                )
+                for position, text in zip(batch, texts):
+                    translations[position] = text
+                stats.tokens += tokens
                 stats.sentences += len(batch)
             write_block(block_path(parts, item.block), item.block, record, translations)
             written += 1
@@ -403,13 +476,30 @@ def translate_blocks(
             bar.set_postfix_str(f"{stats.tokens / elapsed if elapsed > 0 else 0:.1f} tokens/s")
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted; {written} finished block(s) of this run are kept in {parts} ({len(owned) - len(todo)} "
-            "from before). Run the same command again to resume from them."
+            f"interrupted; --output was not written, and {kept_note(written, owned, todo, parts)} Run the same "
+            "command again to resume from there."
+        ) from None
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        from .checks import error_message
+
+        raise InputError(
+            f"writing the translations failed: {error_message(error)} {kept_note(written, owned, todo, parts)} Run "
+            "the same command again once that is fixed to resume from there."
         ) from None
     finally:
         bar.close()
         stats.seconds = time.perf_counter() - start
     return stats
+
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
+
+
+def kept_note(written: int, owned: list[int], todo: set[int], parts: Path) -> str:
+    earlier = len(owned) - len(todo)
+    return f"{written + earlier} of this process's {len(owned)} blocks are finished and kept in {parts}."
 
 
 # --------------------------------------------------------------------------------------------------- merging
@@ -477,3 +567,64 @@ def _write_parquet(output: Path, rows: Iterator[dict], rows_per_group: int = 10_
             writer.write_table(table)
         if writer is not None:
             writer.close()
+
+
+# --------------------------------------------------------------------------------------------------- the whole file
+def translate_file(
+    model,
+    tokenizer,
+    input_path: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    source_column: str = "source",
+    target_language: str | None = None,
+    batch_size: int | None = None,
+    max_tokens_per_batch: int | None = None,
+    block_size: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    model_source: str | os.PathLike | None = None,
+    known_languages: list[str] | None = None,
+    group: ProcessGroup | None = None,
+    **generation_kwargs,
+):
+    """Translate `input_path` into `output` (see the module's docstring) in every process of the launch (or this
+    one alone); returns this process's `TranslationStats`. `model_source`: the folder or Hub name the model was
+    loaded from (default: its config's `_name_or_path`), by whose content the resume record names the model."""
+    from .inference import inference_backend
+    from .recipe import TRANSLATION_BLOCK_SIZE
+    from .translation import check_batching, model_identity
+
+    check_batching(batch_size, max_tokens_per_batch)
+    group = group or ProcessGroup()
+    summary = scan_input(input_path, source_column, known_languages)
+    model_source = model_source or getattr(model.config, "_name_or_path", None) or None
+    output = check_output(output, summary.path, overwrite, model_source)
+    record = run_record(
+        model_identity(model_source, model), inference_backend(model), summary, source_column, target_language,
+        generation_kwargs,
+    )  # fmt: skip
+    common = {"rows": summary.rows, "record": record, "block_size": block_size}
+    # One run per output at a time: the launch's main process holds the lock (the others work under it).
+    with output_lock(output, "--output") if group.is_main else contextlib.nullcontext():
+        stats = translate_blocks(
+            model, tokenizer, summary.path, output, **common, group=group, source_column=source_column,
+            target_language=target_language, batch_size=batch_size, max_tokens_per_batch=max_tokens_per_batch,
+            overwrite=overwrite, progress=progress, **generation_kwargs,
+        )  # fmt: skip
+        group.barrier()
+        if group.is_main:
+            try:
+                merge_blocks(summary.path, output, source_column=source_column, **common)
+            except OSError as error:
+                if error.errno not in WRITE_ERRNOS:
+                    raise
+                from .checks import error_message
+
+                blocks = block_count(summary.rows, block_size or TRANSLATION_BLOCK_SIZE)
+                raise InputError(
+                    f"writing --output failed: {error_message(error)} --output was not written; all {blocks} blocks "
+                    f"are finished and kept in {parts_folder(output)}. Run the same command again once that is "
+                    "fixed to write it from them."
+                ) from None
+    return stats

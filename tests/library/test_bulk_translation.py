@@ -132,7 +132,7 @@ def test_blocks_of_another_run_are_refused_unless_overwrite(loaded, tmp_path, mo
         json.dumps({"format": 1, "block": 0, "rows": BLOCK, "record": {"model": "a"}}) + "\n"
     )
     monkeypatch.undo()
-    with pytest.raises(InputError, match="another model, input or options.*--overwrite"):
+    with pytest.raises(InputError, match=r"another model \(its files. content\).*--overwrite"):
         run_one_process(loaded, tmp_path / "in.txt", tmp_path / "out.txt", record={"model": "b"})
     run_one_process(loaded, tmp_path / "in.txt", tmp_path / "out.txt", record={"model": "b"}, overwrite=True)
     assert (tmp_path / "out.txt").read_text(encoding="utf-8").split("\n")[:-1] == expected(loaded, texts)
@@ -143,9 +143,12 @@ def test_blocks_of_another_run_are_refused_unless_overwrite(loaded, tmp_path, mo
     [
         ("null.jsonl", '{"source": "a"}\n{"source": null}\n', "line 2: field 'source' is not text (got null)"),
         ("number.jsonl", '{"source": 42}\n', "line 1: field 'source' is not text (got int)"),
-        ("missing.jsonl", '{"text": "a"}\n', "line 1 has no field 'source'"),
-        ("broken.jsonl", '{"source": "a"\n', "line 1 is not JSON"),
-        ("empty.txt", "", "holds no rows"),
+        ("missing.jsonl", '{"text": "a"}\n', "line 1 has no 'source' field"),
+        ("broken.jsonl", '{"source": "a"\n', "line 1 is not valid JSON"),
+        ("empty.txt", "", "is empty"),
+        ("blank.txt", "\n  \n", "holds only blank lines"),
+        ("blank_row.jsonl", '{"source": "a"}\n\n', "line 2 is blank"),
+        ("translated.jsonl", '{"source": "a", "translation": "b"}\n', "already has a 'translation' field"),
     ],
 )
 def test_scan_refuses_a_source_that_is_not_text_naming_the_row(tmp_path, name, content, fragment):

@@ -9,8 +9,9 @@ import torch
 from conftest import run_script, save_tiny_folder, tiny_model
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
+from xlm_swcm_hf.bulk_translation import scan_input, stream_rows, translate_file
 from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
-from xlm_swcm_hf.translation import make_batches, read_sources, translate_file, translate_texts
+from xlm_swcm_hf.translation import make_batches, translate_texts
 
 
 MAX_NEW_TOKENS = 6
@@ -127,10 +128,10 @@ def test_library_functions(loaded):
     assert batches == [[4], [1, 3], [0, 2, 5]]
 
 
-def test_a_failed_run_resumes_from_the_finished_batches(folder, loaded, tmp_path, monkeypatch, capsys):
+def test_a_failed_run_resumes_from_the_finished_blocks(folder, loaded, tmp_path, monkeypatch, capsys):
     texts = sources()
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    output, sidecar = tmp_path / "out.txt", tmp_path / "out.txt.partial.jsonl"
+    output, parts = tmp_path / "out.txt", tmp_path / "out.txt.parts"
     original = XLMSWCMForConditionalGeneration.generate
     calls = []
 
@@ -142,10 +143,9 @@ def test_a_failed_run_resumes_from_the_finished_batches(folder, loaded, tmp_path
 
     monkeypatch.setattr(XLMSWCMForConditionalGeneration, "generate", failing_after_one_batch)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        translate(folder, tmp_path / "in.txt", output, "--batch-size", "4")
+        translate(folder, tmp_path / "in.txt", output, "--batch-size", "4", "--block-size", "4")
     assert not output.exists()
-    finished = [json.loads(line) for line in sidecar.read_text("utf-8").splitlines()[1:]]
-    assert len(finished) == 4
+    assert [path.name for path in parts.iterdir()] == ["block-00000000.jsonl"]  # rows 0-3 (3 is blank)
 
     calls.clear()
 
@@ -154,26 +154,27 @@ def test_a_failed_run_resumes_from_the_finished_batches(folder, loaded, tmp_path
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(XLMSWCMForConditionalGeneration, "generate", counting)
-    assert translate(folder, tmp_path / "in.txt", output, "--batch-size", "4") == 0
-    assert sum(calls) == len(texts) - 2 - 4  # only what the first run did not finish (blank lines need no model)
+    assert translate(folder, tmp_path / "in.txt", output, "--batch-size", "4", "--block-size", "4") == 0
+    assert sum(calls) == len(texts) - 2 - 3  # only what the first run did not finish (blank lines need no model)
     assert output.read_text("utf-8").split("\n")[:-1] == [reference(loaded, text) for text in texts]
-    assert not sidecar.exists()
+    assert not parts.exists()
     assert "4 resumed" in capsys.readouterr().out
 
 
-def test_a_sidecar_from_another_run_is_refused_until_overwrite(loaded, tmp_path):
+def test_blocks_from_another_run_are_refused_until_overwrite(loaded, tmp_path):
     from xlm_swcm_hf.checks import InputError
 
     model, tokenizer = loaded
     (tmp_path / "in.txt").write_text("\n".join(sources()[:5]) + "\n", encoding="utf-8")
-    sidecar = tmp_path / "out.txt.partial.jsonl"
-    sidecar.write_text('{"fingerprint": "other", "count": 5}\n{"index": 0, "translation": "stale"}\n', "utf-8")
+    parts = tmp_path / "out.txt.parts"
+    parts.mkdir()
+    (parts / "block-00000000.jsonl").write_text('{"fingerprint": "other"}\n{"translation": "stale"}\n', "utf-8")
     arguments = (model, tokenizer, tmp_path / "in.txt", tmp_path / "out.txt")
-    with pytest.raises(InputError, match="older or damaged resume file.*--overwrite"):
+    with pytest.raises(InputError, match="older or damaged block file.*--overwrite"):
         translate_file(*arguments, progress=False, max_new_tokens=6)
-    assert "stale" in sidecar.read_text("utf-8") and not (tmp_path / "out.txt").exists()
+    assert "stale" in (parts / "block-00000000.jsonl").read_text("utf-8") and not (tmp_path / "out.txt").exists()
     stats = translate_file(*arguments, progress=False, overwrite=True, max_new_tokens=6)
-    assert stats.resumed == 0 and not sidecar.exists()
+    assert stats.resumed == 0 and not parts.exists()
     assert "stale" not in (tmp_path / "out.txt").read_text("utf-8")
 
 
@@ -190,7 +191,7 @@ def interrupted_run(folder, input_path, output, monkeypatch, *extra, after=1, er
 
     with monkeypatch.context() as patch:
         patch.setattr(XLMSWCMForConditionalGeneration, "generate", generate)
-        return translate(folder, input_path, output, "--batch-size", "4", *extra)
+        return translate(folder, input_path, output, "--batch-size", "4", "--block-size", "4", *extra)
 
 
 def test_a_folder_replaced_by_another_model_is_not_resumed_from(folder, tmp_path, monkeypatch, capsys):
@@ -206,16 +207,17 @@ def test_a_folder_replaced_by_another_model_is_not_resumed_from(folder, tmp_path
     shutil.rmtree(model)
     save_tiny_folder(model, tiny_model(seed=7, initializer_range=0.3))  # another model at the same path
     capsys.readouterr()
-    kept = (tmp_path / "out.txt.partial.jsonl").read_bytes()
+    kept = {path.name: path.read_bytes() for path in (tmp_path / "out.txt.parts").iterdir()}
     message = expect_error(capsys, translate(model, tmp_path / "in.txt", output, "--batch-size", "4"), "model")
     assert "--overwrite" in message and "model (its files' content)" in message
     assert "--target-language" not in message and "input file" not in message
-    assert (tmp_path / "out.txt.partial.jsonl").read_bytes() == kept and not output.exists()
+    assert {path.name: path.read_bytes() for path in (tmp_path / "out.txt.parts").iterdir()} == kept
+    assert not output.exists()
     code = translate(model, tmp_path / "in.txt", output, "--batch-size", "4", "--num-beams", "2")
     message = expect_error(capsys, code, "model (its files' content)", "generation options")
     assert translate(model, tmp_path / "in.txt", output, "--batch-size", "4", "--overwrite") == 0
     assert "resumed" not in capsys.readouterr().out
-    assert not (tmp_path / "out.txt.partial.jsonl").exists()
+    assert not (tmp_path / "out.txt.parts").exists()
 
 
 def test_ctrl_c_and_a_full_disk_end_in_one_line_that_says_what_was_kept(folder, loaded, tmp_path, monkeypatch, capsys):
@@ -223,24 +225,26 @@ def test_ctrl_c_and_a_full_disk_end_in_one_line_that_says_what_was_kept(folder, 
 
     texts = sources()
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    output, sidecar = tmp_path / "out.txt", tmp_path / "out.txt.partial.jsonl"
+    output, parts = tmp_path / "out.txt", tmp_path / "out.txt.parts"
+    blocks = -(-len(texts) // 4)
     assert interrupted_run(folder, tmp_path / "in.txt", output, monkeypatch) == 130
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(err) == 1 and err[0].startswith("error: interrupted;"), err
-    assert f"4 of {len(texts)} translations are kept in {sidecar}" in err[0] and "same command again" in err[0]
+    assert f"1 of this process's {blocks} blocks are finished and kept in {parts}" in err[0], err[0]
+    assert "same command again" in err[0]
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with monkeypatch.context() as patch:
-        patch.setattr("xlm_swcm_hf.translation.atomic_write_text", full_disk)
-        code = translate(folder, tmp_path / "in.txt", output, "--batch-size", "4")
-    message = expect_error(capsys, code, "No space left on device", "the disk is full", "are kept in", "again")
-    assert f"{len(texts) - 2} of {len(texts)}" in message  # every non-blank line was translated and kept
+    with monkeypatch.context() as patch:  # every block translated, then the output cannot be written
+        patch.setattr("xlm_swcm_hf.bulk_translation.merge_blocks", full_disk)
+        code = translate(folder, tmp_path / "in.txt", output, "--batch-size", "4", "--block-size", "4")
+    message = expect_error(capsys, code, "No space left on device", "the disk is full", "kept in", "again")
+    assert f"all {blocks} blocks are finished" in message
     assert not output.exists()
-    assert translate(folder, tmp_path / "in.txt", output, "--batch-size", "4") == 0
+    assert translate(folder, tmp_path / "in.txt", output, "--batch-size", "4", "--block-size", "4") == 0
     assert output.read_text("utf-8").split("\n")[:-1] == [reference(loaded, text) for text in texts]
-    assert f"{len(texts) - 2} resumed" in capsys.readouterr().out
+    assert f"{len(texts)} resumed" in capsys.readouterr().out
 
 
 def test_existing_output_is_replaced_only_with_overwrite(folder, tmp_path, capsys):
@@ -330,12 +334,12 @@ def tree_digest(folder):
             if p.is_file()}  # fmt: skip
 
 
-def test_read_sources_keeps_every_line(tmp_path):
+def test_the_input_stream_keeps_every_line(tmp_path):
     (tmp_path / "a.txt").write_text("one\r\n\ntwo", encoding="utf-8")
-    assert read_sources(tmp_path / "a.txt").sources == ["one", "", "two"]
+    assert list(stream_rows(tmp_path / "a.txt")) == ["one", "", "two"] and scan_input(tmp_path / "a.txt").rows == 3
     (tmp_path / "b.jsonl").write_text('{"source": ""}\n{"source": "x", "n": 1}\n', encoding="utf-8")
-    read = read_sources(tmp_path / "b.jsonl")
-    assert read.sources == ["", "x"] and read.rows == [{"source": ""}, {"source": "x", "n": 1}]
+    assert list(stream_rows(tmp_path / "b.jsonl")) == [{"source": ""}, {"source": "x", "n": 1}]
+    assert scan_input(tmp_path / "b.jsonl").rows == 2
 
 
 def test_quantized_translation_keeps_lines_and_blanks(folder, tmp_path):
@@ -345,3 +349,35 @@ def test_quantized_translation_keeps_lines_and_blanks(folder, tmp_path):
     assert translate(folder, tmp_path / "in.txt", tmp_path / "out.txt", "--quantize", "int8") == 0
     lines = (tmp_path / "out.txt").read_text("utf-8").split("\n")[:-1]
     assert len(lines) == len(texts) and lines[3] == "" and lines[7] == "" and all(lines[:3])
+
+
+@pytest.mark.slow
+def test_translate_py_under_torchrun_gives_the_one_process_output(folder, tmp_path):
+    """`torchrun --nproc-per-node 2 scripts/translate.py ...` over the c10d rendezvous (the path several machines
+    take): the blocks are shared, the main process merges, and the file equals a one-process run's, byte for byte."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    texts = sources() * 3
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"source": t, "n": i}) + "\n" for i, t in enumerate(texts)))
+    assert translate(folder, tmp_path / "in.jsonl", tmp_path / "one.jsonl", "--block-size", "8") == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2", "--max-restarts"),
+        *("0", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"),
+        str(ROOT / "scripts" / "translate.py"),
+        *("--model", str(folder), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "two.jsonl")),
+        *("--max-new-tokens", str(MAX_NEW_TOKENS), "--block-size", "8", "--no-progress"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "process 0 of 2" in result.stdout and "process 1 of 2" in result.stdout
+    assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "one.jsonl", "two.jsonl"]
