@@ -1,7 +1,8 @@
 """Writing outputs so that a failure never leaves a half-written one behind, and two runs never share one.
 
 - `atomic_output_dir`: a folder appears complete or not at all.
-- `atomic_output_file` (a stream), `atomic_write_text` / `atomic_write_json`: a file is written to a temporary name beside it and renamed into place.
+- `atomic_output_file` (a stream), `atomic_write_text` / `atomic_write_json`: a file is written to a temporary name
+  beside it and renamed into place.
 - `output_lock`: one run per output folder at a time; the operating system releases it when the process ends, so a
   crashed run never leaves it stuck.
 """
