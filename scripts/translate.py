@@ -124,6 +124,7 @@ def main(argv=None) -> int:
         model_source=args.model,
         known_languages=languages,
         group=group,
+        summary=source,  # checked and hashed above: not read again
         **generation,
     )
     print(stats.summary() if group.world == 1 else f"process {group.rank} of {group.world}: {stats.summary()}")

@@ -77,6 +77,22 @@ def save_tiny_folder(path, model=None, tokenizer=None):
     return path
 
 
+def translating_model_folder(path):
+    """A tiny model folder whose weights are large enough (and without dropout) that different sources give
+    different outputs, with the tiny tokenizer: what translation tests compare sentence by sentence."""
+    model = tiny_model(initializer_range=0.3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return save_tiny_folder(path, model)
+
+
+def load_folder(path):
+    """(model in eval mode, tokenizer) of a saved folder, through this package."""
+    from transformers import AutoTokenizer
+
+    from xlm_swcm_hf import XLMSWCMForConditionalGeneration
+
+    return XLMSWCMForConditionalGeneration.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
 def pairs_model_folder(path, rows, max_new_tokens=None):
     """A tiny XLM-SWCM folder whose tokenizer (at most 60 pieces) is trained on the rows' sources and targets;
     `max_new_tokens`, when given, saved as its generation default."""

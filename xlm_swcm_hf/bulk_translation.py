@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import InputError, Interrupted
+from .checks import ADVISED_ERRNOS, InputError, Interrupted, error_message
 from .files import atomic_output_file, output_lock
 from .translation import LANGUAGE_FIELD, TRANSLATION_FIELD
 
@@ -105,14 +105,19 @@ def stream_rows(path: str | os.PathLike) -> Iterator[dict | str]:
         disable_progress_bar()
         yield from load_dataset("parquet", data_files=os.fspath(path), split="train", streaming=True)
         return
-    with open(path, encoding="utf-8", newline="") as stream:
+    with open(path, encoding="utf-8", newline="\n") as stream:  # lines end at "\n" only, as scan_input counts them
         for line in stream:
-            line = line.rstrip("\r\n")
+            line = _without_line_end(line)
             if kind == "jsonl":
                 if line.strip():
                     yield json.loads(line)
             else:
                 yield line
+
+
+def _without_line_end(line: str) -> str:
+    line = line[:-1] if line.endswith("\n") else line
+    return line[:-1] if line.endswith("\r") else line
 
 
 def row_source(row: dict | str, source_column: str) -> str:
@@ -178,35 +183,36 @@ def scan_input(
     if path.stat().st_size == 0:
         raise InputError(f"--input {path} is empty; give a file with one source per line.")
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
     if file_format(path) == "parquet":
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
         return InputSummary(path, _scan_parquet(path, source_column), digest.hexdigest())
     rows, blank = 0, 0
     jsonl = file_format(path) == "jsonl"
-    try:
-        with open(path, encoding="utf-8", newline="") as stream:
-            for number, line in enumerate(stream, start=1):
-                rows += 1
-                where = f"--input {path}: line {number}"
-                if not jsonl:
-                    blank += not line.strip()
-                    continue
-                if not line.strip():
-                    raise InputError(f"{where} is blank; a JSONL file holds one JSON object a line.")
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"{where} is not valid JSON ({error.msg}).") from None
-                check_jsonl_row(row, source_column, where)
-                if row.get(LANGUAGE_FIELD) is not None:
-                    check_language(row[LANGUAGE_FIELD], known_languages, f"{where}: field {LANGUAGE_FIELD!r}")
-    except UnicodeDecodeError as error:
-        raise InputError(
-            f"--input {path} is not UTF-8 text (a byte that is not UTF-8 after line {rows}, at byte {error.start} of "
-            "it); convert it to UTF-8."
-        ) from None
+    with open(path, "rb") as handle:  # one pass: the bytes hashed and the rows checked together
+        for number, raw in enumerate(handle, start=1):
+            digest.update(raw)
+            rows += 1
+            try:  # UTF-8 never puts a b"\n" inside a character, so a line decodes on its own
+                line = _without_line_end(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                raise InputError(
+                    f"--input {path} is not UTF-8 text (line {number}, byte {error.start} of it); convert it to UTF-8."
+                ) from None
+            where = f"--input {path}: line {number}"
+            if not jsonl:
+                blank += not line.strip()
+                continue
+            if not line.strip():
+                raise InputError(f"{where} is blank; a JSONL file holds one JSON object a line.")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{where} is not valid JSON ({error.msg}).") from None
+            check_jsonl_row(row, source_column, where)
+            if row.get(LANGUAGE_FIELD) is not None:
+                check_language(row[LANGUAGE_FIELD], known_languages, f"{where}: field {LANGUAGE_FIELD!r}")
     if blank == rows:
         raise InputError(f"--input {path} holds only blank lines; nothing to translate.")
     return InputSummary(path, rows, digest.hexdigest())
@@ -480,21 +486,25 @@ def translate_blocks(
             "command again to resume from there."
         ) from None
     except OSError as error:
-        if error.errno not in WRITE_ERRNOS:
-            raise
-        from .checks import error_message
-
-        raise InputError(
-            f"writing the translations failed: {error_message(error)} {kept_note(written, owned, todo, parts)} Run "
-            "the same command again once that is fixed to resume from there."
-        ) from None
+        refuse_write_failure(error, "the translations", kept_note(written, owned, todo, parts), "to resume from there")
+        raise
     finally:
         bar.close()
         stats.seconds = time.perf_counter() - start
     return stats
 
 
-WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
+WRITE_ERRNOS = (*ADVISED_ERRNOS, errno.EIO)  # a full disk, a refused write, a failing disk
+
+
+def refuse_write_failure(error: OSError, what: str, kept: str, then: str) -> None:
+    """An OSError from WRITE_ERRNOS while writing `what` as one InputError saying what is `kept` and that the same
+    command goes on from it (`then`); any other OSError is left to the caller to re-raise."""
+    if error.errno in WRITE_ERRNOS:
+        raise InputError(
+            f"writing {what} failed: {error_message(error)} {kept} Run the same command again once that is fixed "
+            f"{then}."
+        ) from None
 
 
 def kept_note(written: int, owned: list[int], todo: set[int], parts: Path) -> str:
@@ -586,18 +596,20 @@ def translate_file(
     model_source: str | os.PathLike | None = None,
     known_languages: list[str] | None = None,
     group: ProcessGroup | None = None,
+    summary: InputSummary | None = None,
     **generation_kwargs,
 ):
     """Translate `input_path` into `output` (see the module's docstring) in every process of the launch (or this
     one alone); returns this process's `TranslationStats`. `model_source`: the folder or Hub name the model was
-    loaded from (default: its config's `_name_or_path`), by whose content the resume record names the model."""
+    loaded from (default: its config's `_name_or_path`), by whose content the resume record names the model.
+    `summary`: the caller's `scan_input` of `input_path` with the same column and languages (not read again)."""
     from .inference import inference_backend
     from .recipe import TRANSLATION_BLOCK_SIZE
     from .translation import check_batching, model_identity
 
     check_batching(batch_size, max_tokens_per_batch)
     group = group or ProcessGroup()
-    summary = scan_input(input_path, source_column, known_languages)
+    summary = summary or scan_input(input_path, source_column, known_languages)
     model_source = model_source or getattr(model.config, "_name_or_path", None) or None
     output = check_output(output, summary.path, overwrite, model_source)
     record = run_record(
@@ -617,14 +629,8 @@ def translate_file(
             try:
                 merge_blocks(summary.path, output, source_column=source_column, **common)
             except OSError as error:
-                if error.errno not in WRITE_ERRNOS:
-                    raise
-                from .checks import error_message
-
                 blocks = block_count(summary.rows, block_size or TRANSLATION_BLOCK_SIZE)
-                raise InputError(
-                    f"writing --output failed: {error_message(error)} --output was not written; all {blocks} blocks "
-                    f"are finished and kept in {parts_folder(output)}. Run the same command again once that is "
-                    "fixed to write it from them."
-                ) from None
+                kept = f"--output was not written; all {blocks} blocks are finished and kept in {parts_folder(output)}."
+                refuse_write_failure(error, "--output", kept, "to write it from them")
+                raise
     return stats

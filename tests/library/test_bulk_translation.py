@@ -10,8 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import ROOT, tiny_model
-from transformers import AutoTokenizer
+from conftest import ROOT, load_folder, translating_model_folder
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 from xlm_swcm_hf.bulk_translation import (
@@ -23,7 +22,7 @@ from xlm_swcm_hf.bulk_translation import (
     translate_blocks,
 )
 from xlm_swcm_hf.checks import InputError
-from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
+from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS
 from xlm_swcm_hf.translation import translate_texts
 
 
@@ -41,16 +40,12 @@ def sources(count=30):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bulk") / "model"
-    model = tiny_model(initializer_range=0.3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model.save_pretrained(path)
-    build_tiny_xlmr_tokenizer().save_pretrained(path)
-    return path
+    return translating_model_folder(tmp_path_factory.mktemp("bulk") / "model")
 
 
 @pytest.fixture(scope="module")
 def loaded(folder):
-    return XLMSWCMForConditionalGeneration.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    return load_folder(folder)
 
 
 def run_one_process(loaded, input_path, output, record=None, **options):

@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 import torch
-from conftest import run_script, save_tiny_folder, tiny_model
+from conftest import load_folder, run_script, save_tiny_folder, tiny_model, translating_model_folder
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 from xlm_swcm_hf.bulk_translation import scan_input, stream_rows, translate_file
-from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS, build_tiny_xlmr_tokenizer
+from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS
 from xlm_swcm_hf.translation import make_batches, translate_texts
 
 
@@ -30,19 +30,12 @@ def sources():
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A tiny saved model (weights large enough that different sources give different outputs) and tokenizer."""
-    path = tmp_path_factory.mktemp("translate") / "model"
-    model = tiny_model(initializer_range=0.3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model.save_pretrained(path)
-    build_tiny_xlmr_tokenizer().save_pretrained(path)
-    return path
+    return translating_model_folder(tmp_path_factory.mktemp("translate") / "model")
 
 
 @pytest.fixture(scope="module")
 def loaded(folder):
-    from transformers import AutoTokenizer
-
-    return XLMSWCMForConditionalGeneration.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    return load_folder(folder)
 
 
 REFERENCES = {}
@@ -337,6 +330,8 @@ def tree_digest(folder):
 def test_the_input_stream_keeps_every_line(tmp_path):
     (tmp_path / "a.txt").write_text("one\r\n\ntwo", encoding="utf-8")
     assert list(stream_rows(tmp_path / "a.txt")) == ["one", "", "two"] and scan_input(tmp_path / "a.txt").rows == 3
+    (tmp_path / "c.txt").write_text("a\rb\nc\r\n", encoding="utf-8", newline="")
+    assert list(stream_rows(tmp_path / "c.txt")) == ["a\rb", "c"] and scan_input(tmp_path / "c.txt").rows == 2
     (tmp_path / "b.jsonl").write_text('{"source": ""}\n{"source": "x", "n": 1}\n', encoding="utf-8")
     assert list(stream_rows(tmp_path / "b.jsonl")) == [{"source": ""}, {"source": "x", "n": 1}]
     assert scan_input(tmp_path / "b.jsonl").rows == 2
