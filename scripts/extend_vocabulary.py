@@ -16,7 +16,13 @@ import argparse
 import json
 import sys
 
-from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, load_tokenizer
+from xlm_swcm_hf.checks import (
+    InputError,
+    ScriptArgumentParser,
+    cli_main,
+    load_tokenizer,
+    refuse_output_over_inputs,
+)
 from xlm_swcm_hf.vocabulary_extension import (
     DEFAULT_NEW_PIECES,
     INITIALISATIONS,
@@ -66,6 +72,10 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
+    for option, values in (("--corpus", args.corpus), ("--held-out", args.held_out), ("--unchanged", args.unchanged)):
+        for value in values:  # the output replaced with --overwrite must not take an input with it
+            path = value.partition("=")[2] if option != "--corpus" and "=" in value else value
+            refuse_output_over_inputs(args.output, "--output", {option: path})
 
     corpus = read_corpus(args.corpus)
     held_out = _groups(args.held_out, "held out")

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from xlm_swcm_experiments.demo.encoder import (
+    CONVERSION_INFO_FILE,
     DEFAULT_OUTPUT_DIR,
     OfflineEncoderSourceMissing,
     build_encoder_folder,
@@ -23,6 +24,7 @@ from xlm_swcm_experiments.demo.encoder import (
 )
 from xlm_swcm_experiments.demo.encoder_verification import verify_encoder_folder
 from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
+from xlm_swcm_hf.files import check_output_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,12 +37,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def built_here(folder: Path) -> bool:
+    return (folder / CONVERSION_INFO_FILE).is_file()
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = parse_args(argv)
     output = args.output
     require_writable_output(output, "--output")
+    # a rebuild replaces only a folder this builder wrote (any version: it holds conversion.json), never another
+    check_output_dir(output, True, what="--output", kind="an encoder folder this script built", recognise=built_here)
     if is_valid_encoder_folder(output) and not args.force:
         print(f"{output}: valid encoder folder already present, not rebuilding (use --force to rebuild)")
     else:

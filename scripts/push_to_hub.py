@@ -13,8 +13,9 @@ xlm_swcm_hf), requirements.txt, packages.txt (fonts), README.md naming the model
 import sys
 from pathlib import Path
 
-from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
-from xlm_swcm_hf.hub import push_folder_to_hub, write_space_app
+from xlm_swcm_hf.checks import ScriptArgumentParser, cli_main, require_writable_output
+from xlm_swcm_hf.files import check_output_dir
+from xlm_swcm_hf.hub import push_folder_to_hub, space_app_output_options, write_space_app
 
 
 SERVE_SCRIPT = Path(__file__).resolve().with_name("serve.py")
@@ -28,12 +29,13 @@ def main(argv=None) -> int:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--dry-run", action="store_true", help="validate and list, upload nothing")
     parser.add_argument("--space-app", metavar="DIR", help="also write a Space folder that serves the model")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --space-app folder")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a Space app this script wrote earlier in --space-app"
+    )
     args = parser.parse_args(argv)
-    if args.space_app:
-        space = require_writable_output(args.space_app, "--space-app")
-        if space.exists() and not args.overwrite:
-            raise InputError(f"--space-app {args.space_app} exists; pass --overwrite to replace it.")
+    if args.space_app:  # before validating: a Space folder replaces only a Space app, never the model or a run
+        require_writable_output(args.space_app, "--space-app")
+        check_output_dir(args.space_app, args.overwrite, **space_app_output_options(args.model, SERVE_SCRIPT))
     files = push_folder_to_hub(args.model, args.repo_id, private=args.private, dry_run=args.dry_run)
     verb = "would upload" if args.dry_run else "uploaded"
     print(f"{args.model}: valid; {verb} {len(files)} files to {args.repo_id}:")

@@ -5,10 +5,15 @@ Importing the package registers the classes with AutoConfig, AutoModel and AutoM
 loads with `trust_remote_code=True` where this package is not installed.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+from .checks import report_interrupts_while_starting
 
-from .configuration_xlm_swcm import XLMSWCMConfig
-from .modeling_xlm_swcm import (
+
+report_interrupts_while_starting()  # before the imports below, which take seconds: Ctrl-C there is one error line
+
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM  # noqa: E402
+
+from .configuration_xlm_swcm import XLMSWCMConfig  # noqa: E402
+from .modeling_xlm_swcm import (  # noqa: E402
     XLMSWCMForConditionalGeneration,
     XLMSWCMModel,
     XLMSWCMPreTrainedModel,

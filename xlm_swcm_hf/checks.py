@@ -11,6 +11,7 @@ import errno
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -365,6 +366,21 @@ def _os_error_message(error: OSError) -> str:
 
 
 ADVISED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+# torch.save's zip writer reports a failed write (a full disk, mostly) as a RuntimeError without an errno.
+TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed writing", "unexpected pos", "file write failed")
+
+
+def write_failure(error: BaseException) -> OSError | None:
+    """The file-system error behind `error`: itself when an OSError, the one that safetensors (a SafetensorError
+    "... (os error 28)") or torch.save (a RuntimeError) wraps when saving weights; None for anything else."""
+    if isinstance(error, OSError):
+        return error
+    text = str(error)
+    if type(error).__name__ == "SafetensorError" and (code := re.search(r"os error (\d+)", text)):
+        return OSError(int(code.group(1)), os.strerror(int(code.group(1))))
+    if isinstance(error, RuntimeError) and any(marker in text for marker in TORCH_WRITE_FAILURES):
+        return OSError(errno.ENOSPC, "torch.save could not write a file")
+    return None
 
 
 def error_message(error: BaseException) -> str | None:
@@ -374,8 +390,8 @@ def error_message(error: BaseException) -> str | None:
 
     if isinstance(error, (InputError, OutputBusyError)):
         return str(error)
-    if isinstance(error, OSError):
-        return _os_error_message(error)
+    if (failure := write_failure(error)) is not None:
+        return _os_error_message(failure)
     if isinstance(error, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({error.reason} at byte {error.start}); convert it to UTF-8."
     if type(error).__name__ == "SafetensorError":
@@ -398,21 +414,66 @@ class Interrupted(Exception):
     """A run stopped by Ctrl-C; the message says what was kept and how to go on (`cli_main`: exit status 130)."""
 
 
+# The command line of the script `cli_main` is running (None outside one), for advice such as "rerun: <command>".
+_running_command: list[str] | None = None
+
+
+def same_command(add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> str | None:
+    """The running script's command line, shell-quoted, with the flags in `remove` left out and those in `add`
+    appended (once); None when no script runs (a library call)."""
+    import shlex
+
+    if _running_command is None:
+        return None
+    parts = [part for part in _running_command if part not in remove]
+    return shlex.join(["python", *parts, *(flag for flag in add if flag not in parts)])
+
+
+def _script_path(main) -> str:
+    path = main.__code__.co_filename
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+INTERRUPTED_MESSAGE = (
+    "interrupted (Ctrl-C) before the command finished; outputs are renamed into place only when complete, so none "
+    "is half-written. Run the same command again to finish"
+)
+
+
+def report_interrupts_while_starting() -> None:
+    """In this project's scripts, a Ctrl-C while they import (torch, transformers: seconds, before `cli_main` runs)
+    ends in one `error:` line, not a traceback (Python still exits with status 130). Elsewhere nothing changes."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    if not main_file or Path(main_file).resolve().parent != scripts:
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            print(f"error: {INTERRUPTED_MESSAGE}.", file=sys.stderr)
+        else:
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
 def cli_main(main):
     """Wrap a script's `main(argv)`: bad input, a file-system error (missing, not writable, a file where a folder is
     meant, disk full) or an undecodable file becomes one `error: ...` line and exit status 2; Ctrl-C one `error:`
-    line and exit status 130; other errors (bugs) keep their traceback."""
+    line and exit status 130; other errors (bugs) keep their traceback. While it runs, `same_command` gives its
+    command line."""
 
     @functools.wraps(main)
     def wrapped(argv=None) -> int:
+        global _running_command
+        outer = _running_command
+        _running_command = [_script_path(main), *(sys.argv[1:] if argv is None else argv)]
         try:
             return main(argv)
         except KeyboardInterrupt:  # Ctrl-C where no step says what it kept (`Interrupted` does)
-            print(
-                "error: interrupted (Ctrl-C) before the command finished; outputs are renamed into place only when "
-                "complete, so none is half-written. Run the same command again to finish.",
-                file=sys.stderr,
-            )
+            print(f"error: {INTERRUPTED_MESSAGE}: {same_command()}", file=sys.stderr)
             return INTERRUPTED_EXIT_CODE
         except Interrupted as error:
             print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
@@ -424,5 +485,7 @@ def cli_main(main):
             message = " ".join(message.split()) or type(error).__name__
             print(f"error: {message}", file=sys.stderr)
             return 2
+        finally:
+            _running_command = outer
 
     return wrapped

@@ -13,6 +13,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 from .checks import InputError, load_tokenizer, looks_like_local_path, require_local_path, require_model_source
 from .configuration_xlm_swcm import XLMSWCMConfig
+from .files import replacement_refusal
 from .hub import RELEASED_MODEL_CARD, load_in_clean_process, save_hub_folder
 from .modeling_xlm_swcm import XLMSWCMForConditionalGeneration
 
@@ -283,6 +284,9 @@ def convert_checkpoint_to_folder(
     The folder appears only after it has been reloaded with `trust_remote_code=True` and checked.
     """
     output_dir = os.fspath(output_dir)
+    inputs = {"checkpoint": checkpoint, "encoder": encoder, "tokenizer": tokenizer}
+    if reason := replacement_refusal(output_dir, inputs=inputs):  # never an input, a run or a folder of models
+        raise InputError(reason)
     if os.path.exists(output_dir) and not overwrite:
         raise InputError(f"{output_dir} exists; choose another output folder or pass --overwrite.")
     require_local_path(checkpoint, "checkpoint", folder=False)
@@ -309,5 +313,6 @@ def convert_checkpoint_to_folder(
         card_fields=card,
         overwrite=overwrite,
         check=lambda folder: verify_converted_folder(folder, model),
+        inputs=inputs,
     )
     return model

@@ -44,8 +44,11 @@ def prune_encoder_vocabulary(
     from tokenizers import Tokenizer
     from transformers import AutoModel, AutoTokenizer, XLMRobertaTokenizer
 
-    from .files import atomic_output_dir
+    from .checks import InputError
+    from .files import atomic_output_dir, replacement_refusal
 
+    if reason := replacement_refusal(output_dir, inputs={"encoder folder": encoder_dir}):  # before loading
+        raise InputError(reason)
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     encoder = AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False)
     keep = sorted(corpus_token_ids(tokenizer, texts))
@@ -67,7 +70,7 @@ def prune_encoder_vocabulary(
     pruned_encoder = type(encoder)(config, add_pooling_layer=False)
     pruned_encoder.load_state_dict(state, strict=True)
 
-    with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
+    with atomic_output_dir(output_dir, overwrite=overwrite, inputs={"encoder folder": encoder_dir}) as staging:
         pruned_encoder.save_pretrained(staging)
         pruned_tokenizer.save_pretrained(staging)
         stats = {

@@ -517,7 +517,7 @@ def extend_vocabulary(
     code) and `vocabulary_extension.json` (what was added and how the rows were initialised); it appears only when
     complete.
     Returns that record."""
-    from .files import atomic_output_dir
+    from .files import atomic_output_dir, replacement_refusal
 
     model_dir = require_model_source(model_dir, "model folder")
     require_local_path(model_dir, "model folder", folder=True)
@@ -535,6 +535,8 @@ def extend_vocabulary(
         raise InputError(f"init={init!r} is not known; use one of {', '.join(INITIALISATIONS)}.")
     _check_new_pieces(new_pieces)
     parse_languages(languages)
+    if reason := replacement_refusal(output_dir, inputs={"model folder": model_dir}):  # never the model or a run
+        raise InputError(reason)
     if Path(output_dir).exists() and not overwrite:
         raise InputError(f"{output_dir} exists; choose another output folder or pass overwrite (--overwrite).")
 
@@ -570,7 +572,7 @@ def extend_vocabulary(
         "unchanged_texts_with_new_characters": skipped,
         "pieces": pieces,
     }
-    with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
+    with atomic_output_dir(output_dir, overwrite=overwrite, inputs={"model folder": model_dir}) as staging:
         model.save_pretrained(staging)
         new_tokenizer.save_pretrained(staging)
         generation = Path(model_dir) / "generation_config.json"
