@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import string
 import subprocess
@@ -54,6 +55,113 @@ RELEASED_MODEL_SUMMARY = {
 
 class HubFolderError(InputError):
     """A folder that would not work on the Hub; the message lists every problem."""
+
+
+# ------------------------------------------------------------------------------------- nothing local on the Hub
+def public_name(source: str | os.PathLike | None, what: str = "folder") -> str | None:
+    """How a public file names a model or data source: a Hub id as it is, a local path by its base name only (or
+    "a local folder"/"a local file" where the base name says nothing or would name the user or the machine)."""
+    if source is None or not looks_like_local_path(source):
+        return None if source is None else os.fspath(source)
+    name = Path(os.path.abspath(Path(os.fspath(source)).expanduser())).name
+    return name if name and name not in _local_names() else f"a local {what}"
+
+
+def public_recipe(data):
+    """A recipe's data (`Recipe.to_dict()`) with every local path replaced by `public_name`: for the model card."""
+    if isinstance(data, dict):
+        return {key: public_recipe(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [public_recipe(value) for value in data]
+    if isinstance(data, str) and looks_like_local_path(data):
+        return public_name(data, "file" if Path(data).suffix else "folder")
+    return data
+
+
+# Upload files read as text for local details. A vocabulary (tokenizer.json) is checked for paths only: it holds
+# ordinary words, and a user or host name may be one of them.
+PUBLIC_TEXT_SUFFIXES = (".json", ".jsonl", ".md", ".yaml", ".yml", ".txt")
+VOCABULARY_TEXT_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "merges.txt")
+# Account and host names that name nobody (and are English words); a path under them is still refused.
+ANONYMOUS_NAMES = frozenset({"root", "user", "admin", "ubuntu", "runner", "jovyan", "localhost", "home", "work"})
+# Top folders of absolute paths that are local wherever they were written (the rest: those that exist here).
+LOCAL_TOP_FOLDERS = frozenset(
+    {
+        "home",
+        "Users",
+        "root",
+        "tmp",
+        "mnt",
+        "media",
+        "data",
+        "scratch",
+        "work",
+        "workspace",
+        "srv",
+        "opt",
+        "var",
+        "private",
+        "Volumes",
+        "content",
+        "gpfs",
+        "lustre",
+        "nfs",
+        "export",
+        "net",
+    }
+)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~\\-])(/[\w.+@-]+(?:/[\w.+@-]+)+)|\b([A-Za-z]:\\[^\s\"'`]+)|(~/[^\s\"'`]+)")
+
+
+def _local_names() -> set[str]:
+    """This user's and this machine's names, where they name someone (not `root`, not `localhost`)."""
+    import getpass
+    import socket
+
+    names = set()
+    try:
+        names.add(getpass.getuser())
+    except (KeyError, OSError):  # no user name in the environment nor the password database
+        pass
+    host = socket.gethostname()
+    names |= {host, host.split(".")[0]}
+    return {name for name in names if name and len(name) >= 3 and name.lower() not in ANONYMOUS_NAMES}
+
+
+def local_detail(text: str, vocabulary: bool = False) -> str | None:
+    """The first local detail in `text` ("the absolute local path /home/me/x", "the user or host name me"), or
+    None. A vocabulary is checked for paths and the home folder only."""
+    home = os.path.expanduser("~")
+    if len(home) > 1 and re.search(re.escape(home) + r"(?![\w.-])", text):
+        return f"the home folder {home}"
+    for match in _ABSOLUTE_PATH.finditer(text):
+        path = match.group(0)
+        if match.group(1):
+            top = path.split("/")[1]
+            if top not in LOCAL_TOP_FOLDERS and not os.path.isdir("/" + top):
+                continue
+        return f"the absolute local path {path}"
+    if not vocabulary:
+        for name in sorted(_local_names()):
+            if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+                return f"the user or host name {name!r}"
+    return None
+
+
+def local_details_problems(folder: str | os.PathLike) -> list[str]:
+    """One problem per text file of an upload that holds a local path, the home folder, the user or host name."""
+    folder = Path(folder)
+    problems = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in PUBLIC_TEXT_SUFFIXES:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if detail := local_detail(text, vocabulary=path.name in VOCABULARY_TEXT_FILES):
+            problems.append(
+                f"{path.relative_to(folder)} holds {detail}, which must not reach the Hub; name a Hub id or the "
+                "folder's base name there instead"
+            )
+    return problems
 
 
 def layout_string(config) -> str:
@@ -164,12 +272,14 @@ def save_hub_folder(
     overwrite: bool = False,
     extra_files: dict[str, str | os.PathLike] | None = None,
     check=None,
+    inputs: dict | None = None,
 ) -> Path:
     """Write model (safetensors), generation config, remote code, tokenizer, README model card, metrics; atomically.
 
     `check(folder)` runs on the complete staging folder before it is moved into place; if it raises, nothing is left.
+    `inputs` (option -> path): what the output must not be, hold or lie inside, overwrite or not.
     """
-    with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
+    with atomic_output_dir(output_dir, overwrite=overwrite, inputs=inputs) as staging:
         model.save_pretrained(staging)
         if is_peft_model(model):  # the adapter carries the generation settings it was evaluated with
             model.get_base_model().generation_config.save_pretrained(staging)
@@ -262,6 +372,7 @@ def folder_problems(folder: str | os.PathLike) -> list[str]:
             base = metadata.get("base_model")
             if base is not None and (not isinstance(base, str) or looks_like_local_path(base)):
                 problems.append(f"model card base_model {base!r} is a local path, not a Hub id")
+    problems += local_details_problems(folder)
     return list(dict.fromkeys(problems))  # one line per problem (two auto_map entries may name one missing file)
 
 
@@ -324,6 +435,33 @@ SPACE_REQUIREMENTS = (
 )
 SPACE_APT_PACKAGES = ("fonts-noto-core",)
 SPACE_EXAMPLES_PER_LANGUAGE = 3
+SPACE_FILES = ("README.md", "app.py", "examples.jsonl", "packages.txt", "requirements.txt")
+
+
+def is_space_app(folder: str | os.PathLike) -> bool:
+    """A folder `write_space_app` wrote, exactly: its files and nothing else, a gradio card naming app.py. Only such a
+    folder is replaced by `--space-app DIR --overwrite`."""
+    folder = Path(folder)
+    entries = list(folder.iterdir())
+    if not all(entry.is_file() and entry.name in SPACE_FILES for entry in entries):
+        return False
+    if not (folder / "app.py").is_file() or not (folder / "README.md").is_file():
+        return False
+    try:
+        metadata = card_metadata((folder / "README.md").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return metadata.get("sdk") == "gradio" and metadata.get("app_file") == "app.py"
+
+
+def space_app_output_options(model_folder=None, app_file=None) -> dict:
+    """`replacement_refusal` options for a Space folder: replaced only when it is one, never the model or the app."""
+    return {
+        "what": "--space-app",
+        "kind": "a Space app that push_to_hub.py wrote",
+        "recognise": is_space_app,
+        "inputs": {"--model": model_folder, "the app file": app_file},
+    }
 
 
 def _normalised(name: str) -> str:
@@ -411,7 +549,8 @@ def write_space_app(
         raise InputError(f"the serve extra pins {gradio}; a Space needs one exact gradio version (gradio==X).")
     requirements = [*package_requirements(SPACE_REQUIREMENTS).values(), gradio]
     examples = space_examples(model_folder)
-    with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
+    options = space_app_output_options(model_folder, app_file)
+    with atomic_output_dir(output_dir, overwrite=overwrite, **options) as staging:
         shutil.copyfile(app_file, staging / "app.py")
         (staging / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
         (staging / "packages.txt").write_text("\n".join(SPACE_APT_PACKAGES) + "\n", encoding="utf-8")
