@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -81,6 +82,12 @@ def _type_name(annotation) -> str:
     return str(annotation).replace("typing.", "").replace("NoneType", "None").replace("<class '", "").replace("'>", "")
 
 
+def _require_finite(name: str, value) -> None:
+    """YAML reads .nan and .inf as floats: no recipe number means anything as either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{name}={value} must be a finite number.")
+
+
 def _build_section(cls, values: Any, section: str):
     """`cls(**values)` with unknown keys and wrong types reported by their dotted name."""
     if values is None:
@@ -94,6 +101,7 @@ def _build_section(cls, values: Any, section: str):
             raise RecipeError(f"Unknown recipe key {section}.{key}{_closest(key, names)}.")
         if not _matches(value, hints[key]):
             raise RecipeError(f"{section}.{key}={value!r} has the wrong type: expected {_type_name(hints[key])}.")
+        _require_finite(f"{section}.{key}", value)
     try:
         return cls(**values)
     except RecipeError as error:
@@ -105,15 +113,48 @@ def _check_choice(name: str, value, choices) -> None:
         raise RecipeError(f"{name}={value!r} is invalid; choose one of {', '.join(choices)}.")
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names a key twice: plain YAML keeps the last value silently."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (`training:` twice kept only the second)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by design
+                continue
+            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
+            try:
+                seen = key in first_line
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+            if seen:
+                raise DuplicateKeyError(
+                    f"line {line}: key {key!r} is given twice (first on line {first_line[key]}); YAML would keep "
+                    "only the last one silently, so remove or merge one of them."
+                )
+            first_line[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    """`yaml.safe_load`, refusing a key given twice in one mapping (DuplicateKeyError)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml(path: Path) -> dict:
     if path.is_dir():
         raise RecipeError(f"Recipe file {path} is a folder; name a recipe in it, e.g. {path / 'translation.yaml'}.")
     if not path.is_file():
         raise RecipeError(f"Recipe file {path} does not exist.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as error:
         raise RecipeError(f"Recipe file {path} is not UTF-8 text (byte {error.start}).") from None
+    except DuplicateKeyError as error:
+        raise RecipeError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise RecipeError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(raw, dict):
@@ -150,6 +191,11 @@ class ModelRecipe:
             raise RecipeError("init=pretrained needs path (a saved XLM-SWCM folder).")
         if self.init != "pretrained" and not self.encoder:
             raise RecipeError(f"init={self.init} needs encoder (an XLM-R folder or Hub name).")
+        if self.normal_layer_interval is not None and self.normal_layer_interval < 0:
+            raise RecipeError(
+                f"normal_layer_interval={self.normal_layer_interval} must be >= 0 (a normal layer after every that "
+                "many custom layers; 0: none)."
+            )
 
     def from_encoder_kwargs(self) -> dict:
         """Keyword arguments for `from_encoder`: only what the recipe sets, so the model's own defaults apply."""
@@ -240,6 +286,14 @@ class GenerationRecipe:
         for name in ("max_new_tokens", "max_length"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise RecipeError(f"{name}={getattr(self, name)} must be >= 1.")
+        for name in ("min_new_tokens", "no_repeat_ngram_size", "top_k"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise RecipeError(f"{name}={getattr(self, name)} must be >= 0.")
+        for name in ("repetition_penalty", "temperature"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise RecipeError(f"{name}={getattr(self, name)} must be > 0.")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise RecipeError(f"top_p={self.top_p} must be in (0, 1].")
 
     def settings(self) -> dict:
         return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
@@ -335,11 +389,15 @@ POSITIVE_TRAINING_NUMBERS = (
     "generation_num_beams",
 )
 NON_NEGATIVE_TRAINING_NUMBERS = ("learning_rate", "weight_decay", "warmup_steps", "max_grad_norm", "seed")
+# Training numbers that are fractions in [0, 1).
+TRAINING_FRACTIONS = ("label_smoothing_factor", "adam_beta1", "adam_beta2")
 
 
 def _check_training_numbers(training: dict) -> None:
     """Numbers Seq2SeqTrainer would misread rather than refuse: `max_steps=-5` trains by epochs, a 0 or negative
     batch size, epoch count or step interval fails late or silently does something else."""
+    for name, value in training.items():  # .nan passes every comparison below; .inf trains on nonsense
+        _require_finite(f"training.{name}", value)
     steps = training.get("max_steps")
     if steps is not None and _matches(steps, int) and steps != -1 and steps < 1:
         raise RecipeError(f"training.max_steps={steps} must be >= 1 (or -1: train for num_train_epochs).")
@@ -351,6 +409,13 @@ def _check_training_numbers(training: dict) -> None:
         value = training.get(name)
         if _matches(value, float) and value < 0:
             raise RecipeError(f"training.{name}={value} must be >= 0.")
+    for name in TRAINING_FRACTIONS:
+        value = training.get(name)
+        if _matches(value, float) and not 0 <= value < 1:
+            raise RecipeError(f"training.{name}={value} must be in [0, 1).")
+    epsilon = training.get("adam_epsilon")
+    if _matches(epsilon, float) and epsilon <= 0:
+        raise RecipeError(f"training.adam_epsilon={epsilon} must be > 0.")
 
 
 @dataclass
@@ -421,7 +486,10 @@ class Recipe:
                 if not isinstance(target.get(parent, {}), dict):
                     raise RecipeError(f"Override {override!r}: {parent} is not a section.")
                 target = target.setdefault(parent, {})
-            target[leaf] = yaml.safe_load(value)
+            try:
+                target[leaf] = load_yaml(value)
+            except yaml.YAMLError as error:
+                raise RecipeError(f"Override {override!r}: the value is not valid YAML ({error}).") from None
         try:
             return cls.from_dict(raw)
         except RecipeError as error:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 
 from ..checks import (
     check_position_limit,
     load_tokenizer,
     load_trained_model,
     looks_like_local_path,
+    read_json_file,
     require_model_source,
     require_trained_model,
     weight_keys,
@@ -99,11 +101,38 @@ def check_recipe_paths(recipe: Recipe) -> None:
         require_model_source(recipe.model.encoder, "model.encoder")
         if looks_like_local_path(recipe.model.encoder):
             weight_keys(recipe.model.encoder, "model.encoder")  # weights present and complete
+            check_model_settings(recipe)
     if recipe.tokenizer:
         require_model_source(recipe.tokenizer, "tokenizer")
     for path in recipe.data.local_paths():
         check_data_file(path)
     check_recipe_limits(recipe)
+
+
+def check_model_settings(recipe: Recipe) -> None:
+    """The model the recipe builds from a local encoder is valid: `model.config` and `model.normal_layer_interval`
+    make an `XLMSWCMConfig` with that encoder's config.json (no weights loaded), and `init_scheme: scaled` has the
+    pre-LN decoder it needs."""
+    from .. import XLMSWCMConfig
+
+    model = recipe.model
+    encoder_config = read_json_file(Path(model.encoder) / "config.json", "model.encoder's config")
+    settings = {key: value for key, value in model.from_encoder_kwargs().items() if key not in FROM_ENCODER_ONLY}
+    try:
+        config = XLMSWCMConfig.from_encoder_config(encoder_config, **settings)
+    except (ValueError, TypeError) as error:
+        raise RecipeError(
+            f"model.config / model.normal_layer_interval with the encoder {model.encoder}: {error}"
+        ) from None
+    if model.init_scheme == "scaled" and config.decoder_layer_norm_position != "pre":
+        raise RecipeError(
+            "model.init_scheme=scaled is for pre-LN decoders; set model.config.decoder_layer_norm_position=pre "
+            "or model.init_scheme=copy."
+        )
+
+
+# `from_encoder` arguments that are not XLMSWCMConfig fields.
+FROM_ENCODER_ONLY = ("share_weights", "lm_head_init", "init_scheme")
 
 
 def check_recipe_limits(recipe: Recipe) -> None:

@@ -13,8 +13,16 @@ from pathlib import Path
 
 import yaml
 
-from ..checks import require_writable_output
-from ..files import atomic_write_json, output_lock
+from ..checks import (
+    InputError,
+    Interrupted,
+    refuse_output_over_inputs,
+    require_writable_output,
+    same_command,
+    write_failure,
+)
+from ..checks import _os_error_message as os_error_message
+from ..files import atomic_write_json, ordinary_modes, output_lock
 from ..recipe import Recipe, RecipeError
 from .build import build, tokenizer_source
 from .evaluation import evaluate_model
@@ -36,8 +44,15 @@ CHECKPOINT_WEIGHTS = (
     "adapter_model.bin",
 )
 CHECKPOINT_OPTIMIZER = ("optimizer.pt", "optimizer.bin")
-# What a finished run leaves in its output folder besides checkpoints: another run must not silently replace it.
+# What a run leaves in its output folder besides checkpoints: another run must not silently replace it.
 FINISHED_OUTPUTS = ("final", "final-merged", "metrics.json", "log_history.json", "test")
+
+
+def run_finished(recipe: Recipe) -> bool:
+    """Whether the output folder holds the run's last outputs: final/ (and final-merged/ when the recipe merges),
+    each renamed into place only once complete."""
+    last = ["final"] + (["final-merged"] if recipe.peft is not None and recipe.peft.merge_after_training else [])
+    return all((recipe.output_dir / name).is_dir() for name in last)
 
 
 def _checkpoint_step(folder: Path) -> int | None:
@@ -101,26 +116,109 @@ def parameter_checksum(model) -> str:
     return digest.hexdigest()
 
 
-def _resume_point(recipe: Recipe, resume: bool) -> str | None:
-    """The checkpoint to resume from; refuses to silently train over an earlier run's checkpoints or results."""
+def _recipe_inputs(recipe: Recipe) -> dict:
+    """Every local input the recipe reads, by its recipe name: the output folder may not be, hold or lie in one."""
+    inputs = {"model.path": recipe.model.path, "model.encoder": recipe.model.encoder, "tokenizer": recipe.tokenizer}
+    return {**inputs, **{f"data file {path}": path for path in recipe.data.local_paths()}}
+
+
+def _resume_point(recipe: Recipe, resume: bool, quiet: bool = False) -> str | None:
+    """The checkpoint to resume from; refuses to silently train over an earlier run's checkpoints or results.
+
+    Each refusal names a way on that this function accepts (so advice never loops): --resume when a checkpoint is
+    complete or the run never finished (it then starts over), else training.overwrite_output_dir=true."""
     output_dir = recipe.output_dir
+    refuse_output_over_inputs(output_dir, "training.output_dir", _recipe_inputs(recipe))
     require_writable_output(output_dir, "training.output_dir")
     checkpoint = last_checkpoint(output_dir)
     found = checkpoints(output_dir)
+    outputs = [name for name in FINISHED_OUTPUTS if (output_dir / name).exists()]
+    finished = run_finished(recipe)
+    overwrite = recipe.training.get("overwrite_output_dir")
     if resume:
-        if checkpoint is None and not found:
-            raise RecipeError(f"--resume: no checkpoint-* folder in {output_dir}; start without --resume.")
-        if checkpoint is None:
+        if checkpoint is None and not found and not outputs:
+            raise RecipeError(
+                f"--resume: {output_dir} holds no run to resume (no checkpoint-* folder); start without --resume."
+            )
+        if checkpoint is None and finished and not overwrite:
+            raise RecipeError(
+                f"--resume: {output_dir} holds a finished run (final/) but no complete checkpoint to resume from; "
+                "set training.overwrite_output_dir=true to train it again, or choose another training.output_dir."
+            )
+        if checkpoint is None and not quiet:
             logger.warning("--resume: no checkpoint in %s is complete; training starts from the beginning", output_dir)
         return checkpoint
-    finished = [name for name in FINISHED_OUTPUTS if (output_dir / name).exists()] + [path.name for path in found]
-    if finished and not recipe.training.get("overwrite_output_dir"):
+    if (outputs or found) and not overwrite:
+        listed = outputs + [path.name for path in found]
+        if checkpoint is not None:
+            way_on = f"pass --resume to continue it from {Path(checkpoint).name}, "
+        elif not finished:
+            way_on = "pass --resume to finish it (it starts over: no checkpoint is complete), "
+        else:
+            way_on = ""
         raise RecipeError(
-            f"{output_dir} already holds an earlier run's {', '.join(finished[:4])}"
-            f"{' ...' if len(finished) > 4 else ''}; pass --resume to continue it, choose another "
+            f"{output_dir} already holds an earlier run's {', '.join(listed[:4])}"
+            f"{' ...' if len(listed) > 4 else ''}; {way_on}choose another "
             "training.output_dir, or set training.overwrite_output_dir=true to start over."
         )
     return None
+
+
+def rerun_advice(recipe: Recipe, resume: bool) -> str:
+    """How to go on after a run stopped (Ctrl-C, a full disk): the command `_resume_point` accepts, preferring
+    --resume, and what it will do."""
+    for with_resume in (True, False):
+        try:
+            checkpoint = _resume_point(recipe, with_resume, quiet=True)
+        except InputError:
+            continue
+        if with_resume:
+            command = same_command(add=("--resume",)) or "train again with resume=True (train.py --resume)"
+            if checkpoint:
+                return (
+                    f"{Path(checkpoint).name}, the last complete checkpoint, is kept in {recipe.output_dir}; to resume "
+                    f"from it (final/ is written at the end), run: {command}"
+                )
+            return f"no checkpoint was complete; to train from the start, run: {command}"
+        command = same_command(remove=("--resume",)) or "train again"
+        return f"nothing was kept; run again: {command}"
+    return "choose another training.output_dir"
+
+
+def completes_training(checkpoint: str | os.PathLike, arguments) -> bool:
+    """Whether `checkpoint` is the run's last step under these training arguments (a run stopped while writing its
+    results after training, e.g. by a full disk)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    if arguments.max_steps > 0:
+        return state["global_step"] >= arguments.max_steps
+    same_epochs = state.get("num_train_epochs") == arguments.num_train_epochs
+    return same_epochs and state.get("max_steps", 0) > 0 and state["global_step"] >= state["max_steps"]
+
+
+def _take_finished_checkpoint(trainer, checkpoint: str, output_dir: Path) -> dict:
+    """Load a checkpoint of the last step instead of resuming from it: Trainer (transformers 5.24) resumed at its
+    last step trains one step more. Returns the train metrics the stopped run recorded, if it got that far."""
+    from transformers import TrainerState
+
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    try:
+        return json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _save_with_ordinary_modes(trainer) -> None:
+    """Trainer's checkpoints get the modes of every other output (safetensors writes owner-only files)."""
+    from transformers import TrainerCallback
+
+    class OrdinaryModes(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                ordinary_modes(folder)
+
+    trainer.add_callback(OrdinaryModes())
 
 
 def _generation_owner(model):
@@ -163,13 +261,23 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
     with contextlib.ExitStack() as stack:
         if _is_main_launch_process():  # one run per output folder; released when this process ends in any way
             stack.enter_context(output_lock(recipe.output_dir, "training.output_dir"))
-        return _run_training(recipe, resume, callbacks)
+        try:
+            return _run_training(recipe, resume, callbacks)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted (Ctrl-C); {rerun_advice(recipe, resume)}") from None
+        except Exception as error:
+            failure = write_failure(error)
+            if failure is None:
+                raise
+            where = "" if failure.filename else f"writing into {recipe.output_dir}: "
+            raise InputError(f"{where}{os_error_message(failure)} Then: {rerun_advice(recipe, resume)}") from error
 
 
 def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
     from transformers import set_seed
 
-    from ..hub import save_hub_folder
+    from ..checks import looks_like_local_path
+    from ..hub import public_name, public_recipe, save_hub_folder
 
     output_dir = recipe.output_dir
     checkpoint = _resume_point(recipe, resume)
@@ -185,13 +293,17 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
     # Seq2SeqTrainer's evaluation fills the model's generation_config with transformers' defaults (max_length 20
     # beside the recipe's max_new_tokens, so every later generate() warns "Both ... set"): kept here, put back below.
     recipe_generation = copy.deepcopy(_generation_owner(trainer.model).generation_config)
+    _save_with_ordinary_modes(trainer)
     for callback in callbacks or []:
         trainer.add_callback(callback)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
 
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = {"train": train_result.metrics}
+    if checkpoint and completes_training(checkpoint, trainer.args):
+        logger.info("%s is the last step: training is done, its results are written again", checkpoint)
+        metrics = {"train": _take_finished_checkpoint(trainer, checkpoint, output_dir)}
+    else:
+        metrics = {"train": trainer.train(resume_from_checkpoint=checkpoint).metrics}
     if trainer.args.world_size > 1:
         # Each replica records its parameters' digest: a data-parallel run that stayed in sync has one value.
         checksums = output_dir / "replica_checksums"
@@ -220,16 +332,19 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
         )
     atomic_write_json(output_dir / "metrics.json", metrics)
     languages = sorted(key for key in metrics.get("test", {}) if key != "all") or recipe.data.eval_languages
+    # The card is uploaded: local paths appear by their base names only (public_name), Hub ids as they are.
     card_fields = {
         "description": f"XLM-SWCM fine-tuned for {recipe.data.task} with xlm-swcm-hf "
-        f"(model from {recipe.model.init}: {recipe.model.encoder or recipe.model.path}; "
-        f"tokenizer from {tokenizer_source(recipe)})"
-        + (f"; a LoRA adapter on {recipe.model.path}." if recipe.peft else "."),
-        "training": "```yaml\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True) + "```",
+        f"(model from {recipe.model.init}: {public_name(recipe.model.encoder or recipe.model.path)}; "
+        f"tokenizer from {public_name(tokenizer_source(recipe))})"
+        + (f"; a LoRA adapter on {public_name(recipe.model.path)}." if recipe.peft else "."),
+        "training": "```yaml\n"
+        + yaml.safe_dump(public_recipe(recipe.to_dict()), sort_keys=False, allow_unicode=True)
+        + "```",
         "results": metrics_markdown(metrics.get("test") or metrics.get("validation") or {}),
         "base_model": base_model_name(recipe),
         "languages": languages,
-        "datasets": [recipe.data.dataset_name] if recipe.data.dataset_name else [],
+        "datasets": [name for name in [recipe.data.dataset_name] if name and not looks_like_local_path(name)],
     }
     extra_files = {"loss_curve.png": output_dir / "loss_curve.png"} if plotted else None
     save_hub_folder(
