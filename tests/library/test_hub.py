@@ -135,3 +135,174 @@ def test_failed_save_leaves_nothing_and_existing_folders_survive(tmp_path):
         (staging / "new.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# --------------------------------------------------------------------------- issue 31: lose nothing, leak nothing
+def tree_digest(folder):
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def only_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err[-5:]
+    return err[0]
+
+
+def test_space_app_replaces_only_a_space_app(tmp_path, capsys):
+    """`--space-app M --overwrite` once deleted M's weights; naming M's parent deleted the whole run folder."""
+    from conftest import save_tiny_folder
+
+    run = tmp_path / "run"
+    model = save_hub_folder(run / "final", tiny_model(), build_tiny_xlmr_tokenizer(), card_fields={"languages": ["ug"]})
+    (run / "metrics.json").write_text("{}")
+    other = save_tiny_folder(tmp_path / "other")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    before = tree_digest(tmp_path)
+    capsys.readouterr()  # the saves' progress bars
+    for space, fragment in (
+        (model, "is --model"),
+        (run, "holds --model"),
+        (model / "space", "lies inside --model"),
+        (tmp_path, "holds --model"),
+        (other, "is not a Space app that push_to_hub.py wrote (it holds config.json"),
+        (notes, "is not a Space app that push_to_hub.py wrote (it holds todo.txt)"),
+    ):
+        for overwrite in ([], ["--overwrite"]):
+            argv = ["--model", model, "--repo-id", "me/x", "--dry-run", "--space-app", space, *overwrite]
+            assert push_main(argv) == 2
+            message = only_error(capsys)
+            assert fragment in message and "pass --overwrite" not in message, message
+    assert tree_digest(tmp_path) == before
+    # a Space app it wrote is replaced with --overwrite, and only then
+    space = tmp_path / "space"
+    argv = ["--model", model, "--repo-id", "me/x", "--dry-run", "--space-app", space]
+    assert push_main(argv) == 0
+    assert push_main(argv) == 2 and "exists; pass --overwrite" in only_error(capsys)
+    (space / "app.py").write_text("# edited")
+    assert push_main([*argv, "--overwrite"]) == 0
+    assert (space / "app.py").read_text() != "# edited"
+    (space / "weights.bin").write_text("not the app's")
+    assert push_main([*argv, "--overwrite"]) == 2 and "weights.bin" in only_error(capsys)
+
+
+def test_atomic_output_dir_never_replaces_a_run_models_or_an_input(tmp_path):
+    from xlm_swcm_hf.checks import InputError
+    from xlm_swcm_hf.files import check_output_dir
+
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "final" / "config.json").write_text("{}")
+    (tmp_path / "ckpt" / "checkpoint-10").mkdir(parents=True)
+    data = tmp_path / "data" / "train.jsonl"
+    data.parent.mkdir()
+    data.write_text("{}\n")
+    before = tree_digest(tmp_path)
+    for target, fragment in (
+        (run, "holds a model folder (final)"),
+        (tmp_path / "ckpt", "holds a training run (checkpoint-10)"),
+        (data.parent, "holds --data"),
+    ):
+        with pytest.raises(InputError, match=r"not replaced, even with --overwrite|refused even with --overwrite"):
+            with atomic_output_dir(target, overwrite=True, inputs={"--data": data}):
+                pass
+        with pytest.raises(InputError) as refused:
+            check_output_dir(target, False, inputs={"--data": data})
+        assert fragment in str(refused.value) and "pass --overwrite" not in str(refused.value)
+    assert tree_digest(tmp_path) == before
+    # a model folder itself is still the converter's / train.py's own output to replace
+    with atomic_output_dir(run / "final", overwrite=True) as staging:
+        (staging / "config.json").write_text('{"new": 1}')
+    assert (run / "final" / "config.json").read_text() == '{"new": 1}'
+
+
+@pytest.mark.parametrize(
+    "name, text, fragment",
+    [
+        (
+            "README.md",
+            "trained on /home/alice/data/train.jsonl",
+            "the absolute local path /home/alice/data/train.jsonl",
+        ),
+        ("config.json", '{"_name_or_path": "/tmp/run/final"}', "the absolute local path /tmp/run/final"),
+        ("metrics.json", '{"data": "C:\\\\Users\\\\alice\\\\d.jsonl"}', "the absolute local path C:"),
+        ("notes.yaml", "encoder: ~/encoders/xlmr", "the absolute local path ~/encoders/xlmr"),
+        ("README.md", "trained by alice-lab on node", "the user or host name 'alice-lab'"),
+        ("README.md", "ran on gpu-node-7.cluster.example", "the user or host name 'gpu-node-7"),
+    ],
+)
+def test_no_file_to_upload_holds_a_local_detail(saved_folder, capsys, monkeypatch, name, text, fragment):
+    import getpass
+    import socket
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice-lab")
+    monkeypatch.setattr(socket, "gethostname", lambda: "gpu-node-7.cluster.example")
+    assert push_main(["--model", saved_folder, "--repo-id", "me/x", "--dry-run"]) == 0  # as saved: nothing local
+    capsys.readouterr()
+    path = saved_folder / name
+    if name == "README.md":
+        path.write_text(path.read_text() + "\n" + text + "\n")
+    elif name == "config.json":
+        path.write_text(path.read_text().replace("{", text[:-1] + ", ", 1))
+    else:
+        path.write_text(text)
+    assert push_main(["--model", saved_folder, "--repo-id", "me/x", "--dry-run"]) == 2
+    message = only_error(capsys)
+    assert f"{name} holds {fragment}" in message, message
+
+
+def test_a_vocabulary_may_hold_the_user_name_as_a_word(saved_folder, monkeypatch):
+    import getpass
+
+    tokenizer = json.loads((saved_folder / "tokenizer.json").read_text())
+    word = tokenizer["model"]["vocab"][5][0].strip("▁")
+    monkeypatch.setattr(getpass, "getuser", lambda: word * 3)
+    (saved_folder / "tokenizer.json").write_text(json.dumps({**tokenizer, "added": f"▁{word * 3}"}))
+    validate_hub_folder(saved_folder, load_weights=False)
+
+
+def test_public_names_and_recipe_hold_no_local_path(tmp_path):
+    from xlm_swcm_hf.hub import public_name, public_recipe
+
+    assert public_name("FacebookAI/xlm-roberta-base") == "FacebookAI/xlm-roberta-base"
+    assert public_name(tmp_path / "encoders" / "xlmr") == "xlmr"
+    assert public_name("./data/train.jsonl", "file") == "train.jsonl"
+    recipe = {
+        "model": {"encoder": str(tmp_path / "enc"), "path": None, "config": {"dropout": 0.1}},
+        "data": {"train_file": "/home/me/train.jsonl", "monolingual_files": {"bo": ["/srv/bo.txt", "~/x/kk.txt"]}},
+        "training": {"output_dir": str(tmp_path / "run"), "optim": "adamw_torch"},
+    }
+    public = public_recipe(recipe)
+    assert public["model"] == {"encoder": "enc", "path": None, "config": {"dropout": 0.1}}
+    assert public["data"] == {"train_file": "train.jsonl", "monolingual_files": {"bo": ["bo.txt", "kk.txt"]}}
+    assert public["training"] == {"output_dir": "run", "optim": "adamw_torch"}
+
+
+@pytest.mark.slow
+def test_the_card_train_writes_names_no_local_path_and_pushes(real_pairs, tiny_encoder, tmp_path, capsys):
+    from conftest import run_script
+
+    output = tmp_path / "run"
+    arguments = [
+        "--config",
+        ROOT / "configs" / "tiny.yaml",
+        f"model.encoder={tiny_encoder}",
+        f"data.train_file={real_pairs / 'train.jsonl'}",
+        f"data.validation_file={real_pairs / 'validation.jsonl'}",
+        f"data.test_file={real_pairs / 'test.jsonl'}",
+        f"training.output_dir={output}",
+        "training.max_steps=2",
+        "training.save_strategy=no",
+    ]
+    assert run_script("train", arguments) == 0
+    card = (output / "final" / "README.md").read_text()
+    for local in (str(tmp_path), str(real_pairs), str(tiny_encoder), str(ROOT)):
+        assert local not in card
+    assert f"encoder: {tiny_encoder.name}" in card and "train_file: train.jsonl" in card
+    capsys.readouterr()
+    assert push_main(["--model", output / "final", "--repo-id", "me/x", "--dry-run"]) == 0

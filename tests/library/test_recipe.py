@@ -37,6 +37,15 @@ def test_override_files_merge_section_by_section():
         ("generation.num_beams=0", "num_beams=0 must be >= 1"),
         ("training.output_dir=", "training.output_dir is required"),
         ("data.train_languages=zh", "data.train_languages='zh' has the wrong type"),
+        ("training.learning_rate=.nan", "training.learning_rate=nan must be a finite number"),
+        ("training.num_train_epochs=.inf", "training.num_train_epochs=inf must be a finite number"),
+        ("training.adam_beta2=1.5", "training.adam_beta2=1.5 must be in [0, 1)"),
+        ("training.adam_epsilon=0", "training.adam_epsilon=0 must be > 0"),
+        ("data.mask_ratio=.nan", "mask_ratio=nan must be a finite number"),
+        ("peft.lora_dropout=.nan", "peft.lora_dropout=nan must be a finite number"),
+        ("generation.temperature=0", "temperature=0 must be > 0"),
+        ("generation.length_penalty=.inf", "generation.length_penalty=inf must be a finite number"),
+        ("model.normal_layer_interval=-1", "normal_layer_interval=-1 must be >= 0"),
     ],
 )
 def test_bad_recipes_name_the_key(override, message):
@@ -117,3 +126,27 @@ def test_one_generation_length_limit_at_a_time():
     assert Holder.generation_config.max_new_tokens == 12 and Holder.generation_config.max_length is None
     GenerationRecipe(max_length=30).apply_to(Holder)
     assert Holder.generation_config.max_length == 30 and Holder.generation_config.max_new_tokens is None
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ("training:\n  output_dir: a\ntraining:\n  output_dir: b\n", "'training'", 3),
+        ("training:\n  output_dir: a\n  learning_rate: 1.0e-4\n  learning_rate: 1.0e-3\n", "'learning_rate'", 4),
+        ("data: {columns: {source: a, source: b}}\n", "'source'", 1),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it_and_its_line(tmp_path, text, key, line):
+    """Plain YAML keeps the last of two `training:` sections silently."""
+    (tmp_path / "twice.yaml").write_text(text)
+    with pytest.raises(RecipeError, match=rf"twice.yaml: line {line}: key {key} is given twice"):
+        Recipe.from_yaml(tmp_path / "twice.yaml")
+
+
+def test_anchors_and_merge_keys_still_work_and_a_bad_override_value_is_named():
+    from xlm_swcm_hf.recipe import load_yaml
+
+    with pytest.raises(RecipeError, match=r"Override 'training.max_steps=\[1': the value is not valid YAML"):
+        Recipe.from_yaml(ROOT / "configs" / "translation.yaml", ["training.max_steps=[1"])
+
+    assert load_yaml("base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  a: 3\n")["other"] == {"a": 3, "b": 2}

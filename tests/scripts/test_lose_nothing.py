@@ -359,3 +359,145 @@ def test_language_tags_the_model_was_not_trained_with_are_refused(folders, capsy
         argv = ["--model", model, "--input", tmp / "in.txt", "--output", tmp / "out.txt", "--target-language", tag]
         one_error(capsys, run_script("translate", argv), f"--target-language {tag!r}", "ug, zh")
     assert tree_digest(tmp) == before
+
+
+# --------------------------------------------------------------------------- issue 31: Ctrl-C and a full disk
+def rerun_command(message: str) -> list[str]:
+    """The train.py arguments of the command an error line says to run."""
+    import shlex
+
+    command = shlex.split(message.split(", run: ")[-1])
+    assert command[:2] == ["python", "scripts/train.py"], command
+    return command[2:]
+
+
+def file_modes(folder: Path) -> set[str]:
+    return {oct(path.stat().st_mode & 0o777) for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.slow
+def test_ctrl_c_names_the_kept_checkpoint_and_the_exact_resume_command(real_pairs, tiny_encoder, tmp_path, capsys):
+    from transformers import TrainerCallback
+
+    from xlm_swcm_hf.training import run
+
+    class CtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 25:
+                raise KeyboardInterrupt
+
+    original = run.build
+
+    def build(*args, **kwargs):
+        parts = original(*args, **kwargs)
+        parts.trainer.add_callback(CtrlC())
+        return parts
+
+    output = tmp_path / "run"
+    arguments = train_arguments(real_pairs, tiny_encoder, output)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run, "build", build)
+        code = run_script("train", arguments)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert code == 130 and len(errors) == 1, errors
+    assert "interrupted (Ctrl-C); checkpoint-20, the last complete checkpoint, is kept" in errors[0], errors[0]
+    resume = rerun_command(errors[0])
+    assert resume == [*arguments, "--resume"]
+    assert run_script("train", resume) == 0
+    assert json.loads((output / "checkpoint-30" / "trainer_state.json").read_text())["global_step"] == 30
+    assert file_modes(output / "final") == {"0o644"} and file_modes(output / "checkpoint-30") == {"0o644"}
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_writing_final_leaves_no_final_and_the_advice_never_loops(
+    real_pairs, tiny_encoder, tmp_path, capsys
+):
+    """A full disk while final/ was written once said "a weights file is corrupt"; the reruns then sent the user
+    between "pass --resume" and "start without --resume"."""
+    import errno
+
+    from safetensors import SafetensorError
+    from transformers import modeling_utils
+
+    original = modeling_utils.safe_save_file
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        if ".final.partial-" in str(filename):
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return original(tensors, filename, *args, **kwargs)
+
+    straight = tmp_path / "straight"
+    assert run_script("train", train_arguments(real_pairs, tiny_encoder, straight)) == 0
+    output = tmp_path / "run"
+    arguments = train_arguments(real_pairs, tiny_encoder, output)
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(modeling_utils, "safe_save_file", full_disk)
+        code = run_script("train", arguments)
+    message = one_error(capsys, code, "No space left on device", "free space", "checkpoint-30, the last complete")
+    assert "corrupt" not in message and not (output / "final").exists()
+    assert not [path for path in output.iterdir() if path.name.startswith(".final")]  # no half-written final
+    # without --resume: the refusal names --resume, which then works (and the disk error's advice was the same)
+    one_error(capsys, run_script("train", arguments), "pass --resume to continue it from checkpoint-30")
+    assert rerun_command(message) == [*arguments, "--resume"]
+    assert run_script("train", rerun_command(message)) == 0
+    assert not (output / "checkpoint-31").exists()  # the finished checkpoint is taken, not trained one step more
+    import torch
+    from safetensors.torch import load_file
+
+    expected, actual = (load_file(str(folder / "final" / "model.safetensors")) for folder in (straight, output))
+    assert all(torch.allclose(expected[name], actual[name], atol=1e-5) for name in expected)
+    # a torch.save that fails (a RuntimeError without errno) is reported as a write failure too
+    from xlm_swcm_hf.checks import error_message, write_failure
+
+    assert write_failure(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")).errno
+    assert "could not write a file; the disk is full" in error_message(RuntimeError("file write failed"))
+    assert write_failure(OSError(errno.EACCES, "x")).errno == errno.EACCES
+
+
+def test_resume_advice_never_loops(real_pairs, tiny_encoder, tmp_path):
+    """Whatever a folder holds, each refusal names a way on that is accepted."""
+    from conftest import tiny_recipe
+
+    from xlm_swcm_hf.recipe import RecipeError
+    from xlm_swcm_hf.training.run import _resume_point
+
+    def outcome(recipe, resume):
+        try:
+            return _resume_point(recipe, resume) or "start"
+        except RecipeError as error:
+            return str(error)
+
+    empty, unfinished, finished = (tmp_path / name for name in ("empty", "unfinished", "finished"))
+    unfinished.mkdir()
+    (unfinished / "metrics.json").write_text("{}")  # results written, final/ not: a run stopped at its end
+    (finished / "final").mkdir(parents=True)
+    recipes = {folder: tiny_recipe(real_pairs, tiny_encoder, folder) for folder in (empty, unfinished, finished)}
+    assert outcome(recipes[empty], False) == "start" and "start without --resume" in outcome(recipes[empty], True)
+    assert "pass --resume to finish it" in outcome(recipes[unfinished], False)
+    assert outcome(recipes[unfinished], True) == "start"  # nothing complete to resume from: it starts over
+    refused = outcome(recipes[finished], False)
+    assert "--resume" not in refused and "overwrite_output_dir=true" in refused
+    assert "overwrite_output_dir=true" in outcome(recipes[finished], True)
+    recipes[finished].training["overwrite_output_dir"] = True
+    assert outcome(recipes[finished], False) == outcome(recipes[finished], True) == "start"
+
+
+def test_overwrite_replaces_only_what_the_command_wrote(folders, capsys):
+    """push_to_hub.py --space-app M --overwrite once replaced M's weights with the app; M's parent, the whole run."""
+    tmp, model, run = folders["tmp"], folders["model"], folders["run"]
+    before = tree_digest(tmp)
+    space = ["--model", run / "final", "--repo-id", "me/x", "--dry-run", "--overwrite", "--space-app"]
+    for target, fragment in (
+        (run / "final", "is --model"),
+        (run, "holds --model"),
+        (model, "is not a Space app that push_to_hub.py wrote"),
+    ):
+        message = one_error(capsys, run_script("push_to_hub", [*space, target]), fragment)
+        assert "pass --overwrite" not in message
+    convert = ["--checkpoint", folders["data"], "--encoder", folders["encoder"], "--overwrite", "--output"]
+    one_error(capsys, run_script("convert_original_checkpoint", [*convert, run]), "holds a model folder (final)")
+    extend = ["--model", folders["encoder"], "--corpus", folders["data"], "--overwrite", "--output"]
+    one_error(capsys, run_script("extend_vocabulary", [*extend, tmp]), "holds --corpus")
+    one_error(capsys, run_script("prepare_offline_encoder", ["--output", model]), "not an encoder folder this")
+    assert tree_digest(tmp) == before

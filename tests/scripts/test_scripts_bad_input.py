@@ -190,6 +190,7 @@ def walk(material):
     (tmp / "number.jsonl").write_text('{"source": "en: a", "target": 7, "lang": "xx"}\n')
     (tmp / "null.jsonl").write_text('{"source": "en: a", "target": "b"}\n{"source": null, "target": "c"}\n')
     (tmp / "badlang.jsonl").write_text('{"source": "en: a", "target": "b", "lang": "ug: zh"}\n')
+    (tmp / "twice.yaml").write_text((ROOT / "configs" / "tiny.yaml").read_text() + "training:\n  max_steps: 1\n")
     return {**material, "model": model, "cut": cut}
 
 
@@ -239,6 +240,30 @@ WALK = [
     ("train", _train("training.per_device_train_batch_size=0"), "per_device_train_batch_size=0 must be > 0"),
     ("train", _train("data.max_source_length=600"), "data.max_source_length needs 600 positions"),
     ("train", _train("generation.max_new_tokens=500"), "generation.max_new_tokens needs 500 positions"),
+    # issue 31: numbers that are not numbers, a layout that means nothing, keys given twice, outputs over inputs
+    ("train", _train("training.learning_rate=.nan"), "training.learning_rate=nan must be a finite number"),
+    ("train", _train("training.learning_rate=.inf"), "training.learning_rate=inf must be a finite number"),
+    ("train", _train("training.learning_rate=-1e-3"), "training.learning_rate=-0.001 must be >= 0"),
+    ("train", _train("training.max_grad_norm=-.inf"), "training.max_grad_norm=-inf must be a finite number"),
+    ("train", _train("training.label_smoothing_factor=1"), "label_smoothing_factor=1 must be in [0, 1)"),
+    ("train", _train("data.poisson_lambda=.nan"), "data.poisson_lambda=nan must be a finite number"),
+    ("train", _train("generation.top_p=0"), "top_p=0 must be in (0, 1]"),
+    ("train", _train("model.normal_layer_interval=-1"), "normal_layer_interval=-1 must be >= 0"),
+    ("train", _train("model.config.hidden_dropout_prob=2"), "hidden_dropout_prob=2 is invalid"),
+    ("train", lambda m: [*_train()(m)[:1], m["tmp"] / "twice.yaml", *_train()(m)[2:]], "key 'training' is given twice"),
+    ("train", _train("training.output_dir={encoder}"), "is model.encoder"),
+    ("train", _train("training.output_dir={encoder}/run"), "lies inside model.encoder"),
+    ("train", _train("training.output_dir={tmp}", "training.overwrite_output_dir=true"), "holds model.encoder"),
+    (
+        "train",
+        _train(
+            "model.init=pretrained",
+            "model.path={model}",
+            "training.output_dir={model}/..",
+            "training.overwrite_output_dir=true",
+        ),
+        "holds model.path",
+    ),
     # evaluate_model.py
     ("evaluate_model", _evaluate(data="{tmp}/missing.jsonl"), "missing.jsonl does not exist"),
     ("evaluate_model", _evaluate(data="{tmp}/empty.jsonl"), "empty.jsonl is empty"),
@@ -273,8 +298,28 @@ WALK = [
         _args("--checkpoint", "{tmp}/corrupt.bin", "--encoder", "{encoder}", "--output", "{model}"),
         "exists",
     ),
+    (  # --overwrite replaces only this project's output: never an input, nor a folder that holds one
+        "convert_original_checkpoint",
+        _args("--checkpoint", "{tmp}/corrupt.bin", "--encoder", "{encoder}", "--output", "{encoder}", "--overwrite"),
+        "is encoder",
+    ),
+    (
+        "convert_original_checkpoint",
+        _args("--checkpoint", "{tmp}/corrupt.bin", "--encoder", "{encoder}", "--output", "{tmp}", "--overwrite"),
+        "holds checkpoint",
+    ),
     # extend_vocabulary.py
     ("extend_vocabulary", _args("--model", "{encoder}", "--corpus", "{tmp}/none.txt", "--output", "{tmp}/x"), "none"),
+    (
+        "extend_vocabulary",
+        _args("--model", "{encoder}", "--corpus", "{test}", "--output", "{tmp}", "--overwrite"),
+        "holds --corpus",
+    ),
+    (
+        "extend_vocabulary",
+        _args("--model", "{encoder}", "--corpus", "{test}", "--output", "{encoder}", "--overwrite"),
+        "is model folder",
+    ),
     (
         "extend_vocabulary",
         _args("--model", "{encoder}", "--corpus", "{tmp}/latin1.txt", "--output", "{tmp}/x"),
@@ -327,6 +372,23 @@ WALK = [
     # push_to_hub.py, gpu_check.py, prepare_offline_encoder.py, demo.py, ablation.py, lora_vs_full.py
     ("push_to_hub", _args("--model", "{tmp}/missing", "--repo-id", "me/x", "--dry-run"), "missing is not a folder"),
     ("push_to_hub", _args("--model", "{model}", "--repo-id", "nobody", "--dry-run"), "must look like USER/NAME"),
+    # --space-app --overwrite once replaced the model itself (or, naming its parent, the whole run) with the app
+    (
+        "push_to_hub",
+        _args("--model", "{model}", "--repo-id", "me/x", "--space-app", "{model}", "--overwrite"),
+        "is --model",
+    ),
+    (
+        "push_to_hub",
+        _args("--model", "{model}", "--repo-id", "me/x", "--space-app", "{tmp}", "--overwrite"),
+        "holds --model",
+    ),
+    (
+        "push_to_hub",
+        _args("--model", "{model}", "--repo-id", "me/x", "--space-app", "{encoder}", "--overwrite"),
+        "is not a Space app that push_to_hub.py wrote",
+    ),
+    ("prepare_offline_encoder", _args("--output", "{model}"), "is not an encoder folder this script built"),
     ("gpu_check", _args("--device", "cpu", "--json", "{tmp}"), "--json"),
     ("prepare_offline_encoder", _args("--output", "{tmp}/a-file"), "a-file is a file"),
     ("demo", _args("--output", "{tmp}/a-file"), "a-file is a file"),
