@@ -46,6 +46,7 @@ def test_remote_code_imports_only_torch_transformers_and_each_other(name):
         "warnings",
         "copy",
         "os",
+        "json",
         "re",
         "enum",
         "abc",

@@ -12,9 +12,14 @@ positions):
 - `cross_attention.onnx`: encoder states -> every decoder layer's cross-attention keys and values (computed once per
   source, as the PyTorch model does at its first step);
 - `decoder.onnx`: (new decoder tokens, source mask, per layer: cached self-attention keys, values, cross-attention
-  keys, values) -> (logits for the new tokens, per layer the new tokens' self-attention keys and values). The first
+  keys, values) -> (the new tokens' last hidden states, per layer their self-attention keys and values). The first
   step passes zero cached positions, so one graph serves the first and every later step, and a whole target at once
-  (teacher forcing).
+  (teacher forcing);
+- `head.onnx`: hidden states -> logits over the whole vocabulary; for each of the model's output vocabularies
+  (`output_vocabularies.json`, copied into the export) `head.<lang>.onnx` holds only that language's rows, which
+  `generate(output_languages=...)` runs instead (one graph per language in a mixed batch, each on its own rows; the
+  other words come out at float32's minimum, as in the PyTorch model). A head sliced at export beats gathering the
+  rows inside the graph at every step: the gather copies them each step and leaves them out of int8 quantization.
 
 `OnnxRuntimeXLMSWCM` is a weightless `PreTrainedModel` + `GenerationMixin`: the keys and values live in transformers'
 `EncoderDecoderCache` (as torch tensors sharing the arrays ONNX Runtime returns), so beam search reorders them and
@@ -44,15 +49,24 @@ from .checks import InputError
 from .configuration_xlm_swcm import XLMSWCMConfig
 from .modeling_xlm_swcm import (
     CACHE_FIELD,
+    OUTPUT_VOCABULARIES_FILE,
     XLMSWCMForConditionalGeneration,
+    check_output_vocabularies,
     make_room_for_every_decoder_layer,
+    output_languages_per_row,
     shift_tokens_right,
 )
 
 
-GRAPH_FILES = {"encoder": "encoder.onnx", "cross_attention": "cross_attention.onnx", "decoder": "decoder.onnx"}
+GRAPH_FILES = {
+    "encoder": "encoder.onnx",
+    "cross_attention": "cross_attention.onnx",
+    "decoder": "decoder.onnx",
+    "head": "head.onnx",
+}
+LANGUAGE_HEAD_FILE = "head.{lang}.onnx"  # one per output vocabulary
 EXPORT_RECORD = "onnx_export.json"
-EXPORT_FORMAT = 1  # bump when the graphs' inputs or outputs change: older exports are then rebuilt
+EXPORT_FORMAT = 2  # bump when the graphs' inputs or outputs change: older exports are then rebuilt
 QUANTIZE_CHOICES = (None, "int8")
 # torch.export specialises a dimension whose example size is 0 or 1, and gives dimensions with equal example sizes one
 # symbol ("duck sizing"): the examples are 2 or more and all different.
@@ -97,7 +111,7 @@ class DecoderGraph(nn.Module):
         cache = EncoderDecoderCache([tuple(past[4 * i : 4 * i + 4]) for i in range(self.num_layers)])
         # The cross-attention entries are filled, so the encoder states are never read: a placeholder of their shape.
         placeholder = past[2].new_zeros(decoder_input_ids.shape[0], 1, self.model.config.hidden_size)
-        outputs = self.model(
+        outputs = self.model.model(
             encoder_outputs=(placeholder,),
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
@@ -107,7 +121,27 @@ class DecoderGraph(nn.Module):
         new = decoder_input_ids.shape[1]
         layers = outputs.cache.self_attention_cache.layers
         present = [t[:, :, -new:] for layer in layers[: self.num_layers] for t in (layer.keys, layer.values)]
-        return (outputs.logits, *present)
+        return (outputs.last_hidden_state, *present)
+
+
+class HeadGraph(nn.Module):
+    """The LM head, over the whole vocabulary or over the rows `ids` only (sliced here, once)."""
+
+    def __init__(self, model, ids=None):
+        super().__init__()
+        head = model.lm_head
+        if ids is None:
+            self.head = head
+        else:
+            index = torch.tensor(ids)
+            self.head = nn.Linear(head.in_features, len(ids), bias=head.bias is not None)
+            with torch.no_grad():
+                self.head.weight.copy_(head.weight.index_select(0, index))
+                if head.bias is not None:
+                    self.head.bias.copy_(head.bias.index_select(0, index))
+
+    def forward(self, hidden_states):
+        return self.head(hidden_states)
 
 
 def require_onnx_libraries() -> None:
@@ -152,6 +186,7 @@ def export_onnx(model, directory, quantize: str | None = None, log=None) -> dict
         batch, source = torch.export.Dim("batch", min=1), torch.export.Dim("source", min=1)
         past, new = torch.export.Dim("past", min=0), torch.export.Dim("new", min=1)
         encoder, cross, decoder = EncoderGraph(model), CrossAttentionGraph(model), DecoderGraph(model)
+        vocabularies = getattr(model, "output_vocabularies", None) or {}
         with torch.no_grad():
             states = encoder(input_ids, attention_mask)
             cross_kv = cross(states)
@@ -159,6 +194,11 @@ def export_onnx(model, directory, quantize: str | None = None, log=None) -> dict
             self_kv = [t[:, :, :EXAMPLE_PAST].clone() for _ in range(layers) for t in cross_kv[:2]]
         flat_past = [t for i in range(layers) for t in (*self_kv[2 * i : 2 * i + 2], *cross_kv[2 * i : 2 * i + 2])]
         decoder_ids = torch.randint(5, config.vocab_size, (EXAMPLE_BATCH, EXAMPLE_NEW), generator=generator)
+        hidden = torch.randn(EXAMPLE_BATCH, EXAMPLE_NEW, config.hidden_size, generator=generator)
+        heads = [("head", GRAPH_FILES["head"], HeadGraph(model))] + [
+            (f"head {lang}", LANGUAGE_HEAD_FILE.format(lang=lang), HeadGraph(model, ids))
+            for lang, ids in sorted(vocabularies.items())
+        ]
         plans = (
             ("encoder", encoder, (input_ids, attention_mask), ({0: batch, 1: source}, {0: batch, 1: source})),
             ("cross_attention", cross, (states,), ({0: batch, 1: source},)),
@@ -173,15 +213,19 @@ def export_onnx(model, directory, quantize: str | None = None, log=None) -> dict
                 ),
             ),
         )
-        for name, module, args, dynamic_shapes in plans:
+        plans = [(name, GRAPH_FILES[name], *plan) for name, *plan in plans]
+        plans += [(name, file, head, (hidden,), ({0: batch, 1: new},)) for name, file, head in heads]
+        for name, file, module, args, dynamic_shapes in plans:
             log(f"exporting {name} ...")
-            float_path = work / ("float32-" + GRAPH_FILES[name]) if quantize else work / GRAPH_FILES[name]
+            float_path = work / ("float32-" + file) if quantize else work / file
             _export(module, args, dynamic_shapes, float_path)
             if quantize:
                 log(f"quantizing {name} ({quantize}) ...")
-                _quantize_int8(float_path, work / GRAPH_FILES[name])
+                _quantize_int8(float_path, work / file)
                 for leftover in work.glob("float32-*"):
                     leftover.unlink()
+        if vocabularies:
+            (work / OUTPUT_VOCABULARIES_FILE).write_text(json.dumps(vocabularies, separators=(",", ":")) + "\n")
         config.save_pretrained(work)
         model.generation_config.save_pretrained(work)
         import onnxruntime
@@ -243,9 +287,12 @@ class OnnxRuntimeXLMSWCM(PreTrainedModel, GenerationMixin):
     base_model_prefix = "model"
     _supports_cache_class = True
 
-    def __init__(self, config: XLMSWCMConfig, sessions: dict | None = None):
+    def __init__(self, config: XLMSWCMConfig, sessions: dict | None = None, output_vocabularies: dict | None = None):
         super().__init__(config)
         self.sessions = sessions or {}
+        # {language: token ids}; each has a `head.<lang>` session
+        self.output_vocabularies = check_output_vocabularies(output_vocabularies or {}, config.vocab_size)
+        self._output_ids = {lang: torch.tensor(ids) for lang, ids in self.output_vocabularies.items()}
         self.encoder = _EncoderOnOnnxRuntime(self.sessions.get("encoder"))
         self._input_names = {
             name: [node.name for node in session.get_inputs()] for name, session in self.sessions.items()
@@ -265,11 +312,20 @@ class OnnxRuntimeXLMSWCM(PreTrainedModel, GenerationMixin):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        vocabularies_path = directory / OUTPUT_VOCABULARIES_FILE
+        vocabularies = json.loads(vocabularies_path.read_text()) if vocabularies_path.is_file() else {}
+        files = {
+            **GRAPH_FILES,
+            **{f"head.{lang}": LANGUAGE_HEAD_FILE.format(lang=lang) for lang in vocabularies},
+        }
+        missing = [file for file in files.values() if not (directory / file).is_file()]
+        if missing:
+            raise InputError(f"{directory} is an incomplete ONNX export of XLM-SWCM (missing {', '.join(missing)}).")
         sessions = {
             name: onnxruntime.InferenceSession(str(directory / file), options, providers=["CPUExecutionProvider"])
-            for name, file in GRAPH_FILES.items()
+            for name, file in files.items()
         }
-        model = cls(XLMSWCMConfig.from_pretrained(directory), sessions)
+        model = cls(XLMSWCMConfig.from_pretrained(directory), sessions, vocabularies)
         if (directory / "generation_config.json").is_file():
             model.generation_config = GenerationConfig.from_pretrained(directory)
         return model.eval()
@@ -285,16 +341,41 @@ class OnnxRuntimeXLMSWCM(PreTrainedModel, GenerationMixin):
     def get_encoder(self, *args, **kwargs):
         return self.encoder
 
-    def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
+    def generate(self, inputs: torch.Tensor | None = None, generation_config=None, output_languages=None, **kwargs):
         """`GenerationMixin.generate` with the PyTorch model's length rules: a length the caller gives beats the one
         stored as the model's default, and a length the position table cannot embed is refused before decoding
-        (the graphs would fail at that step instead)."""
+        (the graphs would fail at that step instead). `output_languages` as the PyTorch model's: each row decodes
+        with its language's `head.<lang>` graph only."""
         pytorch_model = XLMSWCMForConditionalGeneration
         kwargs = pytorch_model._caller_lengths_first(self, generation_config, kwargs)
         decoder_input_ids = kwargs.get("decoder_input_ids")
         prompt_length = 1 if decoder_input_ids is None else decoder_input_ids.shape[1]
         pytorch_model._check_target_length(self, generation_config, kwargs, prompt_length)
-        return super().generate(inputs, generation_config, **kwargs)
+        if output_languages is None:
+            return super().generate(inputs, generation_config, **kwargs)
+        source = inputs if inputs is not None else kwargs.get("input_ids")
+        batch_size = source.shape[0] if source is not None else kwargs["encoder_outputs"][0].shape[0]
+        languages = output_languages_per_row(output_languages, self.output_vocabularies, batch_size)
+        self.__dict__["_output_languages_in_use"] = languages
+        try:
+            return super().generate(inputs, generation_config, **kwargs)
+        finally:
+            self.__dict__.pop("_output_languages_in_use", None)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        languages = self.__dict__.get("_output_languages_in_use")
+        if languages is None:
+            return self._run("head", [hidden])[0]
+        rows = hidden.shape[0]
+        if len(languages) != rows:  # beams / returned sequences: transformers repeats each row
+            languages = [languages[row // (rows // len(languages))] for row in range(rows)]
+        logits = torch.full((*hidden.shape[:-1], self.config.vocab_size), torch.finfo(hidden.dtype).min)
+        for lang in sorted(set(languages)):
+            selected = torch.tensor([row for row, other in enumerate(languages) if other == lang])
+            restricted = self._run(f"head.{lang}", [hidden.index_select(0, selected)])[0]
+            part = logits.index_select(0, selected)
+            logits.index_copy_(0, selected, part.index_copy_(-1, self._output_ids[lang], restricted))
+        return logits
 
     def _run(self, name: str, tensors) -> list[torch.Tensor]:
         feed = {key: tensor.contiguous().numpy() for key, tensor in zip(self._input_names[name], tensors)}
@@ -341,12 +422,13 @@ class OnnxRuntimeXLMSWCM(PreTrainedModel, GenerationMixin):
                 for i in range(layers)
                 for t in (self_layers[i].keys, self_layers[i].values, cross_layers[i].keys, cross_layers[i].values)
             ]
-        logits, *present = self._run("decoder", [decoder_input_ids, attention_mask, *past])
+        hidden, *present = self._run("decoder", [decoder_input_ids, attention_mask, *past])
+        if logits_to_keep and labels is None:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self._logits(hidden)
         for i in range(layers):
             cache.self_attention_cache.update(present[2 * i], present[2 * i + 1], i)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        if logits_to_keep:
-            logits = logits[:, -logits_to_keep:]
         return Seq2SeqLMOutput(loss=loss, logits=logits, encoder_last_hidden_state=states, **{CACHE_FIELD: cache})

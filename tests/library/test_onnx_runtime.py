@@ -54,7 +54,7 @@ def test_graphs_keep_every_varying_dimension_symbolic(exports):
     for name in GRAPH_FILES.values():
         session = onnxruntime.InferenceSession(str(exports / "None" / name), providers=["CPUExecutionProvider"])
         inputs = session.get_inputs()
-        expected = {"encoder.onnx": 2, "cross_attention.onnx": 1, "decoder.onnx": 2 + 4 * 3}[name]
+        expected = {"encoder.onnx": 2, "cross_attention.onnx": 1, "decoder.onnx": 2 + 4 * 3, "head.onnx": 1}[name]
         assert len(inputs) == expected, [node.name for node in inputs]  # none folded into a constant or merged
         for node in inputs:
             assert isinstance(node.shape[0], str), (name, node.name, node.shape)  # batch
@@ -82,8 +82,10 @@ def test_loss_and_logits_with_labels_match_pytorch(model, exports):
 def test_int8_graphs_are_smaller_and_close_to_float32(model, exports):
     import onnx
 
-    graph = onnx.load(str(exports / "int8" / "decoder.onnx")).graph
-    integer_products = [node for node in graph.node if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    nodes = [
+        node for name in ("decoder.onnx", "head.onnx") for node in onnx.load(str(exports / "int8" / name)).graph.node
+    ]
+    integer_products = [node for node in nodes if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
     linear_layers = [m for m in [*model.get_decoder().modules(), model.lm_head] if isinstance(m, torch.nn.Linear)]
     # every decoder Linear and the head (cross-attention k/v live in cross_attention.onnx, not in this graph)
     assert len(integer_products) == len(linear_layers) - 2 * len(model.get_decoder().layers)

@@ -1,0 +1,297 @@
+"""Per-language output vocabularies (xlm_swcm_hf.output_vocabulary, scripts/build_output_vocabulary.py) and
+`generate(output_languages=...)`.
+
+- Built from (lang, target) rows: the targets' pieces plus the special tokens; coverage on held-out text.
+- Restricted generation is exactly full-vocabulary generation with every other word masked (the full head's logits
+  at -inf outside the row's language), for greedy, beam search and seeded sampling, one language or a mixed batch,
+  dynamic and static cache and a compiled forward; greedy and sampling also equal a -inf LogitsProcessor (beam
+  search applies processors after its log-softmax over the whole vocabulary, so there only the logits agree). The
+  full head is never called; its slice is taken once and again after the weights change.
+- Unknown tags are refused listing the known ones; without the argument nothing changes.
+- save_pretrained writes output_vocabularies.json; from_pretrained reads it, also as remote code without the package
+  (a local folder, and a Hub repository id served from the cache).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import padded_batch, run_script, save_tiny_folder, tagged_pairs, tiny_model, write_jsonl
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from xlm_swcm_hf import XLMSWCMForConditionalGeneration
+from xlm_swcm_hf.modeling_xlm_swcm import OUTPUT_VOCABULARIES_FILE, STATIC_CACHE_SUPPORTED
+from xlm_swcm_hf.output_vocabulary import build_output_vocabularies, coverage, special_ids
+from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+
+
+SPECIALS = [0, 1, 2, 3]
+VOCABULARIES = {"ug": SPECIALS + list(range(10, 45)), "zh": SPECIALS + list(range(40, 99, 2))}
+MODES = {
+    "greedy": dict(do_sample=False, num_beams=1),
+    "beam_search": dict(do_sample=False, num_beams=3, num_return_sequences=2, early_stopping=False),
+    "sampling": dict(do_sample=True, num_beams=1, top_k=20, temperature=1.5),
+}
+LANGUAGES = {"one": "zh", "mixed": ["ug", "zh"]}
+LAYOUT = dict(num_hidden_layers=2, normal_layer_interval=1, initializer_range=0.3)  # decoder: custom, normal, custom
+
+
+@pytest.fixture
+def model():
+    model = tiny_model(**LAYOUT)
+    model.set_output_vocabularies(VOCABULARIES)
+    return model
+
+
+def per_row(languages, rows):
+    languages = [languages] * 2 if isinstance(languages, str) else languages
+    return [languages[row // (rows // len(languages))] for row in range(rows)]
+
+
+def outside(languages, scores):
+    """True where a row's language lacks the token (rows repeated per beam / returned sequence, as generate does)."""
+    mask = torch.ones_like(scores, dtype=torch.bool)
+    for row, tag in enumerate(per_row(languages, scores.shape[0])):
+        mask[row, ..., VOCABULARIES[tag]] = False
+    return mask
+
+
+class MaskOtherWords(LogitsProcessor):
+    def __init__(self, languages):
+        self.languages = languages
+
+    def __call__(self, input_ids, scores):
+        return scores.masked_fill(outside(self.languages, scores), -float("inf"))
+
+
+def generate(model, mode, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return model.generate(
+            **padded_batch(),
+            max_new_tokens=8,
+            min_new_tokens=8,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **MODES[mode],
+            **kwargs,
+        )
+
+
+def masked_full_vocabulary(model, mode, languages, **kwargs):
+    """The reference: the full head's logits with every other word at -inf."""
+    full = model.full_vocabulary_logits
+    model.compute_logits = lambda hidden: full(hidden).masked_fill(outside(languages, full(hidden)), -float("inf"))
+    try:
+        return generate(model, mode, **kwargs)
+    finally:
+        del model.compute_logits
+
+
+@pytest.mark.parametrize("which", sorted(LANGUAGES))
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_restricted_generation_is_masked_full_vocabulary_generation(model, mode, which):
+    languages = LANGUAGES[which]
+    restricted = generate(model, mode, output_languages=languages)
+    expected = masked_full_vocabulary(model, mode, languages)
+    torch.testing.assert_close(restricted.sequences, expected.sequences, rtol=0, atol=0)
+    if mode == "beam_search":
+        torch.testing.assert_close(restricted.sequences_scores, expected.sequences_scores)
+    else:
+        processed = generate(model, mode, logits_processor=LogitsProcessorList([MaskOtherWords(languages)]))
+        torch.testing.assert_close(restricted.sequences, processed.sequences, rtol=0, atol=0)
+    new_tokens = restricted.sequences[:, 1:]
+    for row, tag in enumerate(per_row(languages, new_tokens.shape[0])):
+        assert set(new_tokens[row].tolist()) <= set(VOCABULARIES[tag]), (row, tag)
+    unrestricted = generate(model, mode)
+    assert not torch.equal(unrestricted.sequences, restricted.sequences)  # the restriction changes this model's output
+
+
+@pytest.mark.skipif(not STATIC_CACHE_SUPPORTED, reason="static caches need transformers 5")
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_static_cache_and_compiled_forward(model, mode):
+    dynamic = generate(model, mode, output_languages=["ug", "zh"]).sequences
+    static = generate(model, mode, output_languages=["ug", "zh"], cache_implementation="static").sequences
+    torch.testing.assert_close(static, dynamic, rtol=0, atol=0)
+    if mode == "beam_search":
+        return  # transformers' beam search calls the forward uncompiled (test_export.py)
+    from transformers import CompileConfig
+
+    torch.compiler.reset()
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, backend="eager")
+    compile_config._compile_all_devices = True
+    compiled = generate(
+        model, mode, output_languages=["ug", "zh"], cache_implementation="static", compile_config=compile_config
+    ).sequences
+    assert hasattr(model, "_compiled_call"), "generate did not compile the forward"
+    torch.testing.assert_close(compiled, dynamic, rtol=0, atol=0)
+
+
+def test_the_full_head_is_never_computed_and_its_slice_follows_the_weights(model, monkeypatch):
+    before = generate(model, "greedy", output_languages="ug").sequences
+    slices = model.__dict__["_output_head_slices"][("ug",)][1]
+    assert slices.weight.shape == (model.config.hidden_size, len(VOCABULARIES["ug"]))  # CPU fp32: transposed
+    generate(model, "greedy", output_languages="ug")
+    assert model.__dict__["_output_head_slices"][("ug",)][1] is slices  # kept, not taken again per call or step
+    monkeypatch.setattr(model.lm_head, "forward", lambda *a: pytest.fail("the full head was computed"))
+    monkeypatch.setattr(model, "full_vocabulary_logits", lambda *a: pytest.fail("the full head was computed"))
+    generate(model, "beam_search", output_languages=["zh", "ug"])
+    monkeypatch.undo()
+    with torch.no_grad():
+        model.lm_head.weight[VOCABULARIES["ug"]] = model.lm_head.weight[VOCABULARIES["ug"]].flip(0)
+    after = generate(model, "greedy", output_languages="ug").sequences
+    assert model.__dict__["_output_head_slices"][("ug",)][1] is not slices
+    assert not torch.equal(after, before)
+    torch.testing.assert_close(after, masked_full_vocabulary(model, "greedy", "ug").sequences, rtol=0, atol=0)
+
+
+def test_a_quantized_head_is_masked_instead_of_sliced(model):
+    from xlm_swcm_hf.quantization import quantize_for_cpu
+
+    quantize_for_cpu(model)
+    restricted = generate(model, "beam_search", output_languages=["ug", "zh"])
+    expected = masked_full_vocabulary(model, "beam_search", ["ug", "zh"])
+    torch.testing.assert_close(restricted.sequences, expected.sequences, rtol=0, atol=0)
+
+
+def test_bad_languages_are_refused_with_the_known_ones(model):
+    with pytest.raises(ValueError, match="no output vocabulary for kk, xx; the model has one for ug, zh"):
+        model.generate(**padded_batch(), output_languages=["xx", "kk"])
+    with pytest.raises(ValueError, match="3 tags for a batch of 2"):
+        model.generate(**padded_batch(), output_languages=["ug", "zh", "ug"])
+    with pytest.raises(ValueError, match="must hold token ids in"):
+        model.set_output_vocabularies({"ug": [0, 99]})
+    model.set_output_vocabularies(None)
+    with pytest.raises(ValueError, match="scripts/build_output_vocabulary.py"):
+        model.generate(**padded_batch(), output_languages="ug")
+    plain = generate(model, "greedy").sequences  # the off switch: no argument, no restriction
+    torch.testing.assert_close(plain, generate(tiny_model(**LAYOUT), "greedy").sequences, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------- building and storing
+
+
+def test_vocabularies_hold_the_targets_pieces_and_the_special_tokens():
+    tokenizer = build_tiny_xlmr_tokenizer()
+    rows = [(row["lang"], row["target"]) for row in tagged_pairs()]
+    train, held_out = rows[:-3], rows[-3:]
+    specials = special_ids(tokenizer, tiny_model().config)
+    assert specials == [0, 1, 2, 3]
+    vocabularies = build_output_vocabularies(tokenizer, train, specials)
+    assert list(vocabularies) == ["xx"] and set(specials) <= set(vocabularies["xx"])
+    used = {i for _, text in train for i in tokenizer(text, add_special_tokens=False)["input_ids"]}
+    assert set(vocabularies["xx"]) == used | set(specials)
+    assert coverage(vocabularies, tokenizer, train)["xx"].share == 1.0
+    measured = coverage(vocabularies, tokenizer, held_out + [("zh", "我们")])
+    assert 0 < measured["xx"].share < 1 and measured["zh"].covered == 0
+    frequent = build_output_vocabularies(tokenizer, train, specials, min_count=3)
+    assert set(specials) <= set(frequent["xx"]) < set(vocabularies["xx"])
+
+
+CLEAN_LOAD = """
+import json, sys
+sys.modules["xlm_swcm_hf"] = None
+import torch
+from transformers import AutoModelForSeq2SeqLM
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+ids = torch.tensor([[0, 5, 6, 7, 8, 9, 2], [0, 10, 11, 2, 1, 1, 1]])
+out = model.generate(input_ids=ids, attention_mask=(ids != 1).long(), max_new_tokens=6, min_new_tokens=6,
+                     do_sample=False, output_languages=["ug", "zh"])
+print(json.dumps({"languages": sorted(model.output_vocabularies), "module": type(model).__module__,
+                  "tokens": out.tolist()}))
+"""
+
+
+def load_without_the_package(source, env=None):
+    result = subprocess.run(
+        [sys.executable, "-c", CLEAN_LOAD, str(source)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", **(env or {})},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_saved_with_the_model_and_loaded_as_remote_code(model, tmp_path):
+    folder = save_tiny_folder(tmp_path / "model", model)
+    assert json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text()) == VOCABULARIES
+    loaded = XLMSWCMForConditionalGeneration.from_pretrained(folder)
+    assert loaded.output_vocabularies == VOCABULARIES
+    expected = generate(model, "greedy", output_languages=["ug", "zh"]).sequences[:, :7].tolist()
+
+    answer = load_without_the_package(folder)
+    assert answer["languages"] == ["ug", "zh"] and "xlm_swcm_hf" not in answer["module"]
+    assert answer["tokens"] == expected
+
+    # a Hub repository id, served from the cache (offline): the file is resolved as transformers resolves weights
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--tiny-swcm" / "snapshots" / ("0" * 40)
+    snapshot.parent.mkdir(parents=True)
+    (cache / "models--someone--tiny-swcm" / "refs").mkdir()
+    (cache / "models--someone--tiny-swcm" / "refs" / "main").write_text("0" * 40)
+    import shutil
+
+    shutil.copytree(folder, snapshot)
+    answer = load_without_the_package("someone/tiny-swcm", env={"HF_HUB_CACHE": str(cache)})
+    assert answer["languages"] == ["ug", "zh"] and answer["tokens"] == expected
+
+    model.set_output_vocabularies(None)  # saving a model without them into the folder drops the stale file
+    model.save_pretrained(folder)
+    assert not (folder / OUTPUT_VOCABULARIES_FILE).exists()
+    assert XLMSWCMForConditionalGeneration.from_pretrained(folder).output_vocabularies == {}
+
+
+def test_the_script_writes_the_file_and_reports_coverage(tmp_path, capsys):
+    folder = save_tiny_folder(tmp_path / "model")
+    rows = tagged_pairs()
+    train, test = write_jsonl(tmp_path / "train.jsonl", rows[:-3]), write_jsonl(tmp_path / "test.jsonl", rows[-3:])
+    argv = ["--model", folder, "--data", train, "--held-out", test]
+    assert run_script("build_output_vocabulary", argv) == 0
+    out = capsys.readouterr().out
+    assert "xx: " in out and "held-out coverage" in out
+    written = json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text())
+    assert list(written) == ["xx"]
+    assert XLMSWCMForConditionalGeneration.from_pretrained(folder).output_vocabularies == written
+    assert run_script("build_output_vocabulary", argv) == 2  # an existing file is kept without --overwrite
+    assert "exists already; pass --overwrite" in capsys.readouterr().err
+    assert run_script("build_output_vocabulary", [*argv, "--overwrite", "--min-count", "2"]) == 0
+    assert len(json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text())["xx"]) < len(written["xx"])
+
+
+# ------------------------------------------------------------------------------------------------- ONNX Runtime
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory):
+    pytest.importorskip("onnxruntime", reason="onnxruntime (dev and onnx extras) runs the exported graphs")
+    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
+    from xlm_swcm_hf.onnx_runtime import export_onnx
+
+    model = tiny_model(**LAYOUT)
+    model.set_output_vocabularies(VOCABULARIES)
+    root = tmp_path_factory.mktemp("onnx-vocabularies")
+    export_onnx(model, root / "float32")
+    return model, root / "float32"
+
+
+@pytest.mark.parametrize("which", sorted(LANGUAGES))
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_onnx_runtime_decodes_with_each_languages_sliced_head(onnx_export, mode, which):
+    from xlm_swcm_hf.onnx_runtime import OnnxRuntimeXLMSWCM
+
+    model, folder = onnx_export
+    assert {"head.ug.onnx", "head.zh.onnx", OUTPUT_VOCABULARIES_FILE} <= {path.name for path in folder.iterdir()}
+    onnx_model = OnnxRuntimeXLMSWCM.from_exported(folder)
+    assert onnx_model.output_vocabularies == VOCABULARIES
+    expected = generate(model, mode, output_languages=LANGUAGES[which])
+    got = generate(onnx_model, mode, output_languages=LANGUAGES[which])
+    torch.testing.assert_close(got.sequences, expected.sequences, rtol=0, atol=0)
+    if mode == "greedy":
+        with pytest.raises(ValueError, match="no output vocabulary for kk; the model has one for ug, zh"):
+            onnx_model.generate(**padded_batch(), output_languages="kk")
+        torch.testing.assert_close(generate(onnx_model, mode).sequences, generate(model, mode).sequences)
