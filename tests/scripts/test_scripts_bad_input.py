@@ -369,6 +369,24 @@ WALK = [
     ("translate", _translate("--target-language", "ug: zh"), "--target-language 'ug: zh' is not a language tag"),
     ("translate", _translate("--target-language", ""), "--target-language '' is not a language tag"),
     ("translate", _translate("--num-beams", "100000000"), "fit in this machine's memory"),
+    # build_output_vocabulary.py
+    ("build_output_vocabulary", _args("--model", "{model}", "--data", "{tmp}/missing.jsonl"), "does not exist"),
+    ("build_output_vocabulary", _args("--model", "{model}", "--data", "{tmp}/broken.jsonl"), "line 2 is not valid"),
+    ("build_output_vocabulary", _args("--model", "{model}", "--data", "{tmp}/latin1.jsonl"), "is not UTF-8 text"),
+    ("build_output_vocabulary", _args("--model", "{model}", "--data", "{tmp}/number.jsonl"), "is not text (got 7)"),
+    ("build_output_vocabulary", _args("--model", "{model}", "--data", "{tmp}/badlang.jsonl"), "not a language tag"),
+    ("build_output_vocabulary", _args("--model", "{encoder}", "--data", "{test}"), "not a trained XLM-SWCM folder"),
+    ("build_output_vocabulary", _args("--model", "{model}", "--data", "{test}", "--min-count", "0"), ">= 1"),
+    (
+        "build_output_vocabulary",
+        _args("--model", "{model}", "--data", "{test}", "--languages", "ug"),
+        "--languages ug: no rows in the data; it has xx",
+    ),
+    (
+        "build_output_vocabulary",
+        _args("--model", "{model}", "--data", "{test}", "--held-out", "{tmp}/empty.jsonl"),
+        "empty.jsonl is empty",
+    ),
     # push_to_hub.py, gpu_check.py, prepare_offline_encoder.py, demo.py, ablation.py, lora_vs_full.py
     ("push_to_hub", _args("--model", "{tmp}/missing", "--repo-id", "me/x", "--dry-run"), "missing is not a folder"),
     ("push_to_hub", _args("--model", "{model}", "--repo-id", "nobody", "--dry-run"), "must look like USER/NAME"),
@@ -458,6 +476,7 @@ def test_messages_name_the_real_fix(walk, capsys):
     [
         "ablation",
         "benchmark",
+        "build_output_vocabulary",
         "compat_matrix",
         "convert_original_checkpoint",
         "demo",
