@@ -538,18 +538,35 @@ def block_translations(parts: Path, record: dict, rows: int, block_size: int) ->
 
 
 def merge_blocks(
-    input_path, output, *, rows: int, record: dict, source_column: str = "source", block_size: int | None = None
+    input_path,
+    output,
+    *,
+    rows: int,
+    record: dict,
+    source_column: str = "source",
+    block_size: int | None = None,
+    make_rows=None,
 ) -> Path:
     """The main process, after every process's `translate_blocks`: the input's rows and the blocks' translations,
     in order, streamed into `output` (text: one translation per line; .jsonl: each row with a `translation` field;
-    .parquet: the same as a table), through a temporary name; then the blocks are removed."""
+    .parquet: the same as a table), through a temporary name; then the blocks are removed. `make_rows`: a function
+    of the (input row, translation) pairs giving the output's rows instead (e.g. back-translation's training pairs;
+    a .jsonl or .parquet output)."""
     from .recipe import TRANSLATION_BLOCK_SIZE
 
     block_size = block_size or TRANSLATION_BLOCK_SIZE
     output, parts = Path(output), parts_folder(output)
     translations = block_translations(parts, record, rows, block_size)
     kind = file_format(output)
-    if kind == "text":
+    if make_rows is not None:
+        made = make_rows(zip(stream_rows(input_path), translations))
+        if kind == "jsonl":
+            with atomic_output_file(output) as stream:
+                for row in made:
+                    stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            _write_parquet(output, made)
+    elif kind == "text":
         with atomic_output_file(output) as stream:
             for translation in translations:
                 stream.write(translation + "\n")
@@ -597,12 +614,14 @@ def translate_file(
     known_languages: list[str] | None = None,
     group: ProcessGroup | None = None,
     summary: InputSummary | None = None,
+    make_rows=None,
     **generation_kwargs,
 ):
     """Translate `input_path` into `output` (see the module's docstring) in every process of the launch (or this
     one alone); returns this process's `TranslationStats`. `model_source`: the folder or Hub name the model was
     loaded from (default: its config's `_name_or_path`), by whose content the resume record names the model.
-    `summary`: the caller's `scan_input` of `input_path` with the same column and languages (not read again)."""
+    `summary`: the caller's `scan_input` of `input_path` with the same column and languages (not read again).
+    `make_rows`: the output's rows from the (input row, translation) pairs (see `merge_blocks`)."""
     from .inference import inference_backend
     from .recipe import TRANSLATION_BLOCK_SIZE
     from .translation import check_batching, model_identity
@@ -627,7 +646,7 @@ def translate_file(
         group.barrier()
         if group.is_main:
             try:
-                merge_blocks(summary.path, output, source_column=source_column, **common)
+                merge_blocks(summary.path, output, source_column=source_column, make_rows=make_rows, **common)
             except OSError as error:
                 blocks = block_count(summary.rows, block_size or TRANSLATION_BLOCK_SIZE)
                 kept = f"--output was not written; all {blocks} blocks are finished and kept in {parts_folder(output)}."

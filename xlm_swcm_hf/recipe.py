@@ -220,6 +220,10 @@ class DataRecipe:
     train_languages: list[str] | None = None
     eval_languages: list[str] | None = None
     drop_invalid: bool = False
+    # Synthetic pairs (scripts/back_translate.py) mixed into the train split: each training example is drawn from
+    # them with probability synthetic_weight (datasets.interleave_datasets, until both are seen in full).
+    synthetic_train_file: str | list[str] | None = None
+    synthetic_weight: float = 0.5
     max_source_length: int = 128
     max_target_length: int = 128
     # Pretraining (task: denoising): mBART's text infilling, XLM-R's language sampling (alpha 0.3 = T 1/0.3).
@@ -238,6 +242,13 @@ class DataRecipe:
             raise RecipeError(f"max_source_length={self.max_source_length} must be >= 3 (<s>, a token, </s>).")
         if self.max_target_length < 2:
             raise RecipeError(f"max_target_length={self.max_target_length} must be >= 2 (a token and </s>).")
+        if self.synthetic_train_file and not 0 < self.synthetic_weight < 1:
+            raise RecipeError(
+                f"synthetic_weight={self.synthetic_weight} must be in (0, 1); to train on synthetic pairs alone "
+                "name them in train_file, to leave them out unset synthetic_train_file."
+            )
+        if self.synthetic_train_file and self.task == "denoising":
+            raise RecipeError("synthetic_train_file mixes pairs into a fine-tuning train split, not task=denoising.")
         if not 0 <= self.mt_ratio <= 1:
             raise RecipeError(f"mt_ratio={self.mt_ratio} must be in [0, 1].")
         if not 0 <= self.mask_ratio <= 1:
@@ -257,6 +268,8 @@ class DataRecipe:
     def local_paths(self) -> list[str]:
         """Every local file the recipe names, to check before anything is loaded."""
         paths = list(self.split_files().values())
+        synthetic = self.synthetic_train_file or []
+        paths += synthetic if isinstance(synthetic, list) else [synthetic]
         for mapping in (self.monolingual_files or {}, self.translation_files or {}):
             for value in mapping.values():
                 paths += value if isinstance(value, list) else [value]

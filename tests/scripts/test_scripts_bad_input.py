@@ -222,6 +222,15 @@ def _translate(*extra, model="{model}", data="{test}", output="{tmp}/translated.
     ]
 
 
+def _back_translate(*extra, model="{model}", data="{test}", output="{tmp}/pairs.jsonl"):
+    common = ("--language", "xx", "--source-language", "en", "--text-column", "source")
+    return lambda m: [
+        *("--model", model.format(**m), "--input", data.format(**m), "--output", output.format(**m)),
+        *common,
+        *(e.format(**m) for e in extra),
+    ]
+
+
 def _args(*items):
     return lambda m: [item.format(**m) for item in items]
 
@@ -387,6 +396,14 @@ WALK = [
         _args("--model", "{model}", "--data", "{test}", "--held-out", "{tmp}/empty.jsonl"),
         "empty.jsonl is empty",
     ),
+    # back_translate.py
+    ("back_translate", _back_translate(output="{tmp}/pairs.txt"), "must be a .jsonl or .parquet file"),
+    ("back_translate", _back_translate("--source-language", "en: x"), "--source-language 'en: x' is not a language"),
+    ("back_translate", _back_translate("--language", "Uyghur"), "--language 'Uyghur' is not a language tag"),
+    ("back_translate", _back_translate(data="{tmp}/missing.txt"), "missing.txt does not exist"),
+    ("back_translate", _back_translate("--text-column", "text"), "line 1 has no 'text' field"),
+    ("back_translate", _back_translate(model="{encoder}"), "not a trained XLM-SWCM folder"),
+    ("back_translate", _back_translate("--batch-size", "0"), "--batch-size must be >= 1"),
     # push_to_hub.py, gpu_check.py, prepare_offline_encoder.py, demo.py, ablation.py, lora_vs_full.py
     ("push_to_hub", _args("--model", "{tmp}/missing", "--repo-id", "me/x", "--dry-run"), "missing is not a folder"),
     ("push_to_hub", _args("--model", "{model}", "--repo-id", "nobody", "--dry-run"), "must look like USER/NAME"),
@@ -475,6 +492,7 @@ def test_messages_name_the_real_fix(walk, capsys):
     "script",
     [
         "ablation",
+        "back_translate",
         "benchmark",
         "build_output_vocabulary",
         "compat_matrix",

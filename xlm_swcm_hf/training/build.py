@@ -192,7 +192,46 @@ def load_formatted_splits(recipe: Recipe) -> dict:
             if len(dataset) == 0:
                 raise DataError(f"{where[split]}no rows left for languages {languages}.")
         formatted[split] = dataset
+    if data.synthetic_train_file and "train" in formatted:
+        formatted["train"] = mix_synthetic(recipe, formatted["train"], filters["train"])
     return formatted
+
+
+def mix_synthetic(recipe: Recipe, real, languages):
+    """The train split with `data.synthetic_train_file`'s pairs interleaved at `data.synthetic_weight`; the sizes
+    and how many mixed rows are synthetic are logged."""
+    from datasets import interleave_datasets
+
+    from ..data import format_examples, load_task_dataset
+    from ..data.formatting import DataError
+
+    data = recipe.data
+    where = f"{data.synthetic_train_file}: "
+    raw = load_task_dataset(data.synthetic_train_file, task=None, split="train")
+    synthetic = format_examples(raw, data.task, data.columns, drop_invalid=data.drop_invalid, where=where)
+    if languages and "lang" in synthetic.column_names:
+        wanted = set(languages)
+        synthetic = synthetic.filter(lambda example: example["lang"] in wanted)
+    if len(synthetic) == 0:
+        raise DataError(f"{where}no usable rows.")
+    if sorted(synthetic.column_names) != sorted(real.column_names):
+        raise DataError(
+            f"{where}its columns {synthetic.column_names} differ from the train split's {real.column_names}; give "
+            "both a language column or neither."
+        )
+    marked = [part.add_column("_synthetic", [flag] * len(part)) for part, flag in ((real, False), (synthetic, True))]
+    mixed = interleave_datasets(
+        marked,
+        probabilities=[1 - data.synthetic_weight, data.synthetic_weight],
+        seed=recipe.seed,
+        stopping_strategy="all_exhausted",
+    )
+    used = sum(mixed["_synthetic"])
+    logger.info(
+        "train: %d real + %d synthetic pairs, synthetic_weight %s -> %d rows, %d of them synthetic",
+        len(real), len(synthetic), data.synthetic_weight, len(mixed), used,
+    )  # fmt: skip
+    return mixed.remove_columns("_synthetic")
 
 
 def _sample_texts(formatted: dict) -> list[str]:
