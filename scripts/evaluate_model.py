@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a saved XLM-SWCM folder on a data file: batched generation with the folder's generation_config (options
-override it), predictions file, metrics JSON/markdown (overall and per language when the data has a language column).
+override it), predictions file, metrics JSON/markdown (overall and per language when the data has a language column;
+with the off-target share, xlm_swcm_hf.metrics.off_target_rate, where the language's script is known).
 """
 
 import json

@@ -6,6 +6,8 @@
 - `paired_bootstrap_ratio(...)`: difference of two per-token ratios (e.g. NLL per target token), 95% percentile
   interval from resampling sentences with a fixed seed; each resample keeps the pairing (the same sentences for both).
 - `bootstrap_mean(differences)`: the same with every item counting once: the mean of per-item paired differences.
+- `paired_bootstrap(stats_a, stats_b, score)`: the difference of any corpus score computed from summed per-item
+  statistics (corpus chrF, exact match), 95% percentile interval, the same resampling.
 - `verdict(...)`: plain words; "no difference shown" whenever an interval contains 0.
 - `format_span`, `format_interval`, `format_mean_sd`: how reports print an interval, a difference with its interval
   and a mean over seeds.
@@ -131,6 +133,37 @@ def bootstrap_mean(differences, resamples: int = BOOTSTRAP_RESAMPLES, seed: int 
     interval: `paired_bootstrap_ratio` with every item counting once."""
     count = len(differences)
     return paired_bootstrap_ratio(differences, [0.0] * count, [1] * count, resamples=resamples, seed=seed)
+
+
+def paired_bootstrap(stats_a, stats_b, score, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """score(a's summed statistics) - score(b's) with a 95% percentile interval from resampling items.
+
+    `stats_a[i]`, `stats_b[i]`: item i's statistics under two systems (rows of equal width, e.g. sacrebleu's chrF
+    match counts per sentence); `score` maps statistics summed over a set of items to the corpus score. Each
+    resample draws items with replacement and scores both systems on the same items, so the pairing is kept.
+    """
+    import numpy as np
+
+    a = np.asarray(stats_a, dtype=np.float64)
+    b = np.asarray(stats_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2 or len(a) == 0:
+        raise ValueError(
+            f"paired bootstrap needs equal, non-empty (items, statistics) arrays, got {a.shape}, {b.shape}"
+        )
+    rng = np.random.default_rng(seed)
+    estimates = np.empty(resamples)
+    for start in range(0, resamples, 250):  # chunks keep the index matrix small for large test sets
+        index = rng.integers(0, len(a), size=(min(250, resamples - start), len(a)))
+        for offset, (sum_a, sum_b) in enumerate(zip(a[index].sum(axis=1), b[index].sum(axis=1))):
+            estimates[start + offset] = score(sum_a) - score(sum_b)
+    return {
+        "mean": float(score(a.sum(axis=0)) - score(b.sum(axis=0))),
+        "low": float(np.percentile(estimates, 2.5)),
+        "high": float(np.percentile(estimates, 97.5)),
+        "resamples": resamples,
+        "seed": seed,
+        "items": len(a),
+    }
 
 
 def contains_zero(interval: dict) -> bool:

@@ -263,3 +263,75 @@ def test_evaluate_load_offline_from_a_copied_folder(tmp_path):
     assert result["scores"]["chrf"] == pytest.approx(100.0)
     assert result["package"] is False
     assert (tmp_path / "modules" / "evaluate_modules" / "metrics" / "multilingual_rouge").is_dir()
+
+
+# --- script detection and the off-target rate ----------------------------------------------------------------
+from xlm_swcm_hf.metrics import OFF_TARGET_THRESHOLD, off_target_rate, script_share, target_script  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "tag, script",
+    [
+        ("bo", "Tibetan"),
+        ("ug", "Arabic"),
+        ("kk", "Cyrillic"),
+        ("kk_Arab", "Arabic"),
+        ("mn", "Cyrillic"),
+        ("mn_Mong", "Mongolian"),
+        ("zh", "Han"),
+        ("en", "Latin"),
+    ],
+)
+def test_a_tag_s_script(tag, script):
+    assert target_script(tag) == script
+
+
+def test_unknown_tags_and_scripts_are_refused():
+    with pytest.raises(ValueError, match="no script known"):
+        target_script("fr")
+    with pytest.raises(ValueError, match="unknown script 'Zzzz'"):
+        target_script("kk_Zzzz")
+
+
+# (text, tag, share): real text in each script, mixed text, and text with no letters
+SHARES = [
+    (SAMPLES["bo"], "bo", 1.0),  # subjoined letters and vowel signs are marks, not counted; tsheg and shad neither
+    (SAMPLES["ug"], "ug", 1.0),
+    ("ئۇيغۇرـــچە", "ug", 1.0),  # the tatweel is "Common" by Script, Arabic by Script_Extensions
+    (SAMPLES["kk"], "kk", 1.0),
+    (SAMPLES["kk"], "kk_Arab", 0.0),
+    ("قازاق تىلى", "kk_Arab", 1.0),
+    (SAMPLES["mn-Cyrl"], "mn", 1.0),
+    (SAMPLES["mn-Mong"], "mn_Mong", 1.0),  # the free variation selector is a mark, not a letter
+    (SAMPLES["mn-Mong"], "mn", 0.0),
+    (SAMPLES["zh"], "zh", 1.0),
+    ("々日本", "zh", 1.0),
+    ("ひらがな", "zh", 0.0),  # kana is not Han
+    ("USB 闪存盘", "zh", 0.5),  # three Latin letters, three Han
+    ("西亚 Asia", "zh", 1 / 3),
+    (SAMPLES["en"], "en", 1.0),
+    (SAMPLES["en"], "ug", 0.0),
+    ("Монгол Улс, 2024 он", "mn", 1.0),  # digits, comma and spaces are not letters
+    ("།", "bo", 0.0),  # only punctuation: no letter is in the script
+    ("123", "zh", 0.0),
+    ("", "kk", 0.0),
+]
+
+
+@pytest.mark.parametrize("text, tag, share", SHARES)
+def test_script_share_counts_letters_only(text, tag, share):
+    assert script_share(text, tag) == pytest.approx(share)
+
+
+def test_off_target_rate_counts_below_the_threshold_and_empty_outputs():
+    assert OFF_TARGET_THRESHOLD == 0.5
+    texts = ["我们学习语言", "We learn languages", "", "USB 闪存盘", "西亚 Asia"]
+    # on target: the first, and the mixed one at exactly the threshold; off: Latin, empty, a third Han
+    assert off_target_rate(texts, ["zh"] * 5) == 60.0
+    assert off_target_rate(texts, ["zh"] * 5, threshold=0.3) == 40.0
+    assert off_target_rate(["ᠮᠣᠩᠭᠣᠯ", "Монгол"], ["mn_Mong", "mn_Mong"]) == 50.0
+    assert off_target_rate(["ᠮᠣᠩᠭᠣᠯ", "Монгол"], ["mn_Mong", "mn"]) == 0.0  # each text against its own tag
+    with pytest.raises(ValueError, match="as many tags as texts"):
+        off_target_rate(["a"], ["zh", "zh"])
+    with pytest.raises(ValueError, match="as many tags as texts"):
+        off_target_rate([], [])

@@ -125,6 +125,14 @@ def test_evaluate_script_writes_predictions_and_metrics(real_pairs, tiny_encoder
     assert len(predictions) == 24 and {"source", "reference", "prediction", "lang"} <= set(predictions[0])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["all"]["count"] == 24 and sum(metrics[k]["count"] for k in ("ug", "kk", "mn", "zh")) == 24
+    # the off-target share per language and overall, from the written predictions and their tags
+    from xlm_swcm_hf.metrics import off_target_rate
+
+    for group in ("all", "ug", "kk", "mn", "zh"):
+        rows = [row for row in predictions if group in ("all", row["lang"])]
+        expected = off_target_rate([row["prediction"] for row in rows], [row["lang"] for row in rows])
+        assert metrics[group]["off_target"] == expected, group
+    assert "off-target %" in (tmp_path / "eval" / "metrics.md").read_text()
 
 
 def test_pretraining_recipe_mixes_denoising_and_translation(real_pairs, tiny_encoder, tmp_path):

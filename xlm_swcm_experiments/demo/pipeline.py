@@ -7,9 +7,11 @@
    mongfontbuilder) because e5-small's tokenizer spells neither;
 4. XLM-SWCM built with the shared-weights initialisation, fine-tuned on translation;
 5. the same budget with a randomly initialised decoder (the paper's "without weight sharing" ablation);
-6. the saved Hub-ready folder reloaded with `AutoModelForSeq2SeqLM(trust_remote_code=True)`, beam-search samples;
-7. `report.md` (`report.py`) with both runs, per-language scores, samples and the tokenizer's coverage before/after;
-   loss curves.
+6. a translation memory (`memory.py`: the training target of the most similar training source) answers every test
+   source; both runs are measured against it; the saved Hub-ready folder reloaded with
+   `AutoModelForSeq2SeqLM(trust_remote_code=True)` translates the samples;
+7. `report.json` and `report.md` rendered from it (`report.py`) with both runs, per-language scores, the memory
+   comparison, samples and the tokenizer's coverage before/after; loss curves.
 """
 
 import dataclasses
@@ -24,7 +26,17 @@ from xlm_swcm_hf.hub import load_in_clean_process
 from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import plot_loss_curves, run_training
 
-from .report import pieces_ratio, write_report
+from .. import statistics as stats
+from .memory import compare_with_memory, translation_memory
+from .report import (
+    MAIN_RUN,
+    SAMPLES_PER_LANGUAGE,
+    memory_samples,
+    pieces_ratio,
+    prediction_rows,
+    report_data,
+    write_report,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -258,20 +270,19 @@ def _show_material(material: dict) -> list[dict]:
     return coverage
 
 
-def _sample_translations(final: Path, data_dir: Path, languages: list[str], sample_count: int) -> list[dict]:
-    """The first test sources of each language translated by the saved folder, loaded through its own code."""
-    test_rows = [json.loads(line) for line in (data_dir / "test.jsonl").read_text().splitlines()]
-    per_language = max(1, sample_count // len(languages))
-    chosen = [row for language in languages for row in [r for r in test_rows if r["lang"] == language][:per_language]]
-    # The folder's generation_config carries the recipe's settings: nothing is passed again.
-    predictions = reload_and_translate(final, [row["source"] for row in chosen], {})
-    samples = [
-        {"source": row["source"], "reference": row["target"], "prediction": prediction}
-        for row, prediction in zip(chosen, predictions)
-    ]
-    for sample in samples:
-        print(f"  {sample['source']!r} -> {sample['prediction']!r} (reference {sample['reference']!r})")
-    return samples
+def measure_against_memory(runs: dict, data_dir: Path, per_language: int = SAMPLES_PER_LANGUAGE):
+    """The translation memory's answer for every scored test output (same sentences for every run), each run
+    against it, and the samples (XLM-SWCM's output beside the memory's)."""
+    train_rows = _split_rows(data_dir, "train")
+    rows = {name: prediction_rows(run) for name, run in runs.items()}
+    scored = rows[MAIN_RUN]
+    answers = translation_memory(train_rows, scored)
+    comparisons = {}
+    for name, run_rows in rows.items():
+        if [(row["source"], row["lang"]) for row in run_rows] != [(row["source"], row["lang"]) for row in scored]:
+            raise RuntimeError(f"{name}'s test predictions are not of the same sentences as {MAIN_RUN}'s.")
+        comparisons[name] = compare_with_memory(run_rows, answers)
+    return comparisons, memory_samples(scored, answers, per_language)
 
 
 def run_demo(
@@ -279,7 +290,7 @@ def run_demo(
     artifacts: str | os.PathLike = "artifacts",
     recipe_path: str | os.PathLike = DEFAULT_RECIPE,
     overrides: list[str] | None = None,
-    sample_count: int = 10,
+    samples_per_language: int = SAMPLES_PER_LANGUAGE,
     udhr: str | os.PathLike | None = DEFAULT_UDHR,
 ) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -296,7 +307,7 @@ def run_demo(
     coverage = _show_material(material)
     runs, histories, recipes = {}, {}, {}
     for step, (name, init, folder) in enumerate(
-        [("XLM-SWCM (shared weights)", "from_encoder", "swcm"), ("random decoder", "random_decoder", "random")], 4
+        [(MAIN_RUN, "from_encoder", "swcm"), ("random decoder", "random_decoder", "random")], 4
     ):
         _banner(f"{step}/7 fine-tune: {name}")
         recipe = demo_recipe(Path(recipe_path), material, output_dir / folder, init, overrides or [])
@@ -308,15 +319,22 @@ def run_demo(
             f"ROUGE-L {runs[name]['test']['all']['rougeL']:.2f}"
         )
 
-    _banner("6/7 reload the Hub-ready folder with trust_remote_code and translate")
+    _banner("6/7 the translation memory; reload the Hub-ready folder with trust_remote_code and translate")
+    comparisons, samples = measure_against_memory(runs, material["data_dir"], samples_per_language)
+    for name, groups in comparisons.items():
+        print(f"{name} minus memory, chrF: {stats.format_interval(groups['all']['chrf_difference'], 2)}")
     final = output_dir / "swcm" / "final"
-    samples = _sample_translations(final, material["data_dir"], languages, sample_count)
+    # The folder's generation_config carries the recipe's settings: nothing is passed again.
+    reloaded = reload_and_translate(final, [sample["source"] for sample in samples], {})
+    for sample, output in zip(samples, reloaded):
+        print(f"  {sample['source']!r} -> {output!r} (memory {sample['memory']!r}, reference {sample['reference']!r})")
 
     _banner("7/7 report")
     plot_loss_curves(histories, output_dir / "loss_curves.png", title="XLM-SWCM demo: shared-weights vs random decoder")
     summary = {
         "runs": runs,
         "samples": samples,
+        "memory_comparisons": comparisons,
         "tokenizer_coverage": coverage,
         "pruning": material["pruning"],
         "vocabulary_extension": extension,
@@ -325,7 +343,8 @@ def run_demo(
         "seconds": round(time.time() - started, 1),
     }
     (output_dir / "demo_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
-    write_report(output_dir / "report.md", runs, samples, coverage, material, recipes["XLM-SWCM (shared weights)"])
+    data = report_data(runs, comparisons, samples, reloaded, coverage, material, recipes[MAIN_RUN])
+    write_report(output_dir, data)
     print(
         f"\nwrote {output_dir / 'report.md'}, {output_dir / 'loss_curves.png'}, Hub-ready folder {final} "
         f"({time.time() - started:.0f} s in all)"

@@ -5,12 +5,15 @@
   evaluation scripts (calls the module's `compute_scores` directly: no `evaluate` cache files, so it is safe
   in every process of a distributed run).
 * `multilingual_tokenize` / `MultilingualTokenizer`: the tokenizer (see `tokenization`).
+* `script_share`, `off_target_rate`, `target_script`, `OFF_TARGET_THRESHOLD`: how much of an output is in its target
+  language's script, and the share of outputs that are not (see `script_detection`).
 
 `evaluate` is imported lazily so that importing the tokenizer stays cheap.
 """
 
 from pathlib import Path
 
+from .script_detection import OFF_TARGET_THRESHOLD, knows_script, off_target_rate, script_share, target_script
 from .tokenization import MultilingualTokenizer, multilingual_tokenize
 
 
@@ -18,10 +21,15 @@ METRIC_PATH = str(Path(__file__).resolve().parent / "multilingual_rouge")
 
 __all__ = [
     "METRIC_PATH",
+    "OFF_TARGET_THRESHOLD",
     "MultilingualTokenizer",
     "compute_generation_metrics",
+    "knows_script",
     "load_metric",
     "multilingual_tokenize",
+    "off_target_rate",
+    "script_share",
+    "target_script",
 ]
 
 

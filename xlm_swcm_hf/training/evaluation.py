@@ -96,9 +96,11 @@ def evaluate_model(
 ) -> dict:
     """Generate for a formatted dataset (`source_text`, `target_text`, optional `lang`); write predictions + metrics.
 
-    Metrics are overall and, when the data has a `lang` column, per language (the cross-lingual transfer table).
+    Metrics are overall and, when the data has a `lang` column, per language (the cross-lingual transfer table),
+    with `off_target` (percent of outputs below `OFF_TARGET_THRESHOLD` of their letters in the target's script) for
+    every group whose languages' scripts are known.
     """
-    from ..metrics import compute_generation_metrics
+    from ..metrics import compute_generation_metrics, knows_script, off_target_rate
 
     output_dir = Path(output_dir)
     sources, references = list(dataset["source_text"]), list(dataset["target_text"])
@@ -107,6 +109,8 @@ def evaluate_model(
         model, tokenizer, sources, batch_size=batch_size, max_source_length=max_source_length, **generation_kwargs
     )
     metrics = {"all": {**compute_generation_metrics(predictions, references), "count": len(predictions)}}
+    if all(knows_script(language) for language in languages):
+        metrics["all"]["off_target"] = off_target_rate(predictions, languages)
     if any(language is not None for language in languages):
         grouped = defaultdict(lambda: ([], []))
         for prediction, reference, language in zip(predictions, references, languages):
@@ -118,6 +122,9 @@ def evaluate_model(
                 **compute_generation_metrics(group_predictions, group_references),
                 "count": len(group_predictions),
             }
+            if knows_script(language):
+                tags = [language] * len(group_predictions)
+                metrics[language]["off_target"] = off_target_rate(group_predictions, tags)
     records = []
     for source, reference, prediction, language in zip(sources, references, predictions, languages):
         record = {"source": source, "reference": reference, "prediction": prediction}

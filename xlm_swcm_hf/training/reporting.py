@@ -34,18 +34,22 @@ METRIC_COLUMNS = [
     ("bleu", "BLEU"),
     ("count", "n"),
 ]
+# Shown only where a group has it (rows whose language's script is known): the share of outputs off that script.
+OFF_TARGET_COLUMN = ("off_target", "off-target %")
 
 
 def metrics_markdown(metrics: dict) -> str:
-    """One row per group (language, or `all`): ROUGE-L F/P/R, chrF, BLEU, count."""
+    """One row per group (language, or `all`): ROUGE-L F/P/R, chrF, BLEU, count (and off-target %, where known)."""
     if not metrics:
         return "No evaluation results were recorded."
     groups = metrics if all(isinstance(value, dict) for value in metrics.values()) else {"all": metrics}
+    columns = METRIC_COLUMNS[:]
+    if any(OFF_TARGET_COLUMN[0] in values for values in groups.values()):
+        columns.insert(-1, OFF_TARGET_COLUMN)
     rows = [
-        [group] + [values.get(key, values.get(f"eval_{key}")) for key, _ in METRIC_COLUMNS]
-        for group, values in groups.items()
+        [group] + [values.get(key, values.get(f"eval_{key}")) for key, _ in columns] for group, values in groups.items()
     ]
-    return markdown_table(["group"] + [title for _, title in METRIC_COLUMNS], rows)
+    return markdown_table(["group"] + [title for _, title in columns], rows)
 
 
 def plot_loss_curves(histories: dict[str, list[dict]], path: str | os.PathLike, title: str | None = None) -> bool:
