@@ -427,6 +427,8 @@ WALK = [
     ("gpu_check", _args("--device", "cpu", "--json", "{tmp}"), "--json"),
     ("prepare_offline_encoder", _args("--output", "{tmp}/a-file"), "a-file is a file"),
     ("demo", _args("--output", "{tmp}/a-file"), "a-file is a file"),
+    ("demo", _args("--render-only", "--output", "{tmp}/no-demo"), "no-demo/report.json does not exist"),
+    ("demo", _args("--render-only", "--output", "{tmp}/no-demo", "training.max_steps=3"), "leave out the recipe"),
     ("ablation", _args("--output", "{tmp}/a-file", "--docs", "{tmp}/docs"), "a-file is a file"),
     ("ablation", _args("--render-only", "--output", "{tmp}/abl", "--docs", "{tmp}/docs"), "no finished runs"),
     (
