@@ -9,32 +9,17 @@ blocks (docs/translate.md).
 import sys
 
 from xlm_swcm_hf.bulk_translation import (
-    ProcessGroup,
-    check_blocks,
-    check_output,
-    parts_folder,
-    run_record,
-    sample_sources,
+    add_decoding_arguments,
+    check_decoding_arguments,
     scan_input,
+    start_command_run,
     translate_file,
 )
 from xlm_swcm_hf.checks import (
-    InputError,
     ScriptArgumentParser,
-    check_position_limit,
     cli_main,
-    load_tokenizer,
-    require_trained_model,
 )
-from xlm_swcm_hf.inference import (
-    add_backend_arguments,
-    backend_from_arguments,
-    check_decoding_memory,
-    load_for_inference,
-    read_generation_settings,
-)
-from xlm_swcm_hf.recipe import GENERATION_BATCH_SIZE, TRANSLATION_BLOCK_SIZE
-from xlm_swcm_hf.translation import check_batching, check_language, known_languages, model_identity, tagged
+from xlm_swcm_hf.translation import check_language, known_languages
 
 
 @cli_main
@@ -53,24 +38,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--target-language", help='prefix every source with the target-language tag "xx: " (one the model knows)'
     )
-    parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
-    parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
-    batching = parser.add_argument_group("batching (one of)")
-    batching.add_argument("--batch-size", type=int, help=f"sentences per batch (default: {GENERATION_BATCH_SIZE})")
-    batching.add_argument("--max-tokens-per-batch", type=int, help="padded source tokens per batch")
-    parser.add_argument(
-        "--block-size", type=int, help=f"rows per block: sorted by length, resumed, dealt to processes (default: "
-        f"{TRANSLATION_BLOCK_SIZE})"
-    )  # fmt: skip
-    add_backend_arguments(parser)
-    parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decoding_arguments(parser)
     args = parser.parse_args(argv)
-    for name in ("num_beams", "max_new_tokens", "block_size"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
-    check_batching(args.batch_size, args.max_tokens_per_batch)
-    backend = backend_from_arguments(args)
+    backend = check_decoding_arguments(args)
 
     # Input, output, model folder, languages, lengths, memory and the resume record first: nothing is loaded or
     # written before they pass.
@@ -78,40 +48,12 @@ def main(argv=None) -> int:
     if args.target_language is not None:
         check_language(args.target_language, languages, "--target-language")
     source = scan_input(args.input, args.source_column, languages)
-    output = check_output(args.output, source.path, args.overwrite, args.model)
-    require_trained_model(args.model, "--model")
-    if args.target_language is not None and languages is None:
-        print(
-            f"note: {args.model} records no target languages (its README.md has no language list), so "
-            f"--target-language {args.target_language} is not checked against them.",
-            file=sys.stderr,
-        )
-    check_position_limit(args.model, "the model", {"--max-new-tokens": args.max_new_tokens})
-    generation = {
-        key: value
-        for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
-        if value is not None
-    }
-    config, saved_generation = read_generation_settings(args.model)
-    if config is not None:  # a token budget's batches are known once tokenized: translate_file checks them again
-        sentences = args.batch_size or (1 if args.max_tokens_per_batch else GENERATION_BATCH_SIZE)
-        check_decoding_memory(config, saved_generation, sentences=sentences, **generation)
-        record = run_record(
-            model_identity(args.model), backend, source, args.source_column, args.target_language, generation
-        )
-        check_blocks(parts_folder(output), record, args.overwrite)
-    sample = [tagged(text, args.target_language) for text in sample_sources(source.path, args.source_column)]
-    tokenizer = load_tokenizer(args.model, sample_texts=sample)
-
-    group = ProcessGroup()  # the launch's processes (torchrun / accelerate launch), or this one alone
-    model = load_for_inference(
-        args.model, backend, trust_remote_code=args.trust_remote_code, onnx_cache=args.onnx_cache
+    run = start_command_run(
+        args, backend, source, args.source_column, args.target_language, "--target-language", languages
     )
-    if backend == "torch" and group.device is not None and group.device.type != "cpu":
-        model = model.to(group.device)  # each process its own GPU
     stats = translate_file(
-        model,
-        tokenizer,
+        run.model,
+        run.tokenizer,
         args.input,
         args.output,
         source_column=args.source_column,
@@ -123,10 +65,11 @@ def main(argv=None) -> int:
         progress=not args.no_progress,
         model_source=args.model,
         known_languages=languages,
-        group=group,
+        group=run.group,
         summary=source,  # checked and hashed above: not read again
-        **generation,
+        **run.generation,
     )
+    group = run.group
     print(stats.summary() if group.world == 1 else f"process {group.rank} of {group.world}: {stats.summary()}")
     if group.is_main:
         print(f"wrote {args.output}")

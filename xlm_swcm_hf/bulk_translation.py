@@ -653,3 +653,90 @@ def translate_file(
                 refuse_write_failure(error, "--output", kept, "to write it from them")
                 raise
     return stats
+
+
+# --------------------------------------------------------------- the command lines of translate.py, back_translate.py
+def add_decoding_arguments(parser) -> None:
+    """The options a file-translating script takes after its own: decoding, batching, blocks, backend, loading."""
+    from .inference import add_backend_arguments
+    from .recipe import GENERATION_BATCH_SIZE, TRANSLATION_BLOCK_SIZE
+
+    parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
+    parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
+    batching = parser.add_argument_group("batching (one of)")
+    batching.add_argument("--batch-size", type=int, help=f"sentences per batch (default: {GENERATION_BATCH_SIZE})")
+    batching.add_argument("--max-tokens-per-batch", type=int, help="padded source tokens per batch")
+    parser.add_argument(
+        "--block-size", type=int, help=f"rows per block: sorted by length, resumed, dealt to processes (default: "
+        f"{TRANSLATION_BLOCK_SIZE})"
+    )  # fmt: skip
+    add_backend_arguments(parser)
+    parser.add_argument("--trust-remote-code", action="store_true", help="load through the folder's own code")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_decoding_arguments(args) -> str:
+    """The options `add_decoding_arguments` added, checked; returns the backend they choose."""
+    from .inference import backend_from_arguments
+    from .translation import check_batching
+
+    for name in ("num_beams", "max_new_tokens", "block_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
+    check_batching(args.batch_size, args.max_tokens_per_batch)
+    return backend_from_arguments(args)
+
+
+@dataclass
+class CommandRun:
+    """What a file-translating script goes on with once `start_command_run` has checked everything and loaded."""
+
+    generation: dict
+    tokenizer: object
+    model: object
+    group: ProcessGroup
+
+
+def start_command_run(
+    args, backend: str, source, column: str, language: str | None, language_option: str, languages
+) -> CommandRun:
+    """For translate.py and back_translate.py, after their own checks of the input (`source`, from `scan_input`): the
+    output, the model folder, lengths, memory and the resume record are checked before anything is loaded or
+    written; then the tokenizer and the model (on this process's GPU, where there is one)."""
+    import sys
+
+    from .checks import check_position_limit, load_tokenizer, require_trained_model
+    from .inference import check_decoding_memory, load_for_inference, read_generation_settings
+    from .recipe import GENERATION_BATCH_SIZE
+    from .translation import model_identity, tagged
+
+    output = check_output(args.output, source.path, args.overwrite, args.model)
+    require_trained_model(args.model, "--model")
+    if language is not None and languages is None:
+        print(
+            f"note: {args.model} records no target languages (its README.md has no language list), so "
+            f"{language_option} {language} is not checked against them.",
+            file=sys.stderr,
+        )
+    check_position_limit(args.model, "the model", {"--max-new-tokens": args.max_new_tokens})
+    generation = {
+        key: value
+        for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+        if value is not None
+    }
+    config, saved_generation = read_generation_settings(args.model)
+    if config is not None:  # a token budget's batches are known once tokenized: translate_file checks them again
+        sentences = args.batch_size or (1 if args.max_tokens_per_batch else GENERATION_BATCH_SIZE)
+        check_decoding_memory(config, saved_generation, sentences=sentences, **generation)
+        record = run_record(model_identity(args.model), backend, source, column, language, generation)
+        check_blocks(parts_folder(output), record, args.overwrite)
+    sample = [tagged(text, language) for text in sample_sources(source.path, column)]
+    tokenizer = load_tokenizer(args.model, sample_texts=sample)
+
+    group = ProcessGroup()  # the launch's processes (torchrun / accelerate launch), or this one alone
+    model = load_for_inference(
+        args.model, backend, trust_remote_code=args.trust_remote_code, onnx_cache=args.onnx_cache
+    )
+    if backend == "torch" and group.device is not None and group.device.type != "cpu":
+        model = model.to(group.device)  # each process its own GPU
+    return CommandRun(generation, tokenizer, model, group)
