@@ -107,7 +107,11 @@ FONTS = (
         "U+0600-06FF, U+0750-077F, U+08A0-08FF, U+FB50-FDFF, U+FE70-FEFF",
     ),
 )
-TEXT_FONTS = '"XLM-SWCM Tibetan", "XLM-SWCM Mongolian", "XLM-SWCM Arabic", "Noto Sans CJK SC", "Noto Sans", sans-serif'
+# The served fonts first, then the installed families of the same (Tibetan stacks are shaped by these), then CJK.
+TEXT_FONTS = (
+    '"XLM-SWCM Tibetan", "Noto Serif Tibetan", "Noto Sans Tibetan", "XLM-SWCM Mongolian", "Noto Sans Mongolian", '
+    '"XLM-SWCM Arabic", "Noto Naskh Arabic", "Noto Sans CJK SC", "Noto Sans", sans-serif'
+)
 
 
 # --------------------------------------------------------------------------------------------------- the folder
@@ -436,13 +440,22 @@ def load_translator(name: str, folder: Path, languages: list[str], quantize: str
 
 
 # --------------------------------------------------------------------------------------------------- the page
-def output_html(result: Result) -> str:
-    direction = text_direction(result.language)
-    vertical = " vertical" if MONGOLIAN_SCRIPT.search(result.text) else ""
+def is_vertical(language: str, text: str) -> bool:
+    """Traditional Mongolian is written top to bottom, columns left to right: its tag (mn_Mong) or its letters."""
+    return language.endswith("_Mong") or bool(MONGOLIAN_SCRIPT.search(text))
+
+
+def text_html(text: str, language: str, element: str = "div", css_class: str = "swcm-output") -> str:
+    """A text in its language's direction, and vertical where it is traditional Mongolian."""
+    vertical = " vertical" if is_vertical(language, text) else ""
     return (
-        f'<div class="swcm-output{vertical}" lang="{html.escape(result.language.replace("_", "-"))}" '
-        f'dir="{direction}">{html.escape(result.text)}</div>'
+        f'<{element} class="{css_class}{vertical}" lang="{html.escape(language.replace("_", "-"))}" '
+        f'dir="{text_direction(language)}">{html.escape(text)}</{element}>'
     )
+
+
+def output_html(result: Result) -> str:
+    return text_html(result.text, result.language)
 
 
 def status_html(result: Result) -> str:
@@ -464,12 +477,30 @@ def shortened(text: str, limit: int = 160) -> str:
 def history_html(history: list[dict]) -> str:
     rows = "".join(
         f'<tr><td class="swcm-lang">{html.escape(language_name(item["language"]))}</td>'
-        f'<td class="swcm-source">{html.escape(shortened(item["source"]))}</td>'
-        f'<td><div class="swcm-output" lang="{html.escape(item["language"].replace("_", "-"))}" '
-        f'dir="{text_direction(item["language"])}">{html.escape(item["text"])}</div></td></tr>'
+        f'<td class="swcm-source">{text_html(shortened(item["source"]), "", css_class="swcm-source-text")}</td>'
+        f"<td>{text_html(item['text'], item['language'])}</td></tr>"
         for item in reversed(history)
     )
     return f'<table class="swcm-history"><tbody>{rows}</tbody></table>' if rows else ""
+
+
+# Gradio draws the text box and the examples table itself, so the page marks, as they change, the ones that hold
+# traditional Mongolian letters; the CSS writes those top to bottom, columns left to right.
+VERTICAL_TEXT_JS = (
+    "() => {"
+    r" const mongolian = /[\u1800-\u18af\u{11660}-\u{1167f}]/u;"  # MONGOLIAN_SCRIPT's ranges
+    " const mark = () => {"
+    "  document.querySelectorAll('#source textarea').forEach("
+    "   box => box.classList.toggle('swcm-vertical', mongolian.test(box.value)));"
+    "  document.querySelectorAll('#examples td').forEach("
+    "   cell => cell.classList.toggle('swcm-vertical', mongolian.test(cell.textContent)));"
+    " };"
+    " document.addEventListener('input', mark, true);"
+    " document.addEventListener('click', () => setTimeout(mark, 100), true);"
+    " new MutationObserver(mark).observe(document.body, {childList: true, subtree: true, characterData: true});"
+    " mark();"
+    " }"
+)
 
 
 def page_css(fonts: dict[str, Path]) -> str:
@@ -485,7 +516,11 @@ def page_css(fonts: dict[str, Path]) -> str:
         "padding: 0.5em 0.75em; "
         "border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg); "
         "background: var(--background-fill-secondary); }\n"
-        ".swcm-output.vertical { writing-mode: vertical-lr; text-orientation: mixed; min-height: 8em; }\n"
+        ".swcm-output.vertical, .swcm-source-text.vertical, :lang(mn-Mong), #source textarea.swcm-vertical, "
+        "#examples td.swcm-vertical { writing-mode: vertical-lr; text-orientation: mixed; }\n"
+        "#source textarea.swcm-vertical { min-height: 12em; resize: horizontal; }\n"
+        f"#examples td {{ font-family: {TEXT_FONTS}; }}\n"
+        ".swcm-output.vertical { min-height: 8em; max-height: 24em; overflow-x: auto; }\n"
         ".swcm-history .swcm-output { font-size: 1.1rem; min-height: 0; }\n"
         ".swcm-history { width: 100%; table-layout: fixed; }\n"
         ".swcm-history td { vertical-align: top; padding: 0.25em 0.5em; }\n"
@@ -605,6 +640,7 @@ def main(argv=None) -> int:
         server_port=args.port,
         share=args.share == "yes",
         css=page_css(fonts),
+        js=VERTICAL_TEXT_JS,
         footer_links=["api", "gradio"],
     )
     return 0

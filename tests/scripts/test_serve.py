@@ -235,6 +235,29 @@ def test_the_output_box_direction_script_and_escaping():
     assert "vertical" not in serve.output_html(serve.Result(text="Бид", language="mn"))
 
 
+def test_every_script_is_written_its_way_in_outputs_and_history():
+    serve = load_serve()
+    mongolian = "ᠮᠣᠩᠭᠣᠯ ᠬᠡᠯᠡ"
+    # traditional Mongolian top to bottom, columns left to right: by its tag, or by its letters under plain mn
+    for language in ("mn_Mong", "mn"):
+        box = serve.output_html(serve.Result(text=mongolian, language=language))
+        assert 'class="swcm-output vertical"' in box, box
+    assert 'lang="mn-Mong"' in serve.output_html(serve.Result(text=mongolian, language="mn_Mong"))
+    history = serve.history_html(
+        [
+            {"language": "mn_Mong", "source": mongolian, "text": mongolian},
+            {"language": "ug", "source": "We learn", "text": "بىز ئۆگىنىمىز"},
+            {"language": "kk_Arab", "source": "We learn", "text": "ءبىز"},
+            {"language": "bo", "source": "We learn", "text": "ང་ཚོ་སློབ་སྦྱོང་།"},
+        ]
+    )
+    assert history.count("vertical") == 2  # the Mongolian source and output, nothing else
+    assert history.count('dir="rtl"') == 2 and 'lang="bo"' in history
+    css = serve.page_css({})
+    assert "writing-mode: vertical-lr" in css and ":lang(mn-Mong)" in css
+    assert '"Noto Serif Tibetan", "Noto Sans Tibetan"' in css  # fonts that shape Tibetan stacks
+
+
 def test_examples_come_from_the_folder_without_their_tags(folder):
     examples, path = load_serve().find_examples(folder, None, LANGUAGES)
     assert path == folder / "examples.jsonl"
@@ -465,7 +488,14 @@ def test_the_page_in_a_browser(server, browser, loaded, tmp_path):
     history = page.text("#history")
     assert "Uyghur (ug)" in history and "Mongolian (mn)" in history
 
+    # traditional Mongolian typed into Gradio's own text box is written top to bottom, and back when it is gone
+    def writing_mode(driver=None):
+        return browser.execute_script("return getComputedStyle(document.querySelector('#source textarea')).writingMode")
+
+    page.type("ᠮᠣᠩᠭᠣᠯ ᠬᠡᠯᠡ")
+    page.wait.until(lambda d: writing_mode() == "vertical-lr")
     page.type("")
+    page.wait.until(lambda d: writing_mode() == "horizontal-tb")
     output, status, _ = page.translate()
     assert output == "" and status == "Type or paste a text to translate first."
 
