@@ -21,7 +21,7 @@ from xlm_swcm_hf.training.reporting import markdown_table
 
 
 CURVE_JSON = "learning_curve.json"
-DEFAULT_STEPS = (250, 500, 1000, 1500, 2000, 3000)
+DEFAULT_STEPS = (250, 500, 1000, 1500, 2000)
 #: Greedy decoding keeps each point's scoring cheap; the demo's report decodes the test split with its beams.
 CURVE_GENERATION = {"num_beams": 1, "max_new_tokens": 48, "no_repeat_ngram_size": 3}
 
@@ -47,8 +47,8 @@ def score_by_language(rows: list[dict], predictions: list[str]) -> dict:
 class LearningCurveCallback(TrainerCallback):
     """At each step of `steps`, decode `rows`' sources greedily and record chrF with the training seconds so far."""
 
-    def __init__(self, rows: list[dict], steps, generation: dict | None = None, batch_size: int = 64):
-        self.rows, self.steps = rows, sorted(set(steps))
+    def __init__(self, rows: list[dict], steps, generation: dict | None = None, batch_size: int = 64, on_point=None):
+        self.rows, self.steps, self.on_point = rows, sorted(set(steps)), on_point
         self.generation = dict(CURVE_GENERATION if generation is None else generation)
         self.batch_size = batch_size
         self.points: list[dict] = []
@@ -82,6 +82,8 @@ class LearningCurveCallback(TrainerCallback):
         }
         self.points.append(point)
         self._scoring += time.perf_counter() - scoring_started
+        if self.on_point is not None:  # each point is kept as soon as it is measured: a stopped run keeps its curve
+            self.on_point(self.points)
         print(f"learning curve: step {point['step']}, {training_seconds:.0f} s, chrF {point['chrf']}", flush=True)
 
 
@@ -123,19 +125,22 @@ def run_learning_curve(
     validation = [row for row in validation if row["lang"] in languages]
     memory = memory_scores(_split_rows(material["data_dir"], "train"), validation)
     print(f"translation memory on the validation split: chrF {memory}", flush=True)
-    callback = LearningCurveCallback(validation, steps)
-    run_training(recipe, callbacks=[callback])
     data = {
         "recipe": str(recipe_path),
         "overrides": curve_overrides,
         "training": {key: recipe.training.get(key) for key in sorted(recipe.training) if key != "output_dir"},
         "validation_sentences": len(validation),
-        "generation": callback.generation,
+        "generation": dict(CURVE_GENERATION),
         "memory": memory,
-        "points": callback.points,
+        "points": [],
         "corpus_sha256": material["corpus_sha256"],
     }
-    atomic_write_json(output_dir / CURVE_JSON, data)
+
+    def keep(points):
+        atomic_write_json(output_dir / CURVE_JSON, {**data, "points": points})
+        write_outputs(output_dir)
+
+    run_training(recipe, callbacks=[LearningCurveCallback(validation, steps, on_point=keep)])
     return write_outputs(output_dir)
 
 
