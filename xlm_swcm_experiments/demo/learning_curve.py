@@ -16,11 +16,14 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from xlm_swcm_hf.checks import InputError
 from xlm_swcm_hf.files import atomic_write_json, atomic_write_text
 from xlm_swcm_hf.training.reporting import markdown_table
 
 
 CURVE_JSON = "learning_curve.json"
+#: What the curve sets itself: the last step, the constant rate, no Trainer evaluation, one save at the end.
+CURVE_FIXED = ("training.max_steps", "training.lr_scheduler_type", "training.eval_strategy", "training.save_steps")
 DEFAULT_STEPS = (250, 500, 1000, 1500, 2000)
 #: Greedy decoding keeps each point's scoring cheap; the demo's report decodes the test split with its beams.
 CURVE_GENERATION = {"num_beams": 1, "max_new_tokens": 48, "no_repeat_ngram_size": 3}
@@ -106,20 +109,31 @@ def run_learning_curve(
     from xlm_swcm_hf.recipe import Recipe
     from xlm_swcm_hf.training import run_training
 
-    from .pipeline import DEFAULT_RECIPE, DEFAULT_UDHR, _split_rows, demo_recipe, prepare_material
+    from .pipeline import (
+        DEFAULT_RECIPE,
+        DEFAULT_UDHR,
+        NEEDS_EXTENSION,
+        _split_rows,
+        demo_recipe,
+        prepare_material,
+        require_udhr,
+    )
 
     output_dir, artifacts = Path(output_dir), Path(artifacts)
     recipe_path = Path(recipe_path or DEFAULT_RECIPE)
     steps = sorted(set(steps))
+    fixed = [item for item in overrides or [] if item.partition("=")[0].strip() in CURVE_FIXED]
+    if fixed:
+        raise InputError(f"{', '.join(fixed)}: the learning curve sets {', '.join(CURVE_FIXED)} itself (--steps).")
     curve_overrides = [
         *(overrides or []),
-        f"training.max_steps={steps[-1]}",
-        "training.lr_scheduler_type=constant_with_warmup",
-        "training.eval_strategy=no",
-        f"training.save_steps={steps[-1]}",
+        *(f"{key}={value}" for key, value in zip(CURVE_FIXED, (steps[-1], "constant_with_warmup", "no", steps[-1]))),
     ]
-    languages = Recipe.from_yaml(recipe_path, curve_overrides).data.train_languages
-    material = prepare_material(artifacts, languages, Path(udhr or DEFAULT_UDHR))
+    languages = Recipe.from_yaml(recipe_path, curve_overrides).data.train_languages  # a bad recipe fails first
+    udhr = Path(udhr or DEFAULT_UDHR)
+    if set(languages or []) & set(NEEDS_EXTENSION):
+        require_udhr(udhr, languages)
+    material = prepare_material(artifacts, languages, udhr)
     recipe = demo_recipe(recipe_path, material, output_dir / "run", "from_encoder", curve_overrides)
     validation = _split_rows(material["data_dir"], "validation")
     validation = [row for row in validation if row["lang"] in languages]
@@ -201,7 +215,10 @@ def plot(data: dict, path: Path) -> bool:
 
 
 def write_outputs(output_dir) -> Path:
+    """learning_curve.md and .png rendered from learning_curve.json (the same text for the same JSON)."""
     output_dir = Path(output_dir)
+    if not (output_dir / CURVE_JSON).is_file():
+        raise InputError(f"{output_dir / CURVE_JSON} does not exist; run the learning curve first.")
     data = json.loads((output_dir / CURVE_JSON).read_text(encoding="utf-8"))
     plot(data, output_dir / "learning_curve.png")
     atomic_write_text(output_dir / "learning_curve.md", render_markdown(data))
