@@ -295,3 +295,30 @@ def test_onnx_runtime_decodes_with_each_languages_sliced_head(onnx_export, mode,
         with pytest.raises(ValueError, match="no output vocabulary for kk; the model has one for ug, zh"):
             onnx_model.generate(**padded_batch(), output_languages="kk")
         torch.testing.assert_close(generate(onnx_model, mode).sequences, generate(model, mode).sequences)
+
+
+def test_evaluation_decodes_each_row_within_its_languages_vocabulary_unless_full_vocabulary(model, tmp_path):
+    from datasets import Dataset
+
+    from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS
+    from xlm_swcm_hf.training.evaluation import evaluate_model
+
+    tokenizer = build_tiny_xlmr_tokenizer()
+    texts = list(TINY_MULTILINGUAL_TEXTS[:6])
+    languages = ["ug", "xx", "zh", "ug", "zh", "xx"]  # xx has no vocabulary: the whole one, never a failure
+    dataset = Dataset.from_dict({"source_text": texts, "target_text": texts, "lang": languages})
+    model.eval()
+
+    def alone(text, **kwargs):
+        with torch.no_grad():
+            ids = model.generate(**tokenizer([text], return_tensors="pt"), max_new_tokens=6, **kwargs)[0]
+        return tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    restricted = [alone(t, **({"output_languages": g} if g in VOCABULARIES else {})) for t, g in zip(texts, languages)]
+    full = [alone(text) for text in texts]
+    assert sum(a != b for a, b in zip(restricted, full)) >= 2  # the vocabularies matter here
+    for full_vocabulary, expected in ((False, restricted), (True, full)):
+        out = tmp_path / f"eval-{full_vocabulary}"
+        evaluate_model(model, tokenizer, dataset, out, batch_size=3, max_new_tokens=6, full_vocabulary=full_vocabulary)
+        predictions = [json.loads(line)["prediction"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+        assert predictions == expected
