@@ -261,6 +261,19 @@ def test_the_script_writes_the_file_and_reports_coverage(tmp_path, capsys):
     assert "exists already; pass --overwrite" in capsys.readouterr().err
     assert run_script("build_output_vocabulary", [*argv, "--overwrite", "--min-count", "2"]) == 0
     assert len(json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text())["xx"]) < len(written["xx"])
+    # a broken file: loading names it in one line; the script's --overwrite replaces it
+    (folder / OUTPUT_VOCABULARIES_FILE).write_text('{"xx": [0, 1')
+    with pytest.raises(ValueError, match=f"{OUTPUT_VOCABULARIES_FILE} of .* cannot be used: .*--overwrite"):
+        XLMSWCMForConditionalGeneration.from_pretrained(folder)
+    assert run_script("build_output_vocabulary", [*argv, "--overwrite"]) == 0
+    assert json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text()) == written
+
+
+@pytest.mark.parametrize("tag", ["../ug", "ug.onnx", "u g", ""])
+def test_a_tag_that_is_no_file_name_is_refused(model, tag):
+    with pytest.raises(ValueError, match="is not a language tag like ug or kk_Arab"):
+        model.set_output_vocabularies({tag: SPECIALS})
+    model.set_output_vocabularies({"kk_Arab": SPECIALS, "mn_Mong": SPECIALS, "x-private": SPECIALS})
 
 
 # ------------------------------------------------------------------------------------------------- ONNX Runtime
@@ -322,3 +335,13 @@ def test_evaluation_decodes_each_row_within_its_languages_vocabulary_unless_full
         evaluate_model(model, tokenizer, dataset, out, batch_size=3, max_new_tokens=6, full_vocabulary=full_vocabulary)
         predictions = [json.loads(line)["prediction"] for line in (out / "predictions.jsonl").read_text().splitlines()]
         assert predictions == expected
+
+
+def test_the_onnx_export_refuses_a_tag_that_is_no_file_name(model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from xlm_swcm_hf.onnx_runtime import export_onnx
+
+    model.output_vocabularies = {"../../escape": SPECIALS}  # set around set_output_vocabularies' check
+    with pytest.raises(ValueError, match="'../../escape' is not a language tag"):
+        export_onnx(model, tmp_path / "export")
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing written, the work folder removed
