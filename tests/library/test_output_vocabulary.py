@@ -345,3 +345,24 @@ def test_the_onnx_export_refuses_a_tag_that_is_no_file_name(model, tmp_path):
     with pytest.raises(ValueError, match="'../../escape' is not a language tag"):
         export_onnx(model, tmp_path / "export")
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing written, the work folder removed
+
+
+def test_evaluate_model_py_passes_the_vocabularies_and_full_vocabulary_on(model, tmp_path):
+    folder = save_tiny_folder(tmp_path / "model", model)
+    tokenizer = build_tiny_xlmr_tokenizer()
+    rows = [{**row, "lang": tag} for row, tag in zip(tagged_pairs(), ["ug", "zh", "xx"])]  # xx: no vocabulary
+    data = write_jsonl(tmp_path / "test.jsonl", rows)
+
+    def alone(row, full):
+        within = {} if full or row["lang"] == "xx" else {"output_languages": row["lang"]}
+        with torch.no_grad():
+            ids = model.eval().generate(**tokenizer([row["source"]], return_tensors="pt"), max_new_tokens=5, **within)
+        return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
+    for full in (False, True):
+        out = tmp_path / f"eval-{full}"
+        argv = ["--model", folder, "--data", data, "--output", out, "--max-new-tokens", "5", "--batch-size", "3"]
+        assert run_script("evaluate_model", argv + (["--full-vocabulary"] if full else [])) == 0
+        predictions = [json.loads(line)["prediction"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+        assert predictions == [alone(row, full) for row in rows]
+    assert alone(rows[0], False) != alone(rows[0], True) or alone(rows[1], False) != alone(rows[1], True)
