@@ -72,6 +72,7 @@ def main(argv=None) -> int:
         model_source=args.model,
         group=run.group,
         summary=source,  # checked and hashed above: not read again
+        full_vocabulary=args.full_vocabulary,
         **run.generation,
     )
     group = run.group

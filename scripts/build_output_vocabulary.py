@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output_vocabularies.json")
     args = parser.parse_args(argv)
 
-    require_trained_model(args.model, "--model")
+    # a broken output_vocabularies.json is what --overwrite replaces: not refused here
+    require_trained_model(args.model, "--model", output_vocabularies=False)
     if args.min_count < 1:
         raise InputError(f"--min-count must be >= 1, got {args.min_count}.")
     path = output_vocabularies_path(args.model)

@@ -28,6 +28,7 @@ from xlm_swcm_hf.inference import (
     load_for_inference,
     read_generation_settings,
 )
+from xlm_swcm_hf.output_vocabulary import add_full_vocabulary_argument
 from xlm_swcm_hf.recipe import GENERATION_BATCH_SIZE, DataRecipe
 from xlm_swcm_hf.training import evaluate_model, metrics_markdown
 from xlm_swcm_hf.training.adapters import adapter_base, is_adapter_folder, load_adapter_model
@@ -99,6 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
     parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
     parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
+    add_full_vocabulary_argument(parser)
     parser.add_argument("--batch-size", type=int, default=GENERATION_BATCH_SIZE)
     parser.add_argument(
         "--max-source-length",
@@ -176,6 +178,7 @@ def main(argv=None) -> int:
         output,
         batch_size=args.batch_size,
         max_source_length=max_source_length,
+        full_vocabulary=args.full_vocabulary,
         **generation,
     )
     print(metrics_markdown(metrics))

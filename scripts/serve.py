@@ -325,8 +325,10 @@ class Result:
 class Translator:
     """The model, its tokenizer and languages; `translate` checks a request and returns what `generate` gives."""
 
-    def __init__(self, model, tokenizer, languages: list[str]):
+    def __init__(self, model, tokenizer, languages: list[str], full_vocabulary: bool = False):
         self.model, self.tokenizer, self.languages = model, tokenizer, languages
+        # a language with one of the model's output vocabularies decodes within it, unless --full-vocabulary
+        self.output_vocabularies = {} if full_vocabulary else getattr(model, "output_vocabularies", None) or {}
         config, generation = model.config, model.generation_config
         limits = [config.max_position_embeddings - config.pad_token_id - 1]
         if isinstance(tokenizer.model_max_length, int) and 0 < tokenizer.model_max_length < 10**8:
@@ -406,6 +408,8 @@ class Translator:
             )
         batch = self.tokenizer([source], return_tensors="pt", truncation=True, max_length=self.source_limit)
         seed = generation.pop("seed", None)
+        if language in self.output_vocabularies:
+            generation["output_languages"] = language
         started = time.perf_counter()
         try:
             with torch.inference_mode():
@@ -424,7 +428,9 @@ class Translator:
         return result
 
 
-def load_translator(name: str, folder: Path, languages: list[str], quantize: str) -> Translator:
+def load_translator(
+    name: str, folder: Path, languages: list[str], quantize: str, full_vocabulary: bool = False
+) -> Translator:
     """The model through its own code (trust_remote_code), as where xlm_swcm_hf is not installed."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -436,7 +442,7 @@ def load_translator(name: str, folder: Path, languages: list[str], quantize: str
         raise InputError(f"--model {name} failed to load: {type(error).__name__}: {message}") from None
     if quantize == "int8":
         model = quantize_for_cpu(model, "int8")
-    return Translator(model, tokenizer, languages)
+    return Translator(model, tokenizer, languages, full_vocabulary)
 
 
 # --------------------------------------------------------------------------------------------------- the page
@@ -599,6 +605,10 @@ def main(argv=None) -> int:
     parser.add_argument("--share", choices=("no", "yes"), default="no", help="yes: a public gradio.live link")
     parser.add_argument("--languages", help="target languages, e.g. bo,ug,kk,mn,zh (default: the model card's)")
     parser.add_argument("--examples", help="a JSONL file with `source` (and `lang`) fields (default: see above)")
+    parser.add_argument(
+        "--full-vocabulary", action="store_true", help="decode with the whole vocabulary (default: a language with "
+        "one of the model's output vocabularies, output_vocabularies.json, decodes within it)"
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     # Everything that can be told from the command line and the folder, before the model or Gradio is loaded.
@@ -625,7 +635,7 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
 
-    translator = load_translator(name, folder, languages, args.quantize)
+    translator = load_translator(name, folder, languages, args.quantize, args.full_vocabulary)
     print(
         f"serving {name}: {', '.join(languages)}; {len(examples)} examples"
         + (f" from {examples_file}" if examples_file else "")

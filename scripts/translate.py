@@ -67,6 +67,7 @@ def main(argv=None) -> int:
         known_languages=languages,
         group=run.group,
         summary=source,  # checked and hashed above: not read again
+        full_vocabulary=args.full_vocabulary,
         **run.generation,
     )
     group = run.group

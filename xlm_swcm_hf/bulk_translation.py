@@ -124,6 +124,12 @@ def row_source(row: dict | str, source_column: str) -> str:
     return row if isinstance(row, str) else row[source_column]
 
 
+def row_language(row: dict | str) -> str | None:
+    """A JSONL or Parquet row's `lang` field (its target language), if it has one."""
+    language = row.get(LANGUAGE_FIELD) if isinstance(row, dict) else None
+    return language if isinstance(language, str) else None
+
+
 def sample_sources(path: str | os.PathLike, source_column: str = "source", count: int = 200) -> list[str]:
     """The first `count` non-blank sources (to check that the tokenizer spells them), streamed."""
     import itertools
@@ -255,15 +261,23 @@ RECORD_FACTS = {
     "source_column": "--source-column",
     "target_language": "--target-language",
     "generation": "generation options (--num-beams, --max-new-tokens)",
+    "full_vocabulary": "--full-vocabulary",
 }
 
 
 def run_record(
-    model_id: str, backend: str, summary: InputSummary, source_column, target_language, generation_kwargs
+    model_id: str,
+    backend: str,
+    summary: InputSummary,
+    source_column,
+    target_language,
+    generation_kwargs,
+    full_vocabulary: bool = False,
 ) -> dict:
-    """What decides the translations: the input's content, the model's (`translation.model_identity`), the backend,
-    the column, the tag and the generation options. Batching and the number of processes are not part of it: they
-    do not change the result."""
+    """What decides the translations: the input's content, the model's (`translation.model_identity`, which covers
+    its output vocabularies), the backend, the column, the tag, the generation options and whether the output
+    vocabularies are turned off. Batching and the number of processes are not part of it: they do not change the
+    result."""
     return {
         "input": summary.sha256,
         "count": summary.rows,
@@ -272,6 +286,7 @@ def run_record(
         "source_column": source_column if file_format(summary.path) != "text" else None,
         "target_language": target_language,
         "generation": {key: repr(value) for key, value in sorted(generation_kwargs.items())},
+        "full_vocabulary": full_vocabulary,
     }
 
 
@@ -364,24 +379,30 @@ class PreparedBlock:
     sources: list[str]
     encoded: dict[int, list[int]]  # position in the block -> ids
     truncated: int
+    languages: dict[int, str | None]  # position in the block -> its target tag (`translation.target_tag`)
 
 
 def prepare_blocks(
     input_path, source_column, tokenizer, todo: set[int], block_size: int, target_language, source_limit
 ) -> Iterator[PreparedBlock]:
     """The blocks in `todo`, in order, read from the streamed input and tokenized (tagged, truncated to the position
-    table; a blank source stays untokenized)."""
-    from .translation import encode_sources, tagged
+    table; a blank source stays untokenized), with each row's target tag."""
+    from .translation import encode_sources, tagged, target_tag
 
     rows = stream_rows(input_path)
     last = max(todo, default=-1)
     for block in range(last + 1):
-        sources = [row_source(row, source_column) for _, row in zip(range(block_size), rows)]
+        block_rows = [row for _, row in zip(range(block_size), rows)]
+        sources = [row_source(row, source_column) for row in block_rows]
         if block in todo:
             wanted = [position for position, text in enumerate(sources) if text.strip()]
             texts = [tagged(sources[position].strip(), target_language) for position in wanted]
             ids, truncated = encode_sources(tokenizer, texts, source_limit)
-            yield PreparedBlock(block, sources, dict(zip(wanted, ids)), len(truncated))
+            languages = {
+                position: target_tag(sources[position], target_language, row_language(block_rows[position]))
+                for position in wanted
+            }
+            yield PreparedBlock(block, sources, dict(zip(wanted, ids)), len(truncated), languages)
 
 
 def ahead(iterator: Iterator, depth: int = 1) -> Iterator:
@@ -422,11 +443,13 @@ def translate_blocks(
     max_tokens_per_batch: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    full_vocabulary: bool = False,
     **generation_kwargs,
 ):
     """Translate this process's unfinished blocks of `input_path` into block files beside `output` (see the module's
     docstring). Every process calls it; `merge_blocks` follows on the main process after `group.barrier()`.
-    Returns the process's `TranslationStats`."""
+    Each row decodes within the model's output vocabulary of its target language where there is one, unless
+    `full_vocabulary`. Returns the process's `TranslationStats`."""
     from tqdm.auto import tqdm
 
     from .recipe import TRANSLATION_BLOCK_SIZE
@@ -468,8 +491,9 @@ def translate_blocks(
             batches = make_batches(lengths, list(item.encoded), batch_size, max_tokens_per_batch)
             check_batches_fit(model, batches, generation_kwargs)
             for batch in batches:
+                languages = None if full_vocabulary else [item.languages[position] for position in batch]
                 texts, tokens = generate_batch(
-                    model, tokenizer, [item.encoded[position] for position in batch], generation_kwargs
+                    model, tokenizer, [item.encoded[position] for position in batch], generation_kwargs, languages
                 )
                 for position, text in zip(batch, texts):
                     translations[position] = text
@@ -615,13 +639,15 @@ def translate_file(
     group: ProcessGroup | None = None,
     summary: InputSummary | None = None,
     make_rows=None,
+    full_vocabulary: bool = False,
     **generation_kwargs,
 ):
     """Translate `input_path` into `output` (see the module's docstring) in every process of the launch (or this
     one alone); returns this process's `TranslationStats`. `model_source`: the folder or Hub name the model was
     loaded from (default: its config's `_name_or_path`), by whose content the resume record names the model.
     `summary`: the caller's `scan_input` of `input_path` with the same column and languages (not read again).
-    `make_rows`: the output's rows from the (input row, translation) pairs (see `merge_blocks`)."""
+    `make_rows`: the output's rows from the (input row, translation) pairs (see `merge_blocks`). `full_vocabulary`:
+    never decode within the model's output vocabularies (see `translate_blocks`)."""
     from .inference import inference_backend
     from .recipe import TRANSLATION_BLOCK_SIZE
     from .translation import check_batching, model_identity
@@ -633,7 +659,7 @@ def translate_file(
     output = check_output(output, summary.path, overwrite, model_source)
     record = run_record(
         model_identity(model_source, model), inference_backend(model), summary, source_column, target_language,
-        generation_kwargs,
+        generation_kwargs, full_vocabulary,
     )  # fmt: skip
     common = {"rows": summary.rows, "record": record, "block_size": block_size}
     # One run per output at a time: the launch's main process holds the lock (the others work under it).
@@ -641,7 +667,7 @@ def translate_file(
         stats = translate_blocks(
             model, tokenizer, summary.path, output, **common, group=group, source_column=source_column,
             target_language=target_language, batch_size=batch_size, max_tokens_per_batch=max_tokens_per_batch,
-            overwrite=overwrite, progress=progress, **generation_kwargs,
+            overwrite=overwrite, progress=progress, full_vocabulary=full_vocabulary, **generation_kwargs,
         )  # fmt: skip
         group.barrier()
         if group.is_main:
@@ -659,10 +685,12 @@ def translate_file(
 def add_decoding_arguments(parser) -> None:
     """The options a file-translating script takes after its own: decoding, batching, blocks, backend, loading."""
     from .inference import add_backend_arguments
+    from .output_vocabulary import add_full_vocabulary_argument
     from .recipe import GENERATION_BATCH_SIZE, TRANSLATION_BLOCK_SIZE
 
     parser.add_argument("--num-beams", type=int, help="default: the folder's generation_config")
     parser.add_argument("--max-new-tokens", type=int, help="default: the folder's generation_config")
+    add_full_vocabulary_argument(parser)
     batching = parser.add_argument_group("batching (one of)")
     batching.add_argument("--batch-size", type=int, help=f"sentences per batch (default: {GENERATION_BATCH_SIZE})")
     batching.add_argument("--max-tokens-per-batch", type=int, help="padded source tokens per batch")
@@ -728,7 +756,9 @@ def start_command_run(
     if config is not None:  # a token budget's batches are known once tokenized: translate_file checks them again
         sentences = args.batch_size or (1 if args.max_tokens_per_batch else GENERATION_BATCH_SIZE)
         check_decoding_memory(config, saved_generation, sentences=sentences, **generation)
-        record = run_record(model_identity(args.model), backend, source, column, language, generation)
+        record = run_record(
+            model_identity(args.model), backend, source, column, language, generation, args.full_vocabulary
+        )
         check_blocks(parts_folder(output), record, args.overwrite)
     sample = [tagged(text, language) for text in sample_sources(source.path, column)]
     tokenizer = load_tokenizer(args.model, sample_texts=sample)

@@ -161,10 +161,11 @@ def missing_model_keys(config, present: set[str]) -> list[str]:
     return sorted(key for key in expected - present if tied.get(key) not in present)
 
 
-def require_trained_model(source: str | os.PathLike, what: str) -> str:
+def require_trained_model(source: str | os.PathLike, what: str, output_vocabularies: bool = True) -> str:
     """A saved XLM-SWCM folder whose weights initialise every part of the model: not a plain encoder (a decoder
-    and LM head would start random), not cut-short or missing weights. Checked from config.json and the weights'
-    headers, before any model is loaded; a Hub name is checked when it loads (`check_loading_info`)."""
+    and LM head would start random), not cut-short or missing weights, and (`output_vocabularies`) no
+    output_vocabularies.json that loading would refuse. Checked from config.json, the weights' headers and that
+    file, before any model is loaded; a Hub name is checked when it loads (`check_loading_info`)."""
     source = require_model_source(source, what)
     if not looks_like_local_path(source):
         return source
@@ -191,6 +192,10 @@ def require_trained_model(source: str | os.PathLike, what: str) -> str:
                 f"{what} {source}'s weights lack {len(missing)} tensors of the model, which would start random: "
                 f"{_summarise_keys(missing)} (e.g. {missing[0]}); it is not a complete XLM-SWCM folder."
             )
+    if output_vocabularies and isinstance(config.get("vocab_size"), int):
+        from .output_vocabulary import read_output_vocabularies
+
+        read_output_vocabularies(folder, config["vocab_size"], what)
     return source
 
 

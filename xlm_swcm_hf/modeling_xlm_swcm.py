@@ -9,6 +9,7 @@ and exports (`torch.export`): no Python branch depends on a tensor's values insi
 
 import json
 import os
+import re
 
 import torch
 import transformers
@@ -80,6 +81,9 @@ DEFAULT_MAX_TARGET_LENGTH = 256
 # Per-language output vocabularies ({"ug": [ids...], ...}), beside config.json: a list of ~10^5 ids per language
 # would swell the config that every log, checkpoint and `print(model.config)` shows.
 OUTPUT_VOCABULARIES_FILE = "output_vocabularies.json"
+# A vocabulary's key (a language tag: ug, kk_Arab) also names files (the ONNX export's head.<tag>.onnx): no path
+# separators, dots or spaces.
+OUTPUT_VOCABULARY_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # Head slices kept for language sets (each is rows x hidden floats: 61 MB for 20,000 rows at full size).
 OUTPUT_HEAD_SLICES_KEPT = 4
 
@@ -287,8 +291,11 @@ def check_output_vocabularies(vocabularies, vocab_size: int) -> dict[str, list[i
         raise ValueError(f"Output vocabularies must be a mapping of language tags to token ids, got {vocabularies!r}.")
     checked = {}
     for language, ids in vocabularies.items():
-        if not isinstance(language, str) or not language:
-            raise ValueError(f"Output vocabulary key {language!r} is not a language tag.")
+        if not isinstance(language, str) or not OUTPUT_VOCABULARY_KEY.fullmatch(language):
+            raise ValueError(
+                f"Output vocabulary key {language!r} is not a language tag like ug or kk_Arab (letters, digits, _ and "
+                "- only: it also names files, e.g. the ONNX export's head.<tag>.onnx)."
+            )
         if isinstance(ids, (str, bytes)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ValueError(f"The output vocabulary of {language!r} must be a list of token ids.")
         ids = sorted(set(ids))
@@ -988,7 +995,8 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As the base class's, plus OUTPUT_VOCABULARIES_FILE when the model has output vocabularies."""
         if self.output_vocabularies and kwargs.get("push_to_hub"):
-            # transformers uploads the files its own save changed; this one is written beside them
+            # transformers uploads the files whose mtimes changed since it listed the folder inside its own save;
+            # this one is written beside that save, and writing it first would leave it unchanged by then
             raise ValueError(
                 "save_pretrained(push_to_hub=True) would not upload the output vocabularies: save, then push the "
                 "folder (model.push_to_hub(repo_id) or scripts/push_to_hub.py)."
@@ -1032,8 +1040,15 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
                 **options,
             )
             if path is not None:
-                with open(path, encoding="utf-8") as handle:
-                    model.set_output_vocabularies(json.load(handle))
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        model.set_output_vocabularies(json.load(handle))
+                except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                    # one line naming the file, not a traceback from deep inside the parser
+                    raise ValueError(
+                        f"{OUTPUT_VOCABULARIES_FILE} of {pretrained_model_name_or_path} cannot be used: {error}; "
+                        "rebuild it with scripts/build_output_vocabulary.py --overwrite, or remove it."
+                    ) from None
         return loaded
 
     # ------------------------------------------------------------------------------------------------ LM head

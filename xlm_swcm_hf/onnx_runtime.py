@@ -186,7 +186,8 @@ def export_onnx(model, directory, quantize: str | None = None, log=None) -> dict
         batch, source = torch.export.Dim("batch", min=1), torch.export.Dim("source", min=1)
         past, new = torch.export.Dim("past", min=0), torch.export.Dim("new", min=1)
         encoder, cross, decoder = EncoderGraph(model), CrossAttentionGraph(model), DecoderGraph(model)
-        vocabularies = getattr(model, "output_vocabularies", None) or {}
+        # checked again (the tags name files here): the attribute may have been set without set_output_vocabularies
+        vocabularies = check_output_vocabularies(getattr(model, "output_vocabularies", None) or {}, config.vocab_size)
         with torch.no_grad():
             states = encoder(input_ids, attention_mask)
             cross_kv = cross(states)

@@ -168,3 +168,53 @@ def format_report(vocabularies: dict, held_out: dict | None, vocab_size: int) ->
     for tag in sorted(set(held_out or {}) - set(vocabularies)):
         lines.append(f"  {tag}: no vocabulary; held-out {held_out[tag].tokens} tokens not covered")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ decoding with the vocabularies
+# translate.py, back_translate.py, evaluate_model.py and serve.py use the model's output vocabularies wherever a
+# row's target language has one; this one option turns that off.
+FULL_VOCABULARY_OPTION = "--full-vocabulary"
+FULL_VOCABULARY_HELP = (
+    "decode with the whole vocabulary (default: a row whose target language has one of the model's output "
+    "vocabularies, output_vocabularies.json, decodes within it; the others with the whole vocabulary)"
+)
+
+
+def add_full_vocabulary_argument(parser) -> None:
+    parser.add_argument(FULL_VOCABULARY_OPTION, action="store_true", help=FULL_VOCABULARY_HELP)
+
+
+def vocabulary_groups(model, languages: Sequence[str | None]) -> list[tuple[list[int], list[str] | None]]:
+    """The rows of one batch, given their target tags (None: not known), as at most two groups for `generate`: the
+    rows whose tag has one of the model's output vocabularies with their tags (its `output_languages`), then the
+    rest with None (the whole vocabulary). `generate(output_languages=...)` needs a vocabulary for every row, and a
+    batch falling back to the whole vocabulary for one such row would make a row's output depend on its
+    batch-mates; split, each row decodes as it would alone."""
+    known = getattr(model, "output_vocabularies", None) or {}
+    restricted = [row for row, tag in enumerate(languages) if tag in known]
+    rest = [row for row, tag in enumerate(languages) if tag not in known]
+    groups: list[tuple[list[int], list[str] | None]] = []
+    if restricted:
+        groups.append((restricted, [languages[row] for row in restricted]))
+    if rest:
+        groups.append((rest, None))
+    return groups
+
+
+def read_output_vocabularies(folder: str | os.PathLike, vocab_size: int, what: str = "--model") -> dict:
+    """The folder's output_vocabularies.json, checked as `from_pretrained` will check it ({} when there is none):
+    a file that is not valid JSON or not a mapping of language tags to token ids is one InputError, before any
+    model is loaded."""
+    from .checks import read_json_file
+
+    path = output_vocabularies_path(folder)
+    if not path.is_file():
+        return {}
+    content = read_json_file(path, f"{what}'s output vocabularies")
+    try:
+        return check_output_vocabularies(content, vocab_size)
+    except ValueError as error:
+        raise InputError(
+            f"{what}'s output vocabularies {path}: {error} Rebuild them with scripts/build_output_vocabulary.py "
+            "--overwrite, or remove the file."
+        ) from None

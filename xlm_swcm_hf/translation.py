@@ -44,6 +44,7 @@ TRANSLATION_FIELD = "translation"
 # A target-language tag: ISO 639 code, optionally with an ISO 15924 script (ug, kk_Arab); serve.py keeps a copy.
 LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:_[A-Z][a-z]{3})?")
 LANGUAGE_FIELD = "lang"  # a JSONL row's language field (the demo data's and the evaluation's column)
+SOURCE_TAG = re.compile(rf"({LANGUAGE_TAG.pattern}):\s")  # a source's own leading tag (TAG_TEMPLATE's "xx: ")
 CARD_FILE = "README.md"
 # The files of a saved model folder that decide its outputs (`model_identity`); the card, metrics and pictures do not.
 IDENTITY_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".py", ".txt", ".msgpack", ".h5", ".onnx")
@@ -199,6 +200,17 @@ def tagged(text: str, target_language: str | None) -> str:
     return TAG_TEMPLATE.format(lang=target_language, text=text) if target_language else text
 
 
+def target_tag(source: str, target_language: str | None = None, row_language=None) -> str | None:
+    """A row's target language, for its output vocabulary: `target_language` (the tag put in front of every
+    source), else the row's own `lang` field, else the source's leading tag ("ug: ..."); None when none says."""
+    if target_language:
+        return target_language
+    if isinstance(row_language, str) and row_language:
+        return row_language
+    typed = SOURCE_TAG.match(source.lstrip())
+    return typed.group(1) if typed else None
+
+
 # --------------------------------------------------------------------------------------------------- batching
 def make_batches(
     lengths: Sequence[int], indices: Sequence[int], batch_size: int | None, max_tokens_per_batch: int | None
@@ -247,9 +259,32 @@ def check_batches_fit(model, batches: Sequence[Sequence[int]], generation_kwargs
         )
 
 
-def generate_batch(model, tokenizer, id_lists: Sequence[list[int]], generation_kwargs: dict) -> tuple[list[str], int]:
+def generate_batch(
+    model, tokenizer, id_lists: Sequence[list[int]], generation_kwargs: dict, languages=None
+) -> tuple[list[str], int]:
     """One padded batch through `model.generate`: the translations (one line each) and the generated tokens
-    (special tokens and padding aside)."""
+    (special tokens and padding aside). `languages`: each row's target tag (None: not known); a row whose tag has
+    one of the model's output vocabularies decodes within it, the others with the whole vocabulary, in a call of
+    their own (`output_vocabulary.vocabulary_groups`). Without `languages`, every row uses the whole vocabulary."""
+    if languages is None:
+        return _generate_padded(model, tokenizer, id_lists, generation_kwargs)
+    from .output_vocabulary import vocabulary_groups
+
+    texts, tokens = [""] * len(id_lists), 0
+    for rows, output_languages in vocabulary_groups(model, languages):
+        options = (
+            generation_kwargs
+            if output_languages is None
+            else {**generation_kwargs, "output_languages": output_languages}
+        )
+        group_texts, group_tokens = _generate_padded(model, tokenizer, [id_lists[row] for row in rows], options)
+        for row, text in zip(rows, group_texts):
+            texts[row] = text
+        tokens += group_tokens
+    return texts, tokens
+
+
+def _generate_padded(model, tokenizer, id_lists, generation_kwargs) -> tuple[list[str], int]:
     import torch
 
     padded = tokenizer.pad({"input_ids": list(id_lists)}, return_tensors="pt")
@@ -276,9 +311,11 @@ def translate_texts(
     batch_size: int | None = None,
     max_tokens_per_batch: int | None = None,
     progress: bool = True,
+    full_vocabulary: bool = False,
     **generation_kwargs,
 ) -> tuple[list[str], TranslationStats]:
-    """Translations of `sources` in their order, and what it took."""
+    """Translations of `sources` in their order, and what it took. Each source decodes within the model's output
+    vocabulary of its target language (`target_tag`) where there is one, unless `full_vocabulary`."""
     from tqdm.auto import tqdm
 
     check_batching(batch_size, max_tokens_per_batch)
@@ -298,7 +335,10 @@ def translate_texts(
     bar = tqdm(total=len(todo), desc="translating", unit=" sentences", disable=not progress or not todo)
     try:
         for batch in batches:
-            texts, tokens = generate_batch(model, tokenizer, [encoded[index] for index in batch], generation_kwargs)
+            languages = None if full_vocabulary else [target_tag(sources[index], target_language) for index in batch]
+            texts, tokens = generate_batch(
+                model, tokenizer, [encoded[index] for index in batch], generation_kwargs, languages
+            )
             for index, text in zip(batch, texts):
                 results[index] = text
             stats.tokens += tokens

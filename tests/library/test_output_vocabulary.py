@@ -261,6 +261,19 @@ def test_the_script_writes_the_file_and_reports_coverage(tmp_path, capsys):
     assert "exists already; pass --overwrite" in capsys.readouterr().err
     assert run_script("build_output_vocabulary", [*argv, "--overwrite", "--min-count", "2"]) == 0
     assert len(json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text())["xx"]) < len(written["xx"])
+    # a broken file: loading names it in one line; the script's --overwrite replaces it
+    (folder / OUTPUT_VOCABULARIES_FILE).write_text('{"xx": [0, 1')
+    with pytest.raises(ValueError, match=f"{OUTPUT_VOCABULARIES_FILE} of .* cannot be used: .*--overwrite"):
+        XLMSWCMForConditionalGeneration.from_pretrained(folder)
+    assert run_script("build_output_vocabulary", [*argv, "--overwrite"]) == 0
+    assert json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text()) == written
+
+
+@pytest.mark.parametrize("tag", ["../ug", "ug.onnx", "u g", ""])
+def test_a_tag_that_is_no_file_name_is_refused(model, tag):
+    with pytest.raises(ValueError, match="is not a language tag like ug or kk_Arab"):
+        model.set_output_vocabularies({tag: SPECIALS})
+    model.set_output_vocabularies({"kk_Arab": SPECIALS, "mn_Mong": SPECIALS, "x-private": SPECIALS})
 
 
 # ------------------------------------------------------------------------------------------------- ONNX Runtime
@@ -295,3 +308,61 @@ def test_onnx_runtime_decodes_with_each_languages_sliced_head(onnx_export, mode,
         with pytest.raises(ValueError, match="no output vocabulary for kk; the model has one for ug, zh"):
             onnx_model.generate(**padded_batch(), output_languages="kk")
         torch.testing.assert_close(generate(onnx_model, mode).sequences, generate(model, mode).sequences)
+
+
+def test_evaluation_decodes_each_row_within_its_languages_vocabulary_unless_full_vocabulary(model, tmp_path):
+    from datasets import Dataset
+
+    from xlm_swcm_hf.testing import TINY_MULTILINGUAL_TEXTS
+    from xlm_swcm_hf.training.evaluation import evaluate_model
+
+    tokenizer = build_tiny_xlmr_tokenizer()
+    texts = list(TINY_MULTILINGUAL_TEXTS[:6])
+    languages = ["ug", "xx", "zh", "ug", "zh", "xx"]  # xx has no vocabulary: the whole one, never a failure
+    dataset = Dataset.from_dict({"source_text": texts, "target_text": texts, "lang": languages})
+    model.eval()
+
+    def alone(text, **kwargs):
+        with torch.no_grad():
+            ids = model.generate(**tokenizer([text], return_tensors="pt"), max_new_tokens=6, **kwargs)[0]
+        return tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    restricted = [alone(t, **({"output_languages": g} if g in VOCABULARIES else {})) for t, g in zip(texts, languages)]
+    full = [alone(text) for text in texts]
+    assert sum(a != b for a, b in zip(restricted, full)) >= 2  # the vocabularies matter here
+    for full_vocabulary, expected in ((False, restricted), (True, full)):
+        out = tmp_path / f"eval-{full_vocabulary}"
+        evaluate_model(model, tokenizer, dataset, out, batch_size=3, max_new_tokens=6, full_vocabulary=full_vocabulary)
+        predictions = [json.loads(line)["prediction"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+        assert predictions == expected
+
+
+def test_the_onnx_export_refuses_a_tag_that_is_no_file_name(model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from xlm_swcm_hf.onnx_runtime import export_onnx
+
+    model.output_vocabularies = {"../../escape": SPECIALS}  # set around set_output_vocabularies' check
+    with pytest.raises(ValueError, match="'../../escape' is not a language tag"):
+        export_onnx(model, tmp_path / "export")
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing written, the work folder removed
+
+
+def test_evaluate_model_py_passes_the_vocabularies_and_full_vocabulary_on(model, tmp_path):
+    folder = save_tiny_folder(tmp_path / "model", model)
+    tokenizer = build_tiny_xlmr_tokenizer()
+    rows = [{**row, "lang": tag} for row, tag in zip(tagged_pairs(), ["ug", "zh", "xx"])]  # xx: no vocabulary
+    data = write_jsonl(tmp_path / "test.jsonl", rows)
+
+    def alone(row, full):
+        within = {} if full or row["lang"] == "xx" else {"output_languages": row["lang"]}
+        with torch.no_grad():
+            ids = model.eval().generate(**tokenizer([row["source"]], return_tensors="pt"), max_new_tokens=5, **within)
+        return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
+    for full in (False, True):
+        out = tmp_path / f"eval-{full}"
+        argv = ["--model", folder, "--data", data, "--output", out, "--max-new-tokens", "5", "--batch-size", "3"]
+        assert run_script("evaluate_model", argv + (["--full-vocabulary"] if full else [])) == 0
+        predictions = [json.loads(line)["prediction"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+        assert predictions == [alone(row, full) for row in rows]
+    assert alone(rows[0], False) != alone(rows[0], True) or alone(rows[1], False) != alone(rows[1], True)

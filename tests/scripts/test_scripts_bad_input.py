@@ -183,6 +183,11 @@ def walk(material):
     cut = shutil.copytree(model, tmp / "swcm-cut")
     weights = (cut / "model.safetensors").read_bytes()
     (cut / "model.safetensors").write_bytes(weights[: len(weights) - 100])
+    # output vocabularies that loading would refuse: not JSON; a tag that is no file name; an id beyond the vocabulary
+    broken_vocabularies = {}
+    for name, content in (("notjson", "{ug: [0, 1"), ("badtag", '{"../ug": [0, 2]}'), ("badid", '{"ug": [0, 5000]}')):
+        broken_vocabularies[f"vocab_{name}"] = shutil.copytree(model, tmp / f"swcm-vocab-{name}")
+        (broken_vocabularies[f"vocab_{name}"] / "output_vocabularies.json").write_text(content)
     finished = tmp / "finished-eval"
     finished.mkdir()
     (finished / "metrics.json").write_text('{"all": {"chrf": 1.0}}')
@@ -191,7 +196,7 @@ def walk(material):
     (tmp / "null.jsonl").write_text('{"source": "en: a", "target": "b"}\n{"source": null, "target": "c"}\n')
     (tmp / "badlang.jsonl").write_text('{"source": "en: a", "target": "b", "lang": "ug: zh"}\n')
     (tmp / "twice.yaml").write_text((ROOT / "configs" / "tiny.yaml").read_text() + "training:\n  max_steps: 1\n")
-    return {**material, "model": model, "cut": cut}
+    return {**material, "model": model, "cut": cut, **broken_vocabularies}
 
 
 def _train(*overrides):
@@ -291,6 +296,8 @@ WALK = [
     ("evaluate_model", _evaluate(data="{tmp}/number.jsonl"), "row 0: column 'target' is a number (7)"),
     ("evaluate_model", _evaluate(data="{tmp}/badlang.jsonl"), "row 0: column 'lang' 'ug: zh' is not a language tag"),
     ("evaluate_model", _evaluate("--num-beams", "100000000"), "fit in this machine's memory"),
+    ("evaluate_model", _evaluate(model="{vocab_notjson}"), "output vocabularies"),
+    ("evaluate_model", _evaluate("--full-vocabulary", model="{vocab_badid}"), "token ids in [0, vocab_size=99)"),
     # convert_original_checkpoint.py
     (
         "convert_original_checkpoint",
@@ -378,6 +385,10 @@ WALK = [
     ("translate", _translate("--target-language", "ug: zh"), "--target-language 'ug: zh' is not a language tag"),
     ("translate", _translate("--target-language", ""), "--target-language '' is not a language tag"),
     ("translate", _translate("--num-beams", "100000000"), "fit in this machine's memory"),
+    ("translate", _translate(model="{vocab_notjson}"), "output_vocabularies.json is not valid JSON"),
+    ("translate", _translate(model="{vocab_badtag}"), "'../ug' is not a language tag like ug or kk_Arab"),
+    ("translate", _translate("--full-vocabulary", model="{vocab_badid}"), "5000"),
+    ("translate", _translate("--full-vocabulary", "--batch-size", "0"), "--batch-size must be >= 1"),
     # build_output_vocabulary.py
     ("build_output_vocabulary", _args("--model", "{model}", "--data", "{tmp}/missing.jsonl"), "does not exist"),
     ("build_output_vocabulary", _args("--model", "{model}", "--data", "{tmp}/broken.jsonl"), "line 2 is not valid"),
@@ -404,6 +415,7 @@ WALK = [
     ("back_translate", _back_translate("--text-column", "text"), "line 1 has no 'text' field"),
     ("back_translate", _back_translate(model="{encoder}"), "not a trained XLM-SWCM folder"),
     ("back_translate", _back_translate("--batch-size", "0"), "--batch-size must be >= 1"),
+    ("back_translate", _back_translate(model="{vocab_badtag}"), "Rebuild them with scripts/build_output_vocabulary.py"),
     # push_to_hub.py, gpu_check.py, prepare_offline_encoder.py, demo.py, ablation.py, lora_vs_full.py
     ("push_to_hub", _args("--model", "{tmp}/missing", "--repo-id", "me/x", "--dry-run"), "missing is not a folder"),
     ("push_to_hub", _args("--model", "{model}", "--repo-id", "nobody", "--dry-run"), "must look like USER/NAME"),

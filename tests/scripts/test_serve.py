@@ -195,6 +195,25 @@ def test_a_typed_tag_of_a_known_language_is_replaced_by_the_chosen_one(loaded, t
     assert result.text == reference(loaded, SENTENCE, "ug")
 
 
+def test_a_language_with_an_output_vocabulary_decodes_within_it_unless_full_vocabulary(folder):
+    from transformers import AutoTokenizer
+
+    model = XLMSWCMForConditionalGeneration.from_pretrained(folder).eval()
+    specials = [0, 1, 2, 3]
+    model.set_output_vocabularies({"ug": specials + list(range(10, 45)), "zh": specials + list(range(40, 99, 2))})
+    own = (model, AutoTokenizer.from_pretrained(folder))
+    serve = load_serve()
+    restricted, full = serve.Translator(*own, LANGUAGES), serve.Translator(*own, LANGUAGES, full_vocabulary=True)
+    changed = 0
+    for language in ("ug", "zh", "kk"):  # kk has no vocabulary: the whole one
+        within = {"output_languages": language} if language != "kk" else {}
+        result = restricted.translate(SENTENCE, language, 1, LIMIT)
+        assert result.error is None and result.text == reference(own, SENTENCE, language, **within)
+        assert full.translate(SENTENCE, language, 1, LIMIT).text == reference(own, SENTENCE, language)
+        changed += result.text != reference(own, SENTENCE, language)
+    assert changed >= 1  # the vocabularies reach generate
+
+
 def test_generation_failures_are_a_message_not_a_crash(loaded):
     model, tokenizer = loaded
     serve = load_serve()

@@ -376,3 +376,84 @@ def test_translate_py_under_torchrun_gives_the_one_process_output(folder, tmp_pa
     assert "process 0 of 2" in result.stdout and "process 1 of 2" in result.stdout
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "one.jsonl", "two.jsonl"]
+
+
+# ---------------------------------------------------------------------------------- output vocabularies (issue 32)
+SPECIALS = [0, 1, 2, 3]
+VOCABULARIES = {"ug": SPECIALS + list(range(10, 45)), "zh": SPECIALS + list(range(40, 99, 2))}
+
+
+@pytest.fixture(scope="module")
+def vocabulary_folder(tmp_path_factory):
+    """The translating folder with output vocabularies for ug and zh (none for xx)."""
+    path = translating_model_folder(tmp_path_factory.mktemp("vocabularies") / "model")
+    model = XLMSWCMForConditionalGeneration.from_pretrained(path)
+    model.set_output_vocabularies(VOCABULARIES)
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vocabulary_loaded(vocabulary_folder):
+    return load_folder(vocabulary_folder)
+
+
+def test_rows_decode_within_their_languages_vocabulary_unless_full_vocabulary(
+    vocabulary_folder, vocabulary_loaded, tmp_path
+):
+    loaded = vocabulary_loaded
+    assert loaded[0].output_vocabularies == VOCABULARIES
+    texts = [text for text in sources()[:9] if text.strip()][:6]
+    # batches of 3 mix ug, zh and xx (no vocabulary): each row must still get what it gets alone
+    languages = ["ug", "zh", "xx", "zh", "xx", "ug"]
+    rows = [{"source": text, "lang": language} for text, language in zip(texts, languages)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    restricted = [
+        reference(loaded, text, **({"output_languages": tag} if tag in VOCABULARIES else {}))
+        for text, tag in zip(texts, languages)
+    ]
+    full = [reference(loaded, text) for text in texts]
+    # the vocabularies change these outputs: a run that ignored them would fail here
+    assert [a != b for a, b in zip(restricted, full)].count(True) >= 2
+    assert all(a == b for a, b, tag in zip(restricted, full, languages) if tag == "xx")
+
+    for extra, expected in (([], restricted), (["--full-vocabulary"], full)):
+        output = tmp_path / f"out{len(extra)}.jsonl"
+        assert translate(vocabulary_folder, tmp_path / "in.jsonl", output, "--batch-size", "3", *extra) == 0
+        assert [json.loads(line)["translation"] for line in output.read_text("utf-8").splitlines()] == expected
+
+    # a text file: --target-language is every row's tag; without it, a source's own leading tag
+    (tmp_path / "in.txt").write_text("\n".join(texts[:3]) + "\n", encoding="utf-8")
+    assert translate(vocabulary_folder, tmp_path / "in.txt", tmp_path / "zh.txt", "--target-language", "zh") == 0
+    expected = [reference(loaded, text, "zh", output_languages="zh") for text in texts[:3]]
+    assert (tmp_path / "zh.txt").read_text("utf-8").splitlines() == expected
+    (tmp_path / "tagged.txt").write_text("\n".join(f"ug: {text}" for text in texts[:3]) + "\n", encoding="utf-8")
+    assert translate(vocabulary_folder, tmp_path / "tagged.txt", tmp_path / "ug.txt") == 0
+    expected = [reference(loaded, text, "ug", output_languages="ug") for text in texts[:3]]
+    assert (tmp_path / "ug.txt").read_text("utf-8").splitlines() == expected
+
+
+def test_blocks_of_a_run_with_the_vocabularies_are_not_resumed_with_full_vocabulary(
+    vocabulary_folder, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "in.txt").write_text("\n".join(sources()[:4]) + "\n", encoding="utf-8")
+    output = tmp_path / "out.txt"
+    original = XLMSWCMForConditionalGeneration.generate
+    calls = []
+
+    def failing_after_one_batch(self, *args, **kwargs):
+        calls.append(kwargs.get("output_languages"))
+        if len(calls) > 1:
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(XLMSWCMForConditionalGeneration, "generate", failing_after_one_batch)
+    argv = ("--target-language", "ug", "--batch-size", "2", "--block-size", "2")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        translate(vocabulary_folder, tmp_path / "in.txt", output, *argv)
+    assert calls[0] == ["ug", "ug"]  # the first block decoded within ug's vocabulary
+    monkeypatch.setattr(XLMSWCMForConditionalGeneration, "generate", original)
+    capsys.readouterr()
+    expect_error(capsys, translate(vocabulary_folder, tmp_path / "in.txt", output, *argv, "--full-vocabulary"),
+                 "another --full-vocabulary")  # fmt: skip
+    assert translate(vocabulary_folder, tmp_path / "in.txt", output, *argv) == 0  # the same options resume

@@ -62,26 +62,40 @@ def generate_predictions(
     sources: list[str],
     batch_size: int = GENERATION_BATCH_SIZE,
     max_source_length: int = DataRecipe.max_source_length,
+    languages: list[str | None] | None = None,
     **generation_kwargs,
 ) -> list[str]:
-    """Batched generation with the model's generation_config (`generation_kwargs` override it), with progress."""
+    """Batched generation with the model's generation_config (`generation_kwargs` override it), with progress.
+    `languages`: each source's target tag (None: not known); a source whose tag has one of the model's output
+    vocabularies decodes within it, the others with the whole vocabulary (`output_vocabulary.vocabulary_groups`).
+    Without `languages`, every source uses the whole vocabulary."""
     from tqdm.auto import tqdm
+
+    from ..output_vocabulary import vocabulary_groups
 
     model.eval()
     predictions = []
     order = sorted(range(len(sources)), key=lambda index: len(sources[index]))  # less padding per batch
     for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch"):
-        indices = order[start : start + batch_size]
-        batch = tokenizer(
-            [sources[i] for i in indices],
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=max_source_length,
-        ).to(model.device)
-        output = model.generate(**batch, **generation_kwargs)
-        texts = tokenizer.batch_decode(output, skip_special_tokens=True)
-        predictions.extend(zip(indices, (text.strip() for text in texts)))
+        batch_indices = order[start : start + batch_size]
+        groups = (
+            [(list(range(len(batch_indices))), None)]
+            if languages is None
+            else vocabulary_groups(model, [languages[i] for i in batch_indices])
+        )
+        for rows, output_languages in groups:
+            indices = [batch_indices[row] for row in rows]
+            batch = tokenizer(
+                [sources[i] for i in indices],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_source_length,
+            ).to(model.device)
+            options = {} if output_languages is None else {"output_languages": output_languages}
+            output = model.generate(**batch, **generation_kwargs, **options)
+            texts = tokenizer.batch_decode(output, skip_special_tokens=True)
+            predictions.extend(zip(indices, (text.strip() for text in texts)))
     return [text for _, text in sorted(predictions)]
 
 
@@ -92,9 +106,13 @@ def evaluate_model(
     output_dir: str | os.PathLike,
     batch_size: int = GENERATION_BATCH_SIZE,
     max_source_length: int = DataRecipe.max_source_length,
+    full_vocabulary: bool = False,
     **generation_kwargs,
 ) -> dict:
     """Generate for a formatted dataset (`source_text`, `target_text`, optional `lang`); write predictions + metrics.
+
+    A row whose `lang` has one of the model's output vocabularies decodes within it (the others, and all rows with
+    `full_vocabulary`, with the whole vocabulary).
 
     Metrics are overall and, when the data has a `lang` column, per language (the cross-lingual transfer table),
     with `off_target` (percent of outputs below `OFF_TARGET_THRESHOLD` of their letters in the target's script) for
@@ -106,7 +124,13 @@ def evaluate_model(
     sources, references = list(dataset["source_text"]), list(dataset["target_text"])
     languages = list(dataset["lang"]) if "lang" in dataset.column_names else [None] * len(sources)
     predictions = generate_predictions(
-        model, tokenizer, sources, batch_size=batch_size, max_source_length=max_source_length, **generation_kwargs
+        model,
+        tokenizer,
+        sources,
+        batch_size=batch_size,
+        max_source_length=max_source_length,
+        languages=None if full_vocabulary else languages,
+        **generation_kwargs,
     )
     metrics = {"all": {**compute_generation_metrics(predictions, references), "count": len(predictions)}}
     if all(knows_script(language) for language in languages):
