@@ -51,6 +51,9 @@ def test_the_comparison_is_corpus_chrf_exact_match_and_off_target_on_the_same_se
     assert groups["all"]["exact_match"] == {"model": 40.0, "memory": 20.0}
     assert groups["zh"]["off_target"] == {"model": 50.0, "memory": 0.0}  # "China" is Latin
     assert groups["ug"]["off_target"] == {"model": 50.0, "memory": 50.0}  # an empty output counts off-target
+    # the off-target difference has its paired interval too, around model minus memory
+    assert groups["zh"]["off_target_difference"]["mean"] == pytest.approx(50.0)
+    assert groups["ug"]["off_target_difference"]["mean"] == pytest.approx(0.0)
     assert memory_verdict({"mean": 1, "low": -1, "high": 2}) == "no difference shown"
     assert memory_verdict({"mean": 1, "low": 0.5, "high": 2}) == "beats the memory"
     assert memory_verdict({"mean": -1, "low": -2, "high": -0.5}) == "worse than the memory"

@@ -7,7 +7,7 @@
   earlier training row; a source sharing no n-gram with any training source gets an empty answer.
 * `compare_with_memory(rows, answers)`: per language and overall, corpus chrF and exact match of the model and of the
   memory on the same sentences, each difference with a paired bootstrap interval (`statistics.paired_bootstrap`),
-  and the off-target share of both (`xlm_swcm_hf.metrics.off_target_rate`).
+  and the off-target share of both (`xlm_swcm_hf.metrics.off_target_rate`) with the same kind of interval.
 
 It is what a translator without a model would use: a model that cannot beat it has learnt nothing from the pairs.
 """
@@ -18,6 +18,7 @@ import math
 from collections import Counter, defaultdict
 
 from xlm_swcm_hf.metrics import off_target_rate
+from xlm_swcm_hf.metrics.script_detection import is_off_target
 from xlm_swcm_hf.translation import TAG_TEMPLATE
 
 from .. import statistics as stats
@@ -135,8 +136,11 @@ def _group(rows: list[dict], answers: list[dict]) -> dict:
 
     model_exact = np.asarray([[exact_match(p, r)] for p, r in zip(predictions, references)], dtype=np.float64)
     memory_exact = np.asarray([[exact_match(m, r)] for m, r in zip(memory, references)], dtype=np.float64)
+    model_off = np.asarray([[is_off_target(p, tag)] for p, tag in zip(predictions, tags)], dtype=np.float64)
+    memory_off = np.asarray([[is_off_target(m, tag)] for m, tag in zip(memory, tags)], dtype=np.float64)
     chrf_interval = stats.paired_bootstrap(model_stats, memory_stats, chrf_score)
     exact_interval = stats.paired_bootstrap(model_exact, memory_exact, exact_score)
+    off_target_interval = stats.paired_bootstrap(model_off, memory_off, exact_score)  # a share, as exact match
     return {
         "count": len(rows),
         "chrf": {"model": chrf_score(model_stats.sum(axis=0)), "memory": chrf_score(memory_stats.sum(axis=0))},
@@ -144,6 +148,7 @@ def _group(rows: list[dict], answers: list[dict]) -> dict:
         "exact_match": {"model": exact_score(model_exact.sum(axis=0)), "memory": exact_score(memory_exact.sum(axis=0))},
         "exact_match_difference": exact_interval,
         "off_target": {"model": off_target_rate(predictions, tags), "memory": off_target_rate(memory, tags)},
+        "off_target_difference": off_target_interval,
     }
 
 

@@ -271,6 +271,7 @@ def _memory_lines(memory: dict) -> list[str]:
     ]
     headers = ["language", "n", "chrF model", "chrF memory", "chrF difference", "chrF verdict", "exact model"]
     headers += ["exact memory", "exact difference", "exact verdict", "off-target % model", "off-target % memory"]
+    headers += ["off-target difference"]
     for name, groups in memory["comparisons"].items():
         rows = [
             [
@@ -286,6 +287,7 @@ def _memory_lines(memory: dict) -> list[str]:
                 memory_verdict(group["exact_match_difference"]),
                 f"{group['off_target']['model']:.1f}",
                 f"{group['off_target']['memory']:.1f}",
+                stats.format_interval(group.get("off_target_difference"), 1),
             ]
             for language, group in groups.items()
         ]
