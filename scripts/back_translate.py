@@ -51,8 +51,10 @@ def main(argv=None) -> int:
     languages = known_languages(args.model)
     check_language(args.source_language, languages, "--source-language")
     check_pairs_output(args.output)
-    # a monolingual row's `lang` is its own language, not a tag of the reverse model: not checked against the model
-    source = scan_input(args.input, args.text_column, None)
+    # A monolingual row's `lang` is its own language, not a tag of the reverse model: not checked against the model,
+    # but it must be --language (refused here, while the scan reads every row anyway, rather than skipped: a
+    # mislabelled file is the user's to split or fix, not to lose rows from silently).
+    source = scan_input(args.input, args.text_column, None, column_option="--text-column", row_language=args.language)
     run = start_command_run(
         args, backend, source, args.text_column, args.source_language, "--source-language", languages
     )

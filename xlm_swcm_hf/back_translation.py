@@ -9,7 +9,8 @@ row then becomes a pair in the training format (`data.task: translation`): `sour
 with the pair's target language ("ug: ..."), `target` the real Uyghur text, `lang` ug, `src_lang` en, and `origin`
 "back-translation" with `origin_model` (the reverse model's files' content, `translation.model_identity`). The input
 row's other fields (e.g. `license`) are kept; its own `origin` moves to `target_origin`. Blank rows and rows whose
-translation comes out empty give no pair (counted).
+translation comes out empty give no pair (counted); a row whose `lang` is not `language` is refused
+(`bulk_translation.scan_input`'s `row_language`, before any translating).
 
 It runs on the block engine of `bulk_translation.translate_file`: streamed, resumable, sharded over the processes
 of a torchrun / accelerate launch, merged in input order into a temporary name renamed into place. Recipes mix the
@@ -22,7 +23,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .bulk_translation import file_format, row_source, translate_file
+from .bulk_translation import file_format, row_source, scan_input, translate_file
 from .checks import InputError
 from .translation import LANGUAGE_FIELD, tagged
 
@@ -109,6 +110,10 @@ def back_translate_file(
 
     check_pairs_output(output)
     text_column = text_column or DataRecipe.text_column
+    if translate_kwargs.get("summary") is None:  # every row's `lang`, where it has one, must be `language`
+        translate_kwargs["summary"] = scan_input(
+            input_path, text_column, column_option="--text-column", row_language=language
+        )
     model_source = model_source or getattr(model.config, "_name_or_path", None) or None
     counts = PairCounts()
 

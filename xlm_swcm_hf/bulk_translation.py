@@ -138,15 +138,18 @@ def sample_sources(path: str | os.PathLike, source_column: str = "source", count
     return list(itertools.islice((text for text in texts if text.strip()), count))
 
 
-def check_jsonl_row(row, source_column: str, where: str) -> str:
+def check_jsonl_row(
+    row, source_column: str, where: str, column_option: str = "--source-column", row_language: str | None = None
+) -> str:
     """A JSONL row's source (an InputError naming `where` otherwise): an object with a text `source_column` (null is
-    not an empty source, nor is 42 the text "42"), no `translation` field the output would replace, a text `lang`."""
+    not an empty source, nor is 42 the text "42"), no `translation` field the output would replace, a text `lang`
+    (and, given `row_language`, that one or none). `column_option`: the flag that named the column, for the fix."""
     if not isinstance(row, dict):
         raise InputError(f"{where} is not a JSON object.")
     if source_column not in row:
         raise InputError(
             f"{where} has no {source_column!r} field (fields: {', '.join(sorted(row))}); name the source field with "
-            "--source-column."
+            f"{column_option}."
         )
     if TRANSLATION_FIELD in row:
         raise InputError(
@@ -162,7 +165,16 @@ def check_jsonl_row(row, source_column: str, where: str) -> str:
     language = row.get(LANGUAGE_FIELD)
     if language is not None and not isinstance(language, str):
         raise InputError(f"{where}: field {LANGUAGE_FIELD!r} is not text (got {type(language).__name__}).")
+    if row_language is not None and language is not None and language != row_language:
+        raise InputError(wrong_language_message(where, language, row_language))
     return value
+
+
+def wrong_language_message(where: str, language: str, row_language: str) -> str:
+    return (
+        f"{where}: field {LANGUAGE_FIELD!r} is {language!r}, not --language {row_language}; give back_translate.py "
+        f"one language's rows at a time (split the file by its {LANGUAGE_FIELD!r} field) or correct the row."
+    )
 
 
 @dataclass
@@ -175,11 +187,18 @@ class InputSummary:
 
 
 def scan_input(
-    path: str | os.PathLike, source_column: str = "source", known_languages: list[str] | None = None
+    path: str | os.PathLike,
+    source_column: str = "source",
+    known_languages: list[str] | None = None,
+    *,
+    column_option: str = "--source-column",
+    row_language: str | None = None,
 ) -> InputSummary:
     """Read the input once, streamed, before any model is loaded: count the rows, hash the bytes, and refuse a file
     that is missing, empty, not UTF-8 or holds only blank lines, and a row that `check_jsonl_row` refuses or whose
-    `lang` is not a tag the model knows, naming the line."""
+    `lang` is not a tag the model knows, naming the line. `column_option`: the flag that named `source_column` (the
+    messages name it); `row_language`: the language every row's `lang` must be where it has one (back-translation's
+    --language: a row of another language would become a pair labelled with the wrong one)."""
     import hashlib
 
     from .checks import require_local_path
@@ -193,7 +212,8 @@ def scan_input(
         with open(path, "rb") as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
-        return InputSummary(path, _scan_parquet(path, source_column), digest.hexdigest())
+        rows = _scan_parquet(path, source_column, column_option, row_language)
+        return InputSummary(path, rows, digest.hexdigest())
     rows, blank = 0, 0
     jsonl = file_format(path) == "jsonl"
     with open(path, "rb") as handle:  # one pass: the bytes hashed and the rows checked together
@@ -216,7 +236,7 @@ def scan_input(
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise InputError(f"{where} is not valid JSON ({error.msg}).") from None
-            check_jsonl_row(row, source_column, where)
+            check_jsonl_row(row, source_column, where, column_option, row_language)
             if row.get(LANGUAGE_FIELD) is not None:
                 check_language(row[LANGUAGE_FIELD], known_languages, f"{where}: field {LANGUAGE_FIELD!r}")
     if blank == rows:
@@ -224,7 +244,7 @@ def scan_input(
     return InputSummary(path, rows, digest.hexdigest())
 
 
-def _scan_parquet(path: Path, source_column: str) -> int:
+def _scan_parquet(path: Path, source_column: str, column_option: str, row_language: str | None) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -234,17 +254,26 @@ def _scan_parquet(path: Path, source_column: str) -> int:
         raise InputError(f"--input {path} is not a Parquet file ({error}).") from None
     names = parquet.schema_arrow.names
     if source_column not in names:
-        raise InputError(f"--input {path} has no column {source_column!r} (columns: {', '.join(names)}).")
+        raise InputError(
+            f"--input {path} has no column {source_column!r} (columns: {', '.join(names)}); name the source column "
+            f"with {column_option}."
+        )
     if TRANSLATION_FIELD in names:
         raise InputError(f"--input {path} already has a {TRANSLATION_FIELD!r} column, which the output would replace.")
     kind = parquet.schema_arrow.field(source_column).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise InputError(f"--input {path}: column {source_column!r} is {kind}, not text.")
+    with_language = row_language is not None and LANGUAGE_FIELD in names
     rows = 0
-    for batch in parquet.iter_batches(columns=[source_column]):  # one row group at a time
-        if batch.column(0).null_count:
-            first = rows + batch.column(0).is_null().to_pylist().index(True)
+    for batch in parquet.iter_batches(columns=[source_column, *([LANGUAGE_FIELD] if with_language else [])]):
+        sources = batch.column(0)  # one row group at a time
+        if sources.null_count:
+            first = rows + sources.is_null().to_pylist().index(True)
             raise InputError(f"--input {path}: row {first + 1}: column {source_column!r} is null.")
+        for offset, language in enumerate(batch.column(1).to_pylist() if with_language else []):
+            if language is not None and language != row_language:
+                where = f"--input {path}: row {rows + offset + 1}"
+                raise InputError(wrong_language_message(where, str(language), row_language))
         rows += batch.num_rows
     if rows == 0:
         raise InputError(f"--input {path} holds no rows.")
@@ -258,7 +287,7 @@ RECORD_FACTS = {
     "count": "number of input rows",
     "model": "model (its files' content)",
     "backend": "backend",
-    "source_column": "--source-column",
+    "source_column": "source column (translate.py's --source-column, back_translate.py's --text-column)",
     "target_language": "--target-language",
     "generation": "generation options (--num-beams, --max-new-tokens)",
     "full_vocabulary": "--full-vocabulary",

@@ -103,3 +103,30 @@ def test_bad_arguments_are_one_error_line(tmp_path, capsys, extra, fragment):
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert code == 2 and len(errors) == 1 and fragment in errors[0], errors
     assert not (tmp_path / "out").exists()
+
+
+def test_bulk_part_at_smoke_scale_reports_each_comparison_and_its_target(tmp_path):
+    """--parts bulk --bulk-scale smoke: translate.py in 1 and 2 processes, the plain loop and the two memory runs are
+    all measured and judged (the values are whatever this machine gives: only their presence and consistency)."""
+    from xlm_swcm_experiments.serving_benchmark import main
+    from xlm_swcm_experiments.serving_benchmark.bulk import BULK_SCALES
+
+    out = tmp_path / "bulk"
+    main(["--parts", "bulk", "--bulk-scale", "smoke", "--repeats", "1", "--out-dir", str(out)])
+    saved = json.loads((out / "serving.json").read_text())
+    bulk, scale = saved["bulk"], BULK_SCALES["smoke"]
+    processes = bulk["processes"]
+    assert processes["lines"] == scale["lines"] and processes["identical_outputs"] is True
+    rates = [processes[f"processes_{n}"]["sentences_per_s"] for n in (1, 2)]
+    assert all(rate > 0 for rate in rates) and processes["ratio"] == pytest.approx(rates[1] / rates[0])
+    assert bulk["plain_loop"]["sentences"] == scale["loop_lines"] and bulk["plain_loop"]["identical_outputs"] >= 0
+    memory = bulk["memory"]
+    assert [row["lines"] for row in memory["rows"]] == list(scale["memory_lines"])
+    assert all(row["peak_rss_bytes"] > 50 * 2**20 for row in memory["rows"])  # a process that loaded torch
+    assert memory["ratio"] == pytest.approx(memory["rows"][1]["peak_rss_bytes"] / memory["rows"][0]["peak_rss_bytes"])
+    targets = {target["target"]: target for target in saved["targets"] if target["target"].startswith("bulk:")}
+    assert len(targets) == 3 and all(target["met"] in (True, False) for target in targets.values())
+    memory_target = next(target for name, target in targets.items() if "memory" in name)
+    assert memory_target["met"] == (memory["ratio"] <= 1.2) and memory_target["goal"] == "<= 1.2"
+    table = (out / "serving.md").read_text()
+    assert "## translate.py past one process (smoke scale" in table and "| 2,000 |" in table

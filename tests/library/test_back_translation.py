@@ -80,3 +80,14 @@ def test_pairs_output_must_be_rows(tmp_path, name):
 
     with pytest.raises(InputError, match="must be a .jsonl or .parquet"):
         back_translate_file(None, None, tmp_path / "in.txt", tmp_path / name, language="xx", source_language="en")
+
+
+def test_back_translate_file_refuses_a_row_of_another_language_before_translating(tmp_path):
+    from xlm_swcm_hf.checks import InputError
+
+    folder = translating_model_folder(tmp_path / "model")
+    model, tokenizer = load_folder(folder)
+    mono = write_jsonl(tmp_path / "mono.jsonl", [{"text": "ab cd", "lang": "xx"}, {"text": "ef", "lang": "ug"}])
+    with pytest.raises(InputError, match="line 2: field 'lang' is 'ug', not --language xx"):
+        back_translate_file(model, tokenizer, mono, tmp_path / "pairs.jsonl", language="xx", source_language="en")
+    assert not (tmp_path / "pairs.jsonl").exists() and not (tmp_path / "pairs.jsonl.parts").exists()

@@ -195,6 +195,12 @@ def walk(material):
     (tmp / "number.jsonl").write_text('{"source": "en: a", "target": 7, "lang": "xx"}\n')
     (tmp / "null.jsonl").write_text('{"source": "en: a", "target": "b"}\n{"source": null, "target": "c"}\n')
     (tmp / "badlang.jsonl").write_text('{"source": "en: a", "target": "b", "lang": "ug: zh"}\n')
+    other_language = [{"source": "a", "lang": "xx"}, {"source": "b", "lang": "ug"}]  # back_translate's --language xx
+    write_jsonl(tmp / "otherlang.jsonl", other_language)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(other_language), tmp / "otherlang.parquet")
     (tmp / "twice.yaml").write_text((ROOT / "configs" / "tiny.yaml").read_text() + "training:\n  max_steps: 1\n")
     return {**material, "model": model, "cut": cut, **broken_vocabularies}
 
@@ -370,6 +376,7 @@ WALK = [
     ("translate", _translate(data="{tmp}/latin1.txt"), "latin1.txt is not UTF-8 text"),
     ("translate", _translate(data="{tmp}/broken.jsonl"), "line 2 is not valid JSON"),
     ("translate", _translate("--source-column", "text"), "line 1 has no 'text' field"),
+    ("translate", _translate("--source-column", "text"), "name the source field with --source-column."),
     ("translate", _translate(output="{tmp}/a-file"), "exists"),
     ("translate", _translate(output="{tmp}/a-file/out.txt"), "a-file is a file"),
     ("translate", _translate(output="{tmp}"), "is a folder; name a file"),
@@ -413,6 +420,14 @@ WALK = [
     ("back_translate", _back_translate("--language", "Uyghur"), "--language 'Uyghur' is not a language tag"),
     ("back_translate", _back_translate(data="{tmp}/missing.txt"), "missing.txt does not exist"),
     ("back_translate", _back_translate("--text-column", "text"), "line 1 has no 'text' field"),
+    ("back_translate", _back_translate("--text-column", "text"), "name the source field with --text-column."),
+    ("back_translate", _back_translate("--text-column", "text", data="{tmp}/otherlang.parquet"), "with --text-column"),
+    (
+        "back_translate",
+        _back_translate(data="{tmp}/otherlang.jsonl"),
+        "line 2: field 'lang' is 'ug', not --language xx",
+    ),
+    ("back_translate", _back_translate(data="{tmp}/otherlang.parquet"), "row 2: field 'lang' is 'ug', not --language"),
     ("back_translate", _back_translate(model="{encoder}"), "not a trained XLM-SWCM folder"),
     ("back_translate", _back_translate("--batch-size", "0"), "--batch-size must be >= 1"),
     ("back_translate", _back_translate(model="{vocab_badtag}"), "Rebuild them with scripts/build_output_vocabulary.py"),

@@ -12,10 +12,13 @@ alike; compare ratios within one run):
   batch 1 and 8 and beam 5; the compile time apart from the steady ms per token.
 - `throughput`: `translation.translate_texts` (length-sorted batches) against a loop of `generate` calls over the
   input in its order at the same batch size, on the trained model's test sources.
+- `bulk` (named in --parts, not run by default): translate.py past one process: 2 processes under torchrun against 1,
+  the batching engine against the plain loop, and peak resident memory on 10K against 1M lines (--bulk-scale smoke for
+  seconds), on a tiny random model and generated input.
 
 Modules: settings (what is compared, targets), measure (CPU paths, memory, quality), decoding (compiled rows,
-throughput), report (targets, chosen path, markdown), cli. Not part of the Hub remote code. See docs/benchmark.md
-("Serving") for how to read it.
+throughput), bulk (translate.py in child processes), report (targets, chosen path, markdown), cli. Not part of the
+Hub remote code. See docs/benchmark.md ("Serving") for how to read it, docs/translate.md ("How fast") for bulk.
 """
 
 from .cli import main, merge_parts, parse_args

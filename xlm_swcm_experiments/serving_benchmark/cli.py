@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 
 from ..benchmark import DECODE_CONFIGS, DEMO_MODEL, DEMO_TEST, SIZES, build_swcm
+from .bulk import BULK_SCALES, run_bulk
 from .decoding import run_compiled, run_throughput
 from .measure import memory_child, run_candidates, run_quality
 from .report import choose_path, evaluate_targets, markdown
-from .settings import CANDIDATES, COMPILED_IMPLS, DTYPES, PARTS, REFERENCE, fresh_compiles
+from .settings import CANDIDATES, COMPILED_IMPLS, DEFAULT_PARTS, DTYPES, PARTS, REFERENCE, fresh_compiles
 
 
 # --------------------------------------------------------------------------------------------------------- main
@@ -27,7 +28,14 @@ def parse_args(argv=None):
     from xlm_swcm_hf.recipe import GENERATION_BATCH_SIZE
 
     parser = ScriptArgumentParser(description="Serving benchmark: CPU paths, compiled decoding, throughput.")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma separated, from {', '.join(PARTS)}")
+    parser.add_argument(
+        "--parts", default=",".join(DEFAULT_PARTS), help=f"comma separated, from {', '.join(PARTS)} (default: "
+        f"{','.join(DEFAULT_PARTS)}; bulk: translate.py over files in child processes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bulk-scale", choices=list(BULK_SCALES), default="full", help="bulk's input sizes: full (20K lines for the "
+        "process comparison, 10K against 1M for memory; about 10 minutes on 2 idle cores) or smoke (seconds)",
+    )  # fmt: skip
     parser.add_argument("--size", choices=list(SIZES), default="full")
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help=f"from {', '.join(CANDIDATES)}")
     parser.add_argument("--length", type=int, default=32, help="new tokens per timed generate call")
@@ -141,6 +149,7 @@ def meta(args) -> dict:
         "commit": commit.stdout.strip() or "unknown",
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "repeats": args.repeats,
+        "bulk_scale": args.bulk_scale if "bulk" in args.parts else None,
         "parts": list(args.parts),
         "argv": sys.argv[1:],
     }
@@ -155,6 +164,7 @@ MERGED_KEYS = {
     "quality": ("quality",),
     "compiled": ("compiled",),
     "throughput": ("throughput",),
+    "bulk": ("bulk",),
 }
 
 
@@ -204,6 +214,9 @@ def main(argv=None) -> dict:
         if "quality" in args.parts:
             log("quality:")
             report["quality"] = run_quality(args, log)
+        if "bulk" in args.parts:
+            log("bulk (translate.py past one process):")
+            report["bulk"] = run_bulk(args, log)
     if "compiled" in args.parts:
         log("compiled decoding:")
         report["compiled"] = run_compiled(args, log)

@@ -105,25 +105,31 @@ def run_throughput(args, log) -> dict:
         return {"skipped": f"skipped: {model_dir} or {data} not found (`make demo` builds them)"}
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from xlm_swcm_hf.translation import translate_texts
-
     sources, _ = read_parallel_jsonl(data)
     if args.quality_limit:
         sources = sources[: args.quality_limit]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).eval()
+    return time_against_plain_loop(model, tokenizer, sources, args.batch_size, args.repeats, log)
+
+
+def time_against_plain_loop(model, tokenizer, sources: list[str], batch_size: int, repeats: int, log) -> dict:
+    """translate_texts (length-sorted batches, translate.py's engine) against `plain_loop` at the same batch size,
+    interleaved in every repeat; sentences/s from the best repeat of each, and the share of identical outputs."""
+    from xlm_swcm_hf.translation import translate_texts
+
     runs = {"translate_texts": [], "plain_loop": []}
-    for repeat in range(args.repeats):
+    for repeat in range(repeats):
         start = time.perf_counter()
-        sorted_outputs, _ = translate_texts(model, tokenizer, sources, batch_size=args.batch_size, progress=False)
+        sorted_outputs, _ = translate_texts(model, tokenizer, sources, batch_size=batch_size, progress=False)
         runs["translate_texts"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        loop_outputs = plain_loop(model, tokenizer, sources, args.batch_size)
+        loop_outputs = plain_loop(model, tokenizer, sources, batch_size)
         runs["plain_loop"].append(time.perf_counter() - start)
         log(f"  throughput repeat {repeat}: translate_texts {runs['translate_texts'][-1]:.1f} s, plain loop "
             f"{runs['plain_loop'][-1]:.1f} s")  # fmt: skip
     same = sum(a == b for a, b in zip(sorted_outputs, loop_outputs)) / len(sources)
-    result = {"sentences": len(sources), "batch_size": args.batch_size, "identical_outputs": same}
+    result = {"sentences": len(sources), "batch_size": batch_size, "identical_outputs": same}
     for name, seconds in runs.items():
         result[name] = {"seconds": seconds, "sentences_per_s": len(sources) / min(seconds)}
     return result

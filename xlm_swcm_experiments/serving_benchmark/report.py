@@ -7,7 +7,9 @@ from .settings import (
     TARGET_BOUND_RATIO,
     TARGET_CHRF_DELTA,
     TARGET_GPU_COMPILED_RATIO,
+    TARGET_MEMORY_RATIO,
     TARGET_NLL_DELTA,
+    TARGET_PROCESS_RATIO,
     TARGET_SPEED_RATIO,
     TARGET_THROUGHPUT_RATIO,
 )
@@ -87,6 +89,21 @@ def evaluate_targets(report: dict) -> list[dict]:
         value = throughput["translate_texts"]["sentences_per_s"] / throughput["plain_loop"]["sentences_per_s"]
     add("translate.py sentences/s / plain unsorted loop", value, f">= {TARGET_THROUGHPUT_RATIO}",
         value is not None and value >= TARGET_THROUGHPUT_RATIO)  # fmt: skip
+    bulk = report.get("bulk") or {}
+    processes = bulk.get("processes") or {}
+    value = processes.get("ratio")
+    add("bulk: translate.py sentences/s, torchrun 2 processes x 1 thread / 1 process (identical outputs)", value,
+        f">= {TARGET_PROCESS_RATIO}", value is not None and value >= TARGET_PROCESS_RATIO
+        and processes["identical_outputs"])  # fmt: skip
+    loop = bulk.get("plain_loop")
+    value = loop["translate_texts"]["sentences_per_s"] / loop["plain_loop"]["sentences_per_s"] if loop else None
+    add("bulk: one process's sentences/s / plain unsorted loop (same batch size)", value,
+        f">= {TARGET_THROUGHPUT_RATIO}", value is not None and value >= TARGET_THROUGHPUT_RATIO)  # fmt: skip
+    memory = bulk.get("memory")
+    value = memory["ratio"] if memory else None
+    sizes = " / ".join(f"{row['lines']:,}" for row in reversed(memory["rows"])) if memory else "large / small"
+    add(f"bulk: translate.py peak resident memory, {sizes} lines", value, f"<= {TARGET_MEMORY_RATIO}",
+        value is not None and value <= TARGET_MEMORY_RATIO)  # fmt: skip
     return targets
 
 
@@ -167,6 +184,39 @@ def compiled_markdown(rows: list[dict]) -> list[str]:
     return lines
 
 
+def bulk_markdown(part: dict) -> list[str]:
+    processes, loop, memory = part["processes"], part["plain_loop"], part["memory"]
+    lines = [
+        "",
+        f"## translate.py past one process ({part['scale']} scale; a tiny random model, {part['new_tokens']} new "
+        f"tokens, one thread per process; sentences/s of the best repeat, wall time of the whole command)",
+        "",
+        "| run | lines | seconds (median / min) | sentences/s | vs 1 process |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for count in (1, 2):
+        run = processes[f"processes_{count}"]
+        ratio = run["sentences_per_s"] / processes["processes_1"]["sentences_per_s"]
+        lines.append(
+            f"| translate.py, {count} process{'es' if count > 1 else ''} | {processes['lines']:,} | "
+            f"{run['median_ms'] / 1e3:.1f} / {run['min_ms'] / 1e3:.1f} | {run['sentences_per_s']:.1f} | {ratio:.2f} |"
+        )
+    lines += [
+        "",
+        f"Outputs of 1 and 2 processes identical: {'yes' if processes['identical_outputs'] else 'no'}. One process's "
+        f"engine (translate_texts) {loop['translate_texts']['sentences_per_s']:.1f} sentences/s against a plain "
+        f"unsorted loop {loop['plain_loop']['sentences_per_s']:.1f} (batch {loop['batch_size']}, {loop['sentences']:,} "
+        f"lines, in-process at one thread).",
+        "",
+        "| input lines | peak resident MiB | seconds |",
+        "|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {row['lines']:,} | {row['peak_rss_bytes'] / 2**20:.0f} | {row['seconds']:.1f} |" for row in memory["rows"]
+    ]
+    return lines
+
+
 def conditions(run: dict) -> str:
     """When, at which commit and under what load a run measured (each part keeps its own)."""
     return (
@@ -207,6 +257,8 @@ def markdown(report: dict) -> str:
         ]
     elif throughput:
         lines += ["", f"translate.py throughput: {throughput['skipped']}."]
+    if report.get("bulk"):
+        lines += bulk_markdown(report["bulk"])
     lines += ["", f"Chosen CPU path: **{report.get('chosen') or 'none measured'}**.", ""]
     lines += ["## Targets", "", "| target | value | goal | met |", "|---|---:|---|---|"]
     for target in report["targets"]:
