@@ -1,0 +1,140 @@
+"""The model in the ecosystem, as a transformers / peft / accelerate user would drive it (issue 36).
+
+Each case runs where it matters: a saved folder loaded through its own remote code in a fresh interpreter where
+xlm_swcm_hf is not importable (`clean_process`), compared with what the same call gives inside this package.
+
+- accelerate's `device_map` offloading the whole model to disk: `generate` gives what the loaded model gives, also
+  with `output_languages` (the embeddings and the LM head are read through their modules, never their weights).
+- `from_pretrained(repo, subfolder=...)`: transformers' remote-code loader looks for the code files at the
+  repository's root (it ignores `subfolder`) and refuses naming the missing file; with the code files at the root
+  the model and its output vocabularies load from the subfolder.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import tiny_model
+
+from xlm_swcm_hf.hub import save_hub_folder
+from xlm_swcm_hf.modeling_xlm_swcm import OUTPUT_VOCABULARIES_FILE
+from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
+
+
+SOURCES = ["ug zh", "zh ug ug"]
+VOCABULARIES = {"ug": [0, 1, 2, 3, *range(10, 45)], "zh": [0, 1, 2, 3, *range(40, 99, 2)]}
+ANSWER = "answer: "
+GENERATION = {"max_new_tokens": 5, "do_sample": False, "num_beams": 1}
+
+
+def clean_process(code: str, cwd) -> dict:
+    """Run `code` in a fresh interpreter where xlm_swcm_hf cannot be imported (offline, the package off the path,
+    working directory `cwd`); the code calls `answer(object)` once, whose JSON is returned here."""
+    prelude = f"""
+import json, sys
+sys.modules["xlm_swcm_hf"] = None
+def answer(value):
+    print({ANSWER!r} + json.dumps(value))
+"""
+    script = prelude + textwrap.dedent(code)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith(ANSWER)]
+    return json.loads(line[len(ANSWER) :])
+
+
+def translating_model():
+    model = tiny_model(initializer_range=0.3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model.set_output_vocabularies(VOCABULARIES)
+    return model
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return save_hub_folder(
+        tmp_path_factory.mktemp("fit") / "model",
+        translating_model(),
+        build_tiny_xlmr_tokenizer(),
+        metrics={"chrf": 1.0},
+        card_fields={"languages": ["ug", "zh"]},
+    )
+
+
+def expected_generations(folder) -> dict:
+    from transformers import AutoTokenizer
+
+    from xlm_swcm_hf import XLMSWCMForConditionalGeneration
+
+    model = XLMSWCMForConditionalGeneration.from_pretrained(folder).eval()
+    batch = AutoTokenizer.from_pretrained(folder)(SOURCES, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        plain = model.generate(**batch, **GENERATION).tolist()
+        restricted = model.generate(**batch, **GENERATION, output_languages=["ug", "zh"]).tolist()
+    return {"plain": plain, "restricted": restricted}
+
+
+def test_whole_model_offloaded_to_disk_generates_as_loaded(folder, tmp_path):
+    expected = expected_generations(folder)
+    result = clean_process(
+        f"""
+        import torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+        folder = {str(folder)!r}
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+        batch = tokenizer({SOURCES!r}, return_tensors="pt", padding=True)
+        result = {{}}
+        for name, options in (
+            ("disk", dict(device_map={{"": "disk"}})),
+            ("auto", dict(device_map="auto", max_memory={{"cpu": 1}})),  # nothing fits in memory: all on disk
+        ):
+            model = AutoModelForSeq2SeqLM.from_pretrained(
+                folder, trust_remote_code=True, offload_folder="offload_" + name, **options
+            )
+            result[name + "_devices"] = sorted(set(model.hf_device_map.values()))
+            result[name + "_meta"] = model.lm_head.weight.device.type
+            with torch.no_grad():
+                result[name] = {{
+                    "plain": model.generate(**batch, **{GENERATION!r}).tolist(),
+                    "restricted": model.generate(**batch, **{GENERATION!r}, output_languages=["ug", "zh"]).tolist(),
+                }}
+        answer(result)
+        """,
+        tmp_path,
+    )
+    for name in ("disk", "auto"):
+        assert result[name + "_devices"] == ["disk"] and result[name + "_meta"] == "meta"
+        assert result[name] == expected
+
+
+def test_subfolder_loads_when_the_code_sits_at_the_repository_root(folder, tmp_path):
+    repository = tmp_path / "repository"
+    shutil.copytree(folder, repository / "checkpoint")
+    assert (repository / "checkpoint" / OUTPUT_VOCABULARIES_FILE).is_file()
+    load = """
+        from transformers import AutoModelForSeq2SeqLM
+        try:
+            model = AutoModelForSeq2SeqLM.from_pretrained("repository", subfolder="checkpoint", trust_remote_code=True)
+        except OSError as error:
+            answer({"error": str(error)})
+        else:
+            answer({"class": type(model).__name__, "vocabularies": model.output_vocabularies})
+        """
+    # transformers fetches remote code from the repository's root whatever `subfolder` says (dynamic_module_utils)
+    refused = clean_process(load, tmp_path)
+    assert "does not appear to have a file named configuration_xlm_swcm.py" in refused["error"]
+    for name in ("configuration_xlm_swcm.py", "modeling_xlm_swcm.py"):
+        shutil.copy(folder / name, repository / name)
+    loaded = clean_process(load, tmp_path)
+    assert loaded == {"class": "XLMSWCMForConditionalGeneration", "vocabularies": VOCABULARIES}
