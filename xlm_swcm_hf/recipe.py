@@ -39,6 +39,7 @@ from typing import Any, Final
 import yaml
 
 from .checks import InputError
+from .peft_targets import LORA_TARGET_MODULES
 
 
 class RecipeError(InputError):
@@ -332,7 +333,7 @@ class PeftRecipe:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     # Every attention projection: the encoder's (query/value) and both decoder attentions' (q_proj/v_proj).
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value", "q_proj", "v_proj"])
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGET_MODULES))
     modules_to_save: list[str] | None = None
     merge_after_training: bool = False  # also write final-merged/: a full model folder with the adapter merged in
 

@@ -138,3 +138,50 @@ def test_subfolder_loads_when_the_code_sits_at_the_repository_root(folder, tmp_p
         shutil.copy(folder / name, repository / name)
     loaded = clean_process(load, tmp_path)
     assert loaded == {"class": "XLMSWCMForConditionalGeneration", "vocabularies": VOCABULARIES}
+
+
+def lora_targets(model) -> list[str]:
+    """The module names (last part) a peft model wraps with LoRA layers."""
+    return sorted(
+        {name.split(".lora_A.")[0].rsplit(".", 1)[-1] for name, _ in model.named_parameters() if ".lora_A." in name}
+    )
+
+
+def test_lora_config_without_target_modules_targets_the_attention_queries_and_values():
+    peft = pytest.importorskip("peft")
+    from xlm_swcm_hf.peft_targets import LORA_TARGET_MODULES
+
+    model = peft.get_peft_model(tiny_model(), peft.LoraConfig(task_type=peft.TaskType.SEQ_2_SEQ_LM, r=4))
+    assert lora_targets(model) == sorted(LORA_TARGET_MODULES)
+    assert model.peft_config["default"].target_modules == set(LORA_TARGET_MODULES)
+
+
+def test_lora_where_the_package_is_not_importable_needs_target_modules(folder, tmp_path):
+    """Remote code cannot register peft's defaults: peft refuses as for any unknown model type; the docs' two
+    choices work."""
+    pytest.importorskip("peft")
+    result = clean_process(
+        f"""
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForSeq2SeqLM
+        def load():
+            return AutoModelForSeq2SeqLM.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        def targets(model):
+            names = [name for name, _ in model.named_parameters() if ".lora_A." in name]
+            return sorted({{name.split(".lora_A.")[0].rsplit(".", 1)[-1] for name in names}})
+        result = {{}}
+        try:
+            get_peft_model(load(), LoraConfig(r=4))
+        except ValueError as error:
+            result["error"] = str(error)
+        result["all-linear"] = targets(get_peft_model(load(), LoraConfig(r=4, target_modules="all-linear")))
+        listed = ["query", "value", "q_proj", "v_proj"]
+        result["listed"] = targets(get_peft_model(load(), LoraConfig(r=4, target_modules=listed)))
+        answer(result)
+        """,
+        tmp_path,
+    )
+    assert "specify `target_modules`" in result["error"]
+    assert "lm_head" not in result["all-linear"]
+    assert {"query", "key", "value", "dense", "q_proj", "v_proj", "out_proj", "fc1", "fc2"} <= set(result["all-linear"])
+    assert result["listed"] == ["q_proj", "query", "v_proj", "value"]
