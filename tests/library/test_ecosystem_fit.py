@@ -185,3 +185,40 @@ def test_lora_where_the_package_is_not_importable_needs_target_modules(folder, t
     assert "lm_head" not in result["all-linear"]
     assert {"query", "key", "value", "dense", "q_proj", "v_proj", "out_proj", "fc1", "fc2"} <= set(result["all-linear"])
     assert result["listed"] == ["q_proj", "query", "v_proj", "value"]
+
+
+def test_the_distribution_carries_licence_classifiers_and_authors(tmp_path):
+    """A wheel built from the project (setuptools, no network) ships LICENSE and describes itself on PyPI."""
+    import email
+    import zipfile
+
+    from conftest import ROOT
+
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for package in ("xlm_swcm_hf", "xlm_swcm_experiments"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run(
+        [sys.executable, "-c", "from setuptools import build_meta; print(build_meta.build_wheel('../dist'))"],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = tmp_path / "dist" / built.stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata_name,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+        metadata = email.message_from_string(archive.read(metadata_name).decode("utf-8"))
+        (license_name,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+        assert "Apache License" in archive.read(license_name).decode("utf-8")
+    assert metadata["License-Expression"] == "Apache-2.0" and metadata["License-File"] == "LICENSE"
+    assert metadata["Author"] == "xlm-swcm-hf contributors"
+    classifiers = metadata.get_all("Classifier")
+    assert (
+        "Programming Language :: Python :: 3" in classifiers and "Intended Audience :: Science/Research" in classifiers
+    )
+    assert not [value for value in metadata.get_all("Project-URL") or [] if "example" in value or "USER" in value]
