@@ -53,6 +53,10 @@ DATA_TASKS = ("translation", "summarization", "mrc", "denoising")
 PEFT_METHODS = ("lora",)
 
 
+# Seq2SeqTrainingArguments fields transformers 5 replaced (a 4.x recipe's key -> what to write instead).
+RENAMED_TRAINING_KEYS = {"group_by_length": ("train_sampling_strategy", "group_by_length")}
+
+
 def _closest(name: str, valid) -> str:
     match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else f"; valid: {', '.join(sorted(valid))}"
@@ -460,6 +464,11 @@ class Recipe:
         types = {**_training_argument_types(), **{key: bool for key in TRAINING_EXTRAS}}
         for key in list(training):
             if key not in types:
+                new_key, value = RENAMED_TRAINING_KEYS.get(key, (None, None))
+                if new_key in types:
+                    raise RecipeError(
+                        f"training.{key} is no training argument in transformers 5: use training.{new_key}={value}."
+                    )
                 raise RecipeError(f"Unknown recipe key training.{key}{_closest(key, types)}.")
             training[key] = _check_training_value(key, training[key], types[key])
         if not training.get("output_dir"):

@@ -222,3 +222,17 @@ def test_the_distribution_carries_licence_classifiers_and_authors(tmp_path):
         "Programming Language :: Python :: 3" in classifiers and "Intended Audience :: Science/Research" in classifiers
     )
     assert not [value for value in metadata.get_all("Project-URL") or [] if "example" in value or "USER" in value]
+
+
+def test_group_by_length_is_refused_naming_its_transformers_5_spelling(tmp_path):
+    from conftest import ROOT
+
+    from xlm_swcm_hf.recipe import Recipe, RecipeError
+
+    common = ["model.encoder=encoder", "data.train_file=train.jsonl", f"training.output_dir={tmp_path}"]
+    with pytest.raises(RecipeError, match=r"use training\.train_sampling_strategy=group_by_length\.$"):
+        Recipe.from_yaml(ROOT / "configs" / "tiny.yaml", ["training.group_by_length=true", *common])
+    recipe = Recipe.from_yaml(
+        ROOT / "configs" / "tiny.yaml", ["training.train_sampling_strategy=group_by_length", *common]
+    )
+    assert recipe.training_arguments(bf16=False).train_sampling_strategy == "group_by_length"
