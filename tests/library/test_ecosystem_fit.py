@@ -236,3 +236,23 @@ def test_group_by_length_is_refused_naming_its_transformers_5_spelling(tmp_path)
         ROOT / "configs" / "tiny.yaml", ["training.train_sampling_strategy=group_by_length", *common]
     )
     assert recipe.training_arguments(bf16=False).train_sampling_strategy == "group_by_length"
+
+
+def test_the_card_carries_the_measured_test_metrics_as_model_index():
+    from xlm_swcm_hf.hub import card_metadata, model_index, render_model_card
+
+    test = {"all": {"chrf": 31.25, "bleu": 4.5, "rougeL": 0.25, "count": 8}, "kk": {"chrf": 40.0, "count": 2}}
+    index = model_index("swcm-kk", "translation", "test.jsonl", test)
+    metadata = card_metadata(render_model_card(languages=["kk"], model_index=index))
+    (result,) = metadata["model-index"][0]["results"]
+    assert metadata["model-index"][0]["name"] == "swcm-kk" and result["task"]["type"] == "translation"
+    assert result["dataset"] == {"name": "test.jsonl", "type": "test.jsonl", "split": "test"}
+    assert [(entry["type"], entry["value"], entry["name"]) for entry in result["metrics"]] == [
+        ("chrf", 31.25, "chrF (all languages)"),
+        ("bleu", 4.5, "BLEU (all languages)"),
+        ("rouge", 0.25, "ROUGE-L F (all languages)"),
+        ("chrf", 40.0, "chrF (kk)"),
+    ]
+    assert model_index("x", "denoising", "pkupie/mc2_corpus", {}) is None
+    with pytest.raises(ValueError, match="local path"):
+        model_index("x", "translation", "/home/me/test.jsonl", test)
