@@ -587,11 +587,35 @@ def build_page(translator: Translator, name: str, examples: list[list[str]], fon
                 ]
             return output_html(result), stats_text(result), status_html(result), past, history_html(past)
 
+        def translate(
+            text: str,
+            language: str,
+            num_beams: int = defaults["num_beams"],
+            max_new_tokens: int = defaults["max_new_tokens"],
+            sample: bool = defaults["do_sample"],
+            seed: int = defaults["seed"],
+        ) -> str:
+            """The translation of `text` into `language` (one of the model's language codes), as plain text."""
+            return api_translation(translator, text, language, num_beams, max_new_tokens, sample, seed)
+
         inputs = [source, language, beams, max_new, sample, seed, history_state]
         outputs = [output, stats, status, history_state, history]
-        button.click(run, inputs, outputs, api_name="translate")
-        source.submit(run, inputs, outputs, api_name=False)
+        # one queue for the page and the API: one generate at a time
+        button.click(run, inputs, outputs, api_name="translate_page", concurrency_id="generate")
+        source.submit(run, inputs, outputs, api_name=False, concurrency_id="generate")
+        gr.api(translate, api_name="translate", concurrency_id="generate")  # what scripts call: text in, text out
     return page
+
+
+def api_translation(translator: Translator, text, language, num_beams, max_new_tokens, sample, seed) -> str:
+    """The page's API endpoint (`/translate`): the translation's text, or a `gr.Error` with the message the page
+    would show (gradio_client raises it as an AppError)."""
+    import gradio as gr
+
+    result = translator.translate(text, language, num_beams, max_new_tokens, sample, seed)
+    if result.error is not None:
+        raise gr.Error(result.error)
+    return result.text
 
 
 @cli_main

@@ -2,7 +2,9 @@
 
 Importing the package registers the classes with AutoConfig, AutoModel and AutoModelForSeq2SeqLM, and marks them for
 `register_for_auto_class`, so `save_pretrained` writes `auto_map` and copies the modeling files: a saved folder then
-loads with `trust_remote_code=True` where this package is not installed.
+loads with `trust_remote_code=True` where this package is not installed. Where peft is installed it also gives
+peft default LoRA target modules for the model type (`peft_targets`), so `LoraConfig()` without them works as for
+BART.
 """
 
 from .checks import report_interrupts_while_starting
@@ -19,6 +21,7 @@ from .modeling_xlm_swcm import (  # noqa: E402
     XLMSWCMPreTrainedModel,
     shared_weight_mapping,
 )
+from .peft_targets import register_peft_target_modules  # noqa: E402
 
 
 AutoConfig.register(XLMSWCMConfig.model_type, XLMSWCMConfig, exist_ok=True)
@@ -27,6 +30,7 @@ AutoModelForSeq2SeqLM.register(XLMSWCMConfig, XLMSWCMForConditionalGeneration, e
 XLMSWCMConfig.register_for_auto_class()
 XLMSWCMModel.register_for_auto_class("AutoModel")
 XLMSWCMForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+register_peft_target_modules()
 
 __version__ = "0.1.0"
 

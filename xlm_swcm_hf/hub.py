@@ -195,7 +195,41 @@ def describe_model(model) -> dict:
     }
 
 
-def card_metadata_block(languages=None, base_model=None, datasets=None, license="apache-2.0", adapter=False) -> dict:
+# metrics.json's per-language test metrics -> the Hub's model-index metric types and display names
+MODEL_INDEX_METRICS = {"chrf": ("chrf", "chrF"), "bleu": ("bleu", "BLEU"), "rougeL": ("rouge", "ROUGE-L F")}
+
+
+def model_index(name: str, task: str, dataset: str, test_metrics: dict | None) -> list[dict] | None:
+    """The card's `model-index` (the Hub's evaluation results): one result for the test split, with chrF, BLEU and
+    ROUGE-L per language and overall as `train.py` measured them (`metrics["test"]`); None without test metrics."""
+    if looks_like_local_path(dataset):
+        raise InputError(f"dataset={dataset!r} is a local path; name it by a Hub id or its base name (public_name).")
+    entries = []
+    for group, values in sorted((test_metrics or {}).items(), key=lambda item: (item[0] != "all", item[0])):
+        for key, (kind, label) in MODEL_INDEX_METRICS.items():
+            if isinstance(values, dict) and isinstance(values.get(key), (int, float)):
+                where = "all languages" if group == "all" else group
+                entries.append({"type": kind, "value": round(float(values[key]), 4), "name": f"{label} ({where})"})
+    if not entries:
+        return None
+    task_type = "translation" if task == "translation" else "text2text-generation"
+    return [
+        {
+            "name": name,
+            "results": [
+                {
+                    "task": {"type": task_type, "name": task_type.replace("-", " ").capitalize()},
+                    "dataset": {"name": dataset, "type": dataset, "split": "test"},
+                    "metrics": entries,
+                }
+            ],
+        }
+    ]
+
+
+def card_metadata_block(
+    languages=None, base_model=None, datasets=None, license="apache-2.0", adapter=False, model_index=None
+) -> dict:
     """The card's YAML metadata: only what is true of the model in the folder (no base model or data it lacks).
     An adapter folder is a `peft` repository whose `base_model` is the model it adapts."""
     if base_model is not None and looks_like_local_path(base_model):
@@ -212,6 +246,8 @@ def card_metadata_block(languages=None, base_model=None, datasets=None, license=
             "tags": ["xlm-swcm", "low-resource", "seq2seq", "custom_code"] + (["lora"] if adapter else []),
         }
     )
+    if model_index:
+        metadata["model-index"] = model_index
     return metadata
 
 
@@ -222,6 +258,7 @@ def render_model_card(
     base_model=None,
     datasets=None,
     adapter=False,
+    model_index=None,
     **fields,
 ) -> str:
     """Fill the card template (`$name` placeholders) with its metadata block; checks that the metadata parses."""
@@ -232,7 +269,7 @@ def render_model_card(
         **CARD_DEFAULTS,
         **{key: value for key, value in fields.items() if value is not None},
     }
-    metadata = card_metadata_block(languages, base_model, datasets, values["license"], adapter)
+    metadata = card_metadata_block(languages, base_model, datasets, values["license"], adapter, model_index)
     values["metadata"] = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     card = string.Template(template).substitute(values)
     card_metadata(card)

@@ -698,7 +698,9 @@ class XLMSWCMDecoder(XLMSWCMPreTrainedModel):
         else:
             first = padding_idx + 1 + past_length
             position_ids = (torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + first)[None, :]
-        hidden_states = inputs_embeds + embeddings.token_type_embeddings.weight[0]
+        # token type 0 through the module, not its weight: an offloading hook (accelerate's device_map) onloads it
+        token_type = embeddings.token_type_embeddings(position_ids.new_zeros(()))
+        hidden_states = inputs_embeds + token_type
         hidden_states = hidden_states + embeddings.position_embeddings(position_ids)
         return embeddings.dropout(embeddings.LayerNorm(hidden_states))
 
@@ -954,7 +956,8 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         head = self.lm_head
         # a float head of any dtype; a quantized one (another module, or a quantized tensor) is not sliced
         plain = isinstance(head, nn.Linear) and type(head.weight) in (torch.Tensor, nn.Parameter)
-        plain = plain and not head.weight.is_quantized
+        # nor one offloaded to disk (accelerate keeps it on the meta device, onloading it only inside the module call)
+        plain = plain and not head.weight.is_quantized and head.weight.device.type != "meta"
         weight = head.weight if plain else None
         key = None
         if weight is not None:
@@ -967,6 +970,9 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         cached = slices.get(distinct)
         if cached is None or cached[0] != key:
             device = weight.device if weight is not None else self.device
+            if device.type == "meta":  # offloaded: the device accelerate's hook runs the head on
+                device = getattr(getattr(head, "_hf_hook", None), "execution_device", None)
+                device = torch.device("cpu" if device is None else device)
             ids = torch.tensor(sorted(set().union(*(known[tag] for tag in distinct))), device=device)
             rows = OutputRows(ids, self.config.vocab_size)
             if weight is not None:

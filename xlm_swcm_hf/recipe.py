@@ -39,6 +39,7 @@ from typing import Any, Final
 import yaml
 
 from .checks import InputError
+from .peft_targets import LORA_TARGET_MODULES
 
 
 class RecipeError(InputError):
@@ -50,6 +51,10 @@ LM_HEAD_INITS = ("embeddings", "random")
 INIT_SCHEMES = ("copy", "scaled")
 DATA_TASKS = ("translation", "summarization", "mrc", "denoising")
 PEFT_METHODS = ("lora",)
+
+
+# Seq2SeqTrainingArguments fields transformers 5 replaced (a 4.x recipe's key -> what to write instead).
+RENAMED_TRAINING_KEYS = {"group_by_length": ("train_sampling_strategy", "group_by_length")}
 
 
 def _closest(name: str, valid) -> str:
@@ -332,7 +337,7 @@ class PeftRecipe:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     # Every attention projection: the encoder's (query/value) and both decoder attentions' (q_proj/v_proj).
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value", "q_proj", "v_proj"])
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGET_MODULES))
     modules_to_save: list[str] | None = None
     merge_after_training: bool = False  # also write final-merged/: a full model folder with the adapter merged in
 
@@ -459,6 +464,11 @@ class Recipe:
         types = {**_training_argument_types(), **{key: bool for key in TRAINING_EXTRAS}}
         for key in list(training):
             if key not in types:
+                new_key, value = RENAMED_TRAINING_KEYS.get(key, (None, None))
+                if new_key in types:
+                    raise RecipeError(
+                        f"training.{key} is no training argument in transformers 5: use training.{new_key}={value}."
+                    )
                 raise RecipeError(f"Unknown recipe key training.{key}{_closest(key, types)}.")
             training[key] = _check_training_value(key, training[key], types[key])
         if not training.get("output_dir"):

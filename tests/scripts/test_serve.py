@@ -541,10 +541,29 @@ def test_requests_at_the_same_time_wait_in_the_queue_and_each_gets_its_answer(se
     client = Client(server, verbose=False)
 
     def ask(language):
-        output, *_ = client.predict(SENTENCE, language, 2, 20, False, 0, api_name="/translate")
-        return output
+        return client.predict(SENTENCE, language, 2, 20, False, 0, api_name="/translate")
 
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(ask, ["bo", "kk"]))
     for language, answer in zip(["bo", "kk"], answers):
-        assert f">{reference(loaded, SENTENCE, language, num_beams=2, max_new_tokens=20)}</div>" in answer
+        assert answer == reference(loaded, SENTENCE, language, num_beams=2, max_new_tokens=20)
+
+
+def test_the_api_returns_the_translation_text_as_a_script_asks_for_it(server, loaded, translator):
+    """`Client(url).predict(text, language, api_name="/translate")`: the plain translation (the page's defaults
+    for the rest), keyword arguments too; a bad request raises the page's message; the page's own HTML rendering
+    is another endpoint."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(server, verbose=False)
+    page = load_serve().build_page(translator, "model", [], {})
+    defaults = translator.defaults  # the page's, from the folder's generation config
+    generation = {"num_beams": defaults["num_beams"], "max_new_tokens": defaults["max_new_tokens"]}
+    assert client.predict(SENTENCE, "kk", api_name="/translate") == reference(loaded, SENTENCE, "kk", **generation)
+    answer = client.predict(text=SENTENCE, language="ug", num_beams=2, max_new_tokens=20, api_name="/translate")
+    assert answer == reference(loaded, SENTENCE, "ug", num_beams=2, max_new_tokens=20)
+    with pytest.raises(AppError, match="Type or paste a text to translate first"):
+        client.predict("  ", "kk", api_name="/translate")
+    endpoints = {dependency.get("api_name") for dependency in page.config["dependencies"]}
+    assert {"translate", "translate_page"} <= endpoints

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..checks import InputError, load_trained_model, read_json_file
 from ..hub import ADAPTER_CONFIG
+from ..peft_targets import register_peft_target_modules
 
 
 # peft before 0.21.2 calls a generation helper that transformers 5.24 removed: beam search and greedy decoding of
@@ -26,6 +27,7 @@ def require_peft():
             f"peft {peft.__version__} is too old for this transformers (generation of a LoRA model fails); "
             f"pip install 'peft>={MIN_PEFT_VERSION}'."
         )
+    register_peft_target_modules()
     return peft
 
 

@@ -277,7 +277,7 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
     from transformers import set_seed
 
     from ..checks import looks_like_local_path
-    from ..hub import public_name, public_recipe, save_hub_folder
+    from ..hub import model_index, public_name, public_recipe, save_hub_folder
 
     output_dir = recipe.output_dir
     checkpoint = _resume_point(recipe, resume)
@@ -345,6 +345,12 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
         "base_model": base_model_name(recipe),
         "languages": languages,
         "datasets": [name for name in [recipe.data.dataset_name] if name and not looks_like_local_path(name)],
+        "model_index": model_index(
+            public_name(output_dir) or "xlm-swcm",
+            recipe.data.task,
+            public_name(recipe.data.dataset_name or recipe.data.test_file, "file") or "test",
+            metrics.get("test"),
+        ),
     }
     extra_files = {"loss_curve.png": output_dir / "loss_curve.png"} if plotted else None
     save_hub_folder(
