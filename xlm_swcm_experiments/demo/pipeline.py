@@ -27,9 +27,11 @@ from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import plot_loss_curves, run_training
 
 from .. import statistics as stats
+from . import output_vocabulary
 from .memory import compare_with_memory, translation_memory
 from .report import (
     MAIN_RUN,
+    RESTRICTED_RUN,
     SAMPLES_PER_LANGUAGE,
     memory_samples,
     pieces_ratio,
@@ -319,11 +321,26 @@ def run_demo(
             f"ROUGE-L {runs[name]['test']['all']['rougeL']:.2f}"
         )
 
-    _banner("6/7 the translation memory; reload the Hub-ready folder with trust_remote_code and translate")
-    comparisons, samples = measure_against_memory(runs, material["data_dir"], samples_per_language)
+    final = output_dir / "swcm" / "final"
+    _banner("6/7 output vocabularies, the translation memory; reload the Hub-ready folder and translate")
+    vocabulary, restricted = output_vocabulary.measure(
+        final,
+        runs[MAIN_RUN],
+        _split_rows(material["data_dir"], "train"),
+        _split_rows(material["data_dir"], "validation"),
+        recipes[MAIN_RUN].data.max_source_length,
+    )
+    restricted_off = vocabulary["comparison"]["groups"]["all"]["off_target"]
+    print(
+        f"output vocabularies ({', '.join(f'{tag} {size:,}' for tag, size in vocabulary['sizes'].items())} of "
+        f"{vocabulary['vocab_size']:,} pieces): off-target {restricted_off['memory']:.1f}% -> "
+        f"{restricted_off['model']:.1f}%"
+    )
+    comparisons, samples = measure_against_memory(
+        {**runs, RESTRICTED_RUN: restricted}, material["data_dir"], samples_per_language
+    )
     for name, groups in comparisons.items():
         print(f"{name} minus memory, chrF: {stats.format_interval(groups['all']['chrf_difference'], 2)}")
-    final = output_dir / "swcm" / "final"
     # The folder's generation_config carries the recipe's settings: nothing is passed again.
     reloaded = reload_and_translate(final, [sample["source"] for sample in samples], {})
     for sample, output in zip(samples, reloaded):
@@ -335,6 +352,7 @@ def run_demo(
         "runs": runs,
         "samples": samples,
         "memory_comparisons": comparisons,
+        "output_vocabulary": vocabulary,
         "tokenizer_coverage": coverage,
         "pruning": material["pruning"],
         "vocabulary_extension": extension,
@@ -343,7 +361,7 @@ def run_demo(
         "seconds": round(time.time() - started, 1),
     }
     (output_dir / "demo_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
-    data = report_data(runs, comparisons, samples, reloaded, coverage, material, recipes[MAIN_RUN])
+    data = report_data(runs, comparisons, samples, reloaded, coverage, material, recipes[MAIN_RUN], vocabulary)
     write_report(output_dir, data)
     print(
         f"\nwrote {output_dir / 'report.md'}, {output_dir / 'loss_curves.png'}, Hub-ready folder {final} "

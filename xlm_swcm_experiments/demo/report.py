@@ -13,6 +13,7 @@ from .. import statistics as stats
 ROOT = Path(__file__).resolve().parents[2]
 ABLATION_RESULTS = ROOT / "docs" / "results" / "ablation.json"
 MAIN_RUN = "XLM-SWCM (shared weights)"  # the run the memory's samples and the issue's targets are about
+RESTRICTED_RUN = "XLM-SWCM, output vocabularies"  # the same folder decoding within each language's pieces
 
 
 def compare_runs(runs: dict, ablation_json: Path = ABLATION_RESULTS) -> dict:
@@ -96,6 +97,7 @@ def report_data(
     coverage: list[dict],
     material: dict,
     recipe: Recipe,
+    output_vocabulary: dict | None = None,
 ) -> dict:
     """Everything the report prints, as plain JSON values: `render_report` reads nothing else."""
     from xlm_swcm_hf.metrics import OFF_TARGET_THRESHOLD
@@ -137,6 +139,7 @@ def report_data(
         ),
         "coverage": coverage,
         "extension": extension,
+        "output_vocabulary": output_vocabulary,
     }
 
 
@@ -174,6 +177,7 @@ def render_report(data: dict) -> str:
         _per_language_table(data["runs"]),
         "",
         *_memory_lines(data["memory"]),
+        *_output_vocabulary_lines(data.get("output_vocabulary")),
         *_sample_lines(data["samples"], data["reloaded_agreeing"]),
         *_coverage_lines(data["coverage"], data["extension"]),
         "![loss curves](loss_curves.png)",
@@ -294,6 +298,52 @@ def _memory_lines(memory: dict) -> list[str]:
         lines += [f"### {name}", "", markdown_table(headers, rows, numeric=[False] * len(headers)).rstrip("\n"), ""]
         lines += [_memory_summary(name, groups), ""]
     return lines
+
+
+def _output_vocabulary_lines(vocabulary: dict | None) -> list[str]:
+    """Each language's output vocabulary and what decoding within it changes on the test split."""
+    if not vocabulary:
+        return []
+    comparison = vocabulary["comparison"]
+    sizes = ", ".join(
+        f"{tag} {size:,} ({vocabulary['validation_coverage'].get(tag, 0):.1f}% of validation target pieces)"
+        for tag, size in vocabulary["sizes"].items()
+    )
+    headers = ["language", "n", "off-target % whole", "off-target % restricted", "restricted minus whole"]
+    headers += ["chrF whole", "chrF restricted", "restricted minus whole"]
+    rows = [
+        [
+            language,
+            str(group["count"]),
+            f"{group['off_target']['memory']:.1f}",
+            f"{group['off_target']['model']:.1f}",
+            stats.format_interval(group["off_target_difference"], 1),
+            f"{group['chrf']['memory']:.2f}",
+            f"{group['chrf']['model']:.2f}",
+            stats.format_interval(group["chrf_difference"], 2),
+        ]
+        for language, group in comparison["groups"].items()
+    ]
+    off = comparison["groups"]["all"]["off_target_difference"]
+    verdict = (
+        "no difference shown in the off-target share"
+        if stats.contains_zero(off)
+        else ("fewer off-target outputs" if off["high"] < 0 else "more off-target outputs")
+    )
+    return [
+        "## Output vocabularies",
+        "",
+        f"The saved folder carries one output vocabulary per language (`output_vocabularies.json`: the pieces the "
+        f"train split's targets of that language use, plus the special tokens; of {vocabulary['vocab_size']:,}): "
+        f"{sizes}. translate.py, evaluate_model.py and the page decode each row within its language's vocabulary "
+        "(`--full-vocabulary` turns it off). The same test sentences decoded both ways with the same settings; "
+        f"{comparison['identical_outputs']} of {comparison['sentences']} outputs are identical. Differences are "
+        "restricted minus whole vocabulary with a paired bootstrap 95% interval; with the restriction, "
+        f"{verdict} overall.",
+        "",
+        markdown_table(headers, rows, numeric=[False] * len(headers)).rstrip("\n"),
+        "",
+    ]
 
 
 def _memory_summary(name: str, groups: dict) -> str:
