@@ -6,8 +6,9 @@
 The model loads through `AutoModelForSeq2SeqLM.from_pretrained(..., trust_remote_code=True)` (the folder's own code),
 so this file also runs where xlm_swcm_hf is not installed: it is the `app.py` of a Hugging Face Space
 (`push_to_hub.py --space-app DIR` writes one). Without --model it serves $XLM_SWCM_MODEL, else the first entry of
-`models:` in the README.md beside this file (a Space's card). The target languages are the model card's `language`
-list (or --languages); the page adds the model's target-language tag (`ug: text`) for the user. Examples come from
+`models:` in the README.md beside this file (a Space's card). The target languages are the model card's
+`target_languages` (an older card's `language` list; a newer one lists the source languages there too) or those of
+--languages; the page adds the model's target-language tag (`ug: text`) for the user. Examples come from
 --examples, else `examples.jsonl` beside this file or in the model folder, else the test predictions of the training
 run the folder is the `final/` of (`../test/predictions.jsonl`).
 
@@ -33,12 +34,14 @@ from pathlib import Path
 
 try:  # where the package is installed: its checks, tag and quantization (one home for each)
     from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_trained_model
+    from xlm_swcm_hf.hub import TARGET_LANGUAGES_KEY
     from xlm_swcm_hf.quantization import quantize_for_cpu
     from xlm_swcm_hf.translation import LANGUAGE_TAG as LANGUAGE_CODE
     from xlm_swcm_hf.translation import TAG_TEMPLATE
 except ImportError:  # a Space: only this file, the model and requirements.txt; the same behaviour, fewer checks
     TAG_TEMPLATE = "{lang}: {text}"  # translation.TAG_TEMPLATE (tests/scripts/test_serve.py keeps them equal)
     LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:_[A-Z][a-z]{3})?")  # translation.LANGUAGE_TAG (the test too)
+    TARGET_LANGUAGES_KEY = "target_languages"  # hub.TARGET_LANGUAGES_KEY, the card's target languages (the test too)
     quantize_for_cpu = require_trained_model = None
 
     class InputError(ValueError):
@@ -208,9 +211,10 @@ def check_folder(folder: Path, name: str) -> dict:
 
 
 def model_languages(folder: Path, given: str | None, name: str) -> list[str]:
-    """The model card's `language` list ("multilingual" aside), or those of --languages, which must be among them
+    """The model card's target languages ("multilingual" aside), or those of --languages, which must be among them
     where the card names any (a tag the model was not trained with would serve nonsense)."""
-    listed = card_metadata(folder / "README.md").get("language") or []
+    metadata = card_metadata(folder / "README.md")
+    listed = metadata.get(TARGET_LANGUAGES_KEY, metadata.get("language")) or []
     trained = [str(code) for code in (listed if isinstance(listed, list) else [listed]) if code != "multilingual"]
     if given is not None:
         languages = [code.strip() for code in given.split(",") if code.strip()]

@@ -25,6 +25,10 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 ADAPTER_CONFIG = "adapter_config.json"  # a peft adapter folder (see training/adapters.py)
 REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM")
 REQUIRED_CARD_METADATA = ("license", "language", "pipeline_tag", "library_name")
+# The card's `language` is every language the model reads or writes (what the Hub lists and filters by); this extra
+# metadata key holds the target-language tags it writes into, which translate.py, serve.py and the other readers of
+# `card_target_languages` offer. A card without it (written before it existed) has only targets in `language`.
+TARGET_LANGUAGES_KEY = "target_languages"
 CARD_DEFAULTS = {
     "license": "apache-2.0",
     "model_name": "XLM-SWCM",
@@ -228,13 +232,23 @@ def model_index(name: str, task: str, dataset: str, test_metrics: dict | None) -
 
 
 def card_metadata_block(
-    languages=None, base_model=None, datasets=None, license="apache-2.0", adapter=False, model_index=None
+    languages=None,
+    base_model=None,
+    datasets=None,
+    license="apache-2.0",
+    adapter=False,
+    model_index=None,
+    source_languages=None,
 ) -> dict:
     """The card's YAML metadata: only what is true of the model in the folder (no base model or data it lacks).
-    An adapter folder is a `peft` repository whose `base_model` is the model it adapts."""
+    An adapter folder is a `peft` repository whose `base_model` is the model it adapts. `languages`: the target
+    languages (TARGET_LANGUAGES_KEY); `language` lists the `source_languages` and then them."""
     if base_model is not None and looks_like_local_path(base_model):
         raise InputError(f"base_model={base_model!r} is a local path; the card needs a Hub id or none.")
-    metadata = {"license": license, "language": list(languages or ["multilingual"])}
+    every_language = list(dict.fromkeys([*(source_languages or []), *(languages or [])]))
+    metadata = {"license": license, "language": every_language or ["multilingual"]}
+    if languages:
+        metadata[TARGET_LANGUAGES_KEY] = list(languages)
     if base_model:
         metadata["base_model"] = base_model
     if datasets:
@@ -259,6 +273,7 @@ def render_model_card(
     datasets=None,
     adapter=False,
     model_index=None,
+    source_languages=None,
     **fields,
 ) -> str:
     """Fill the card template (`$name` placeholders) with its metadata block; checks that the metadata parses."""
@@ -269,7 +284,9 @@ def render_model_card(
         **CARD_DEFAULTS,
         **{key: value for key, value in fields.items() if value is not None},
     }
-    metadata = card_metadata_block(languages, base_model, datasets, values["license"], adapter, model_index)
+    metadata = card_metadata_block(
+        languages, base_model, datasets, values["license"], adapter, model_index, source_languages
+    )
     values["metadata"] = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     card = string.Template(template).substitute(values)
     card_metadata(card)
@@ -292,6 +309,14 @@ def card_metadata(card: str) -> dict:
     if not isinstance(metadata, dict):
         raise ValueError("The model card's metadata block is not a YAML mapping.")
     return metadata
+
+
+def card_target_languages(metadata: dict) -> list[str]:
+    """The target-language tags a card's metadata records: TARGET_LANGUAGES_KEY, else (an older card) `language`;
+    "multilingual" aside, each once."""
+    listed = metadata.get(TARGET_LANGUAGES_KEY, metadata.get("language"))
+    listed = listed if isinstance(listed, list) else [listed] if listed else []
+    return list(dict.fromkeys(str(code) for code in listed if code != "multilingual"))
 
 
 def source_length_limit(config) -> int | None:

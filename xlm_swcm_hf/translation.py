@@ -17,7 +17,8 @@ Files (text, JSONL, Parquet, of any size, in one process or many, resumable) are
   (`TranslationStats.truncated`); an empty (or blank) source gives an empty translation without calling the model.
 - Generation uses the model's generation_config; keyword arguments (`num_beams`, `max_new_tokens`, ...) override it.
 - Target-language tags: `known_languages` reads the tags a saved model was trained with from its card (README.md's
-  `language` list, which train.py writes from the data's language column); `check_language` refuses a malformed
+  `target_languages`, which train.py writes from the data's language column; `language` on an older card, while a
+  newer one lists the source languages there too); `check_language` refuses a malformed
   tag and, where the folder records its tags, one the model was not trained with.
 - `model_identity` names a model by its files' content (the resume record of a file's translation).
 """
@@ -109,24 +110,22 @@ def local_model_folder(source: str | os.PathLike) -> Path | None:
 
 
 def known_languages(source: str | os.PathLike) -> list[str] | None:
-    """The target-language tags the saved model at `source` was trained with: its card's (README.md) `language`
-    list, which train.py writes from the data's language column. None when the folder records none (no card, or
-    only "multilingual")."""
+    """The target-language tags the saved model at `source` was trained with: its card's (README.md)
+    `target_languages` (hub.card_target_languages; an older card's `language` list), which train.py writes from the
+    data's language column. None when the folder records none (no card, or only "multilingual")."""
     folder = local_model_folder(source)
     card = folder / CARD_FILE if folder is not None else None
     if card is None or not card.is_file():
         return None
     import yaml
 
-    from .hub import card_metadata
+    from .hub import card_metadata, card_target_languages
 
     try:
-        listed = card_metadata(card.read_text(encoding="utf-8")).get("language")
+        metadata = card_metadata(card.read_text(encoding="utf-8"))
     except (ValueError, yaml.YAMLError):  # a card without a (valid) metadata block records nothing
         return None
-    listed = listed if isinstance(listed, list) else [listed] if listed else []
-    languages = [str(code) for code in listed if code != "multilingual"]
-    return list(dict.fromkeys(languages)) or None
+    return card_target_languages(metadata) or None
 
 
 def check_language(tag, known: list[str] | None, what: str) -> None:

@@ -44,6 +44,28 @@ def test_card_metadata_describes_the_model_in_the_folder():
         render_model_card(base_model="/home/me/encoder")
 
 
+def test_a_translation_card_lists_its_source_language_and_records_the_targets_apart(saved_folder, tmp_path):
+    from xlm_swcm_hf.translation import known_languages
+
+    metadata = card_metadata(render_model_card(languages=["bo", "ug"], source_languages=["en", "bo"]))
+    assert metadata["language"] == ["en", "bo", "ug"] and metadata["target_languages"] == ["bo", "ug"]
+    assert card_metadata(render_model_card())["language"] == ["multilingual"]
+    assert "target_languages" not in card_metadata(render_model_card())
+    new = save_hub_folder(
+        tmp_path / "new", tiny_model(), card_fields={"languages": ["ug", "zh"], "source_languages": ["en"]}
+    )
+    assert card_metadata((new / "README.md").read_text())["language"] == ["en", "ug", "zh"]
+    assert known_languages(new) == ["ug", "zh"]
+    # a card written before target_languages: its `language` list is the targets
+    card = (saved_folder / "README.md").read_text()
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "README.md").write_text(card.replace("target_languages:\n- ug\n- zh\n", ""))
+    assert "target_languages" not in (old / "README.md").read_text()
+    assert card_metadata((old / "README.md").read_text())["language"] == ["ug", "zh"]
+    assert known_languages(old) == ["ug", "zh"]
+
+
 def test_root_model_card_is_the_released_models_card():
     """model_card.md at the root is what the converter writes for the released model (`make model-card`)."""
     expected = render_model_card(**RELEASED_MODEL_CARD, **RELEASED_MODEL_SUMMARY)
@@ -304,5 +326,8 @@ def test_the_card_train_writes_names_no_local_path_and_pushes(real_pairs, tiny_e
     for local in (str(tmp_path), str(real_pairs), str(tiny_encoder), str(ROOT)):
         assert local not in card
     assert f"encoder: {tiny_encoder.name}" in card and "train_file: train.jsonl" in card
+    metadata = card_metadata(card)  # en -> ug, kk, mn, zh pairs: the source language is on the card, apart
+    assert metadata["language"] == ["en", "kk", "mn", "ug", "zh"]
+    assert metadata["target_languages"] == ["kk", "mn", "ug", "zh"]
     capsys.readouterr()
     assert push_main(["--model", output / "final", "--repo-id", "me/x", "--dry-run"]) == 0

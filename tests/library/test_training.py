@@ -30,6 +30,30 @@ def final_parameters(folder):
     return load_file(str(Path(folder) / "final" / "model.safetensors"))
 
 
+def test_the_source_languages_are_the_train_split_s_src_lang_of_the_trained_targets(tmp_path):
+    from xlm_swcm_hf.recipe import Recipe
+    from xlm_swcm_hf.training.build import load_raw_splits, source_languages
+
+    rows = [
+        {"source": "en: a", "target": "b", "lang": "ug", "src_lang": "en"},
+        {"source": "zh: a", "target": "b", "lang": "kk", "src_lang": "zh"},
+        {"source": "ru: a", "target": "b", "lang": "ug", "src_lang": "ru"},
+    ]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    without = write_jsonl(tmp_path / "plain.jsonl", [{k: v for k, v in row.items() if k != "src_lang"} for row in rows])
+
+    def recipe(path, **data):
+        return Recipe.from_dict(
+            {"model": {"encoder": "x"}, "data": {"train_file": str(path), **data}, "training": {"output_dir": "x"}}
+        )
+
+    everything = recipe(train)
+    assert source_languages(everything, load_raw_splits(everything)) == ["en", "ru", "zh"]
+    ug_only = recipe(train, train_languages=["ug"])
+    assert source_languages(ug_only, load_raw_splits(ug_only)) == ["en", "ru"]
+    assert source_languages(recipe(without), load_raw_splits(recipe(without))) == []
+
+
 def test_bf16_training_lowers_loss_writes_everything_and_resumes_exactly(real_pairs, tiny_encoder, tmp_path):
     straight = tmp_path / "straight"
     metrics = run_training(tiny_recipe(real_pairs, tiny_encoder, straight, "training.max_steps=30"))

@@ -90,14 +90,14 @@ def one_error_line(stderr: str) -> str:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A tiny trained-looking XLM-SWCM folder (remote code, card naming five languages) whose outputs differ by
-    target language, with a few examples."""
+    """A tiny trained-looking XLM-SWCM folder (remote code, card naming five target languages and the source
+    language) whose outputs differ by target language, with a few examples."""
     model = tiny_model(initializer_range=1.0, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     path = save_hub_folder(
         tmp_path_factory.mktemp("serve") / "model",
         model,
         build_tiny_xlmr_tokenizer(),
-        card_fields={"languages": LANGUAGES},
+        card_fields={"languages": LANGUAGES, "source_languages": ["en"]},  # the card's `language` lists en too
     )
     (path / "examples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in EXAMPLES), encoding="utf-8")
     return path
@@ -150,6 +150,49 @@ def test_the_tag_is_the_package_s_own():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True)
     assert result.stdout.strip() == TAG_TEMPLATE
+
+
+def test_the_target_languages_key_is_the_package_s_own():
+    from xlm_swcm_hf.hub import TARGET_LANGUAGES_KEY
+
+    assert load_serve().TARGET_LANGUAGES_KEY == TARGET_LANGUAGES_KEY
+    stand_in = f"runpy.run_path({str(SERVE)!r})['TARGET_LANGUAGES_KEY']"
+    code = f"import runpy, sys; sys.modules['xlm_swcm_hf'] = None; print({stand_in})"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True)
+    assert result.stdout.strip() == TARGET_LANGUAGES_KEY
+
+
+def old_style_card(path):
+    """The card as written before `target_languages`: the target languages alone under `language`."""
+    import yaml
+
+    card = (path / "README.md").read_text(encoding="utf-8")
+    block, _, rest = card[4:].partition("\n---")
+    metadata = yaml.safe_load(block)
+    metadata["language"] = metadata.pop("target_languages")
+    (path / "README.md").write_text("---\n" + yaml.safe_dump(metadata, sort_keys=False) + "---" + rest)
+
+
+def test_the_page_offers_the_target_languages_not_the_source_language(folder, tmp_path, capsys):
+    from xlm_swcm_hf.hub import card_metadata
+
+    assert card_metadata((folder / "README.md").read_text())["language"] == ["en", *LANGUAGES]
+    serve = load_serve()
+    assert serve.model_languages(folder, None, "x") == LANGUAGES
+    line = serve_error(capsys, ["--model", folder, "--languages", "en,ug"])
+    assert "en is not among the languages the model was trained with (bo, ug, kk, mn, zh)" in line, line
+    old = broken_copy(folder, tmp_path, "old-card", old_style_card)
+    assert "target_languages" not in (old / "README.md").read_text()
+    assert serve.model_languages(old, None, "x") == LANGUAGES
+    # where the package is missing (a Space), the same languages from the new card and from the old one
+    code = (
+        f"import runpy, sys; sys.modules['xlm_swcm_hf'] = None; g = runpy.run_path({str(SERVE)!r}); "
+        "from pathlib import Path; print([g['model_languages'](Path(p), None, 'x') for p in sys.argv[1:]])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(folder), str(old)], capture_output=True, text=True, env=child_env(), check=True
+    )
+    assert result.stdout.strip() == repr([LANGUAGES, LANGUAGES])
 
 
 def test_sampling_with_a_seed_is_repeatable(loaded, translator):
@@ -362,7 +405,8 @@ def broken_copy(folder, tmp_path, name, change):
 def test_folders_that_cannot_serve_are_refused_before_loading(folder, tmp_path, capsys):
     def no_languages(path):
         card = (path / "README.md").read_text(encoding="utf-8")
-        (path / "README.md").write_text(card.replace("language:", "old_language:"), encoding="utf-8")
+        card = card.replace("target_languages:", "old_target_languages:").replace("language:", "old_language:")
+        (path / "README.md").write_text(card, encoding="utf-8")
 
     def no_code(path):
         config = json.loads((path / "config.json").read_text())

@@ -5,8 +5,8 @@ below it follow in the order it calls them:
 
 1. `check_before_loading`: the recipe's rules, its training arguments (made once, here), every local path and every
    length against the position table, before a model is loaded or a step is spent;
-2. the data: `load_formatted_splits` + `build_tokenizer` + `tokenize_splits` for a task, `load_pretraining_splits`
-   for denoising;
+2. the data: `load_raw_splits` + `load_formatted_splits` (+ `source_languages`, for the card) + `build_tokenizer` +
+   `tokenize_splits` for a task, `load_pretraining_splits` for denoising;
 3. the model: `build_model` (the recipe's, with LoRA on top if asked) or `adopt_model` (one given by the caller);
 4. the collator (pretraining's mixed DAE + MT one; otherwise the trainer's default seq2seq collator);
 5. `build_trainer`: `Seq2SeqTrainer` with the arguments of step 1.
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 # How many texts of the data are tokenized to check that the tokenizer covers them.
 TOKENIZER_CHECK_SAMPLE = 200
+# A pair's source-language column (the demo data's and back_translate.py's): the card lists those languages too.
+SOURCE_LANGUAGE_COLUMN = "src_lang"
 
 
 @dataclass
@@ -46,6 +48,7 @@ class TrainingParts:
     model: object
     datasets: dict  # split -> tokenized (or, for denoising, raw-text) dataset
     formatted: dict = field(default_factory=dict)  # split -> `source_text`/`target_text`(/`lang`) dataset
+    source_languages: list = field(default_factory=list)  # the train split's `src_lang` values (see load_raw_splits)
     collator: object = None
     trainer: object = None
 
@@ -56,14 +59,22 @@ def build(recipe: Recipe, model=None, with_trainer: bool = True, **argument_chan
     arguments = check_before_loading(recipe, argument_changes)
     if recipe.data.task == "denoising":
         tokenizer = build_tokenizer(recipe)
-        splits, formatted = load_pretraining_splits(recipe), {}
+        splits, formatted, sources = load_pretraining_splits(recipe), {}, []
     else:
-        formatted = load_formatted_splits(recipe)
+        raw = load_raw_splits(recipe)
+        formatted, sources = load_formatted_splits(recipe, raw), source_languages(recipe, raw)
         tokenizer = build_tokenizer(recipe, sample_texts=_sample_texts(formatted))
         splits = tokenize_splits(recipe, formatted, tokenizer)
     model = build_model(recipe, tokenizer) if model is None else adopt_model(recipe, model, tokenizer)
     collator = build_pretraining_collator(recipe, tokenizer, model) if recipe.data.task == "denoising" else None
-    parts = TrainingParts(tokenizer=tokenizer, model=model, datasets=splits, formatted=formatted, collator=collator)
+    parts = TrainingParts(
+        tokenizer=tokenizer,
+        model=model,
+        datasets=splits,
+        formatted=formatted,
+        source_languages=sources,
+        collator=collator,
+    )
     if with_trainer:
         parts.trainer = build_trainer(recipe, model, tokenizer, splits, collator, arguments=arguments)
     return parts
@@ -160,20 +171,44 @@ def check_recipe_limits(recipe: Recipe) -> None:
 # ------------------------------------------------------------------------------------------------ 2. data
 
 
-def load_formatted_splits(recipe: Recipe) -> dict:
-    """The recipe's splits, formatted (`source_text`, `target_text`, `lang`) and filtered by language."""
-    from ..data import format_examples, load_task_dataset
-    from ..data.formatting import DataError
+def load_raw_splits(recipe: Recipe) -> dict:
+    """split -> the recipe's data as it is stored (its files, or the Hub dataset's splits)."""
+    from ..data import load_task_dataset
 
     data = recipe.data
     files = data.split_files()
     if files:
-        raw = {split: load_task_dataset(path, task=None, split="train") for split, path in files.items()}
-        where = {split: f"{path}: " for split, path in files.items()}
-    else:
-        kwargs = {"name": data.dataset_config} if data.dataset_config else {}
-        raw = dict(load_task_dataset(data.dataset_name, task=None, **kwargs))
-        where = {split: f"{data.dataset_name} split {split!r}: " for split in raw}
+        return {split: load_task_dataset(path, task=None, split="train") for split, path in files.items()}
+    kwargs = {"name": data.dataset_config} if data.dataset_config else {}
+    return dict(load_task_dataset(data.dataset_name, task=None, **kwargs))
+
+
+def source_languages(recipe: Recipe, raw: dict) -> list[str]:
+    """The languages of the sources the model is trained on: the train split's SOURCE_LANGUAGE_COLUMN values (of
+    the rows of data.train_languages where it is set), sorted; [] where the data has no such column."""
+    from ..data.formatting import _resolve_columns
+
+    train = raw.get("train")
+    if train is None or SOURCE_LANGUAGE_COLUMN not in train.column_names:
+        return []
+    lang = _resolve_columns(recipe.data.task, recipe.data.columns).lang
+    wanted = set(recipe.data.train_languages or [])
+    if wanted and lang in train.column_names:
+        rows = zip(train[lang], train[SOURCE_LANGUAGE_COLUMN])
+        return sorted({str(source) for target, source in rows if target in wanted and source})
+    return sorted({str(source) for source in train[SOURCE_LANGUAGE_COLUMN] if source})
+
+
+def load_formatted_splits(recipe: Recipe, raw: dict | None = None) -> dict:
+    """The recipe's splits (`raw`: as `load_raw_splits` gives them, loaded here when None), formatted
+    (`source_text`, `target_text`, `lang`) and filtered by language."""
+    from ..data import format_examples
+    from ..data.formatting import DataError
+
+    data = recipe.data
+    raw = load_raw_splits(recipe) if raw is None else raw
+    files = data.split_files()
+    where = {split: f"{files[split]}: " if files else f"{data.dataset_name} split {split!r}: " for split in raw}
     filters = {"train": data.train_languages, "validation": data.eval_languages, "test": data.eval_languages}
     formatted = {}
     for split, dataset in raw.items():

@@ -344,6 +344,7 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
         "results": metrics_markdown(metrics.get("test") or metrics.get("validation") or {}),
         "base_model": base_model_name(recipe),
         "languages": languages,
+        "source_languages": parts.source_languages,
         "datasets": [name for name in [recipe.data.dataset_name] if name and not looks_like_local_path(name)],
         "model_index": model_index(
             public_name(output_dir) or "xlm-swcm",
