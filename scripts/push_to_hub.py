@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Upload a saved XLM-SWCM folder (model, tokenizer, remote code, model card, metrics) to the Hugging Face Hub.
 
---dry-run validates the folder (auto_map and every referenced code file, weights, tokenizer files, card metadata,
-and a load through the folder's own code in a process where xlm_swcm_hf is not importable) and lists what would be
-uploaded, without network access.
+--dry-run validates the folder (auto_map and every referenced code file, weights, tokenizer files, card metadata
+as huggingface_hub parses it, model-index included, and a load through the folder's own code in a process where
+xlm_swcm_hf is not importable) and lists what would be uploaded, without network access.
 
 --space-app DIR also writes a Hugging Face Space that serves the model: app.py (scripts/serve.py, which needs no
 xlm_swcm_hf), requirements.txt, packages.txt (fonts), README.md naming the model, examples.jsonl. Upload it with

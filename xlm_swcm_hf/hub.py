@@ -319,6 +319,56 @@ def card_target_languages(metadata: dict) -> list[str]:
     return list(dict.fromkeys(str(code) for code in listed if code != "multilingual"))
 
 
+# What each model-index result needs for huggingface_hub to read it (repocard_data.model_index_to_eval_results).
+MODEL_INDEX_RESULT_FIELDS = "task.type, dataset.name, dataset.type and metrics, each with type and value"
+
+
+def model_index_problems(index) -> list[str]:
+    """Where a card's `model-index` is not what huggingface_hub reads as evaluation results: per entry and result,
+    the key it lacks (the Hub's own parser, `model_index_to_eval_results`, run on each part to locate it)."""
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    if not isinstance(index, list) or not index:
+        return ["model card model-index must be a non-empty list of entries, each with a name and results"]
+    problems = []
+    for number, entry in enumerate(index, start=1):
+        where = f"model card model-index entry {number}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} is not a mapping with a name and results")
+            continue
+        missing = [key for key in ("name", "results") if key not in entry]
+        if missing or not isinstance(entry["results"], list):
+            lacks = " and ".join(repr(key) for key in missing) if missing else "a list of results"
+            problems.append(f"{where} lacks {lacks}")
+            continue
+        for result_number, result in enumerate(entry["results"], start=1):
+            try:
+                model_index_to_eval_results([{"name": entry["name"], "results": [result]}])
+            except KeyError as error:
+                problems.append(
+                    f"{where}, result {result_number} lacks {error.args[0]!r} (a result needs "
+                    f"{MODEL_INDEX_RESULT_FIELDS})"
+                )
+            except (TypeError, AttributeError):  # a list or text where a mapping belongs
+                problems.append(f"{where}, result {result_number} is not a mapping of {MODEL_INDEX_RESULT_FIELDS}")
+    return problems
+
+
+def hub_metadata_problems(metadata: dict) -> list[str]:
+    """What huggingface_hub itself refuses in a card's metadata: the model-index (`model_index_problems`), then
+    `ModelCardData`, the parser `ModelCard` loads a card's metadata with. No Hub request is made (`ModelCard.validate`
+    asks the Hub)."""
+    from huggingface_hub import ModelCardData
+
+    if "model-index" in metadata and (problems := model_index_problems(metadata["model-index"])):
+        return problems
+    try:
+        ModelCardData(**metadata)
+    except (ValueError, TypeError, KeyError) as error:
+        return [f"model card metadata is refused by huggingface_hub.ModelCardData: {error}"]
+    return []
+
+
 def source_length_limit(config) -> int | None:
     """Tokens the model's shared position table embeds (positions start at pad_token_id + 1)."""
     size, pad = getattr(config, "max_position_embeddings", None), getattr(config, "pad_token_id", None)
@@ -434,6 +484,7 @@ def folder_problems(folder: str | os.PathLike) -> list[str]:
             base = metadata.get("base_model")
             if base is not None and (not isinstance(base, str) or looks_like_local_path(base)):
                 problems.append(f"model card base_model {base!r} is a local path, not a Hub id")
+            problems += hub_metadata_problems(metadata)
     problems += local_details_problems(folder)
     return list(dict.fromkeys(problems))  # one line per problem (two auto_map entries may name one missing file)
 

@@ -66,6 +66,41 @@ def test_a_translation_card_lists_its_source_language_and_records_the_targets_ap
     assert known_languages(old) == ["ug", "zh"]
 
 
+def test_the_dry_run_refuses_a_card_huggingface_hub_cannot_read(saved_folder, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    from xlm_swcm_hf.hub import hub_metadata_problems, model_index
+
+    index = model_index("swcm", "translation", "test.jsonl", {"all": {"chrf": 30.0}})
+    assert hub_metadata_problems(card_metadata(render_model_card(languages=["ug"], model_index=index))) == []
+    result = index[0]["results"][0]
+    cases = {
+        "no-name": ([{"results": [result]}], "model-index entry 1 lacks 'name'"),
+        "no-results": ([{"name": "swcm"}], "model-index entry 1 lacks 'results'"),
+        "no-value": (
+            [{"name": "swcm", "results": [{**result, "metrics": [{"type": "chrf"}]}]}],
+            "model-index entry 1, result 1 lacks 'value'",
+        ),
+        "not-a-list": ({"name": "swcm"}, "model-index must be a non-empty list"),
+        "tags-a-number": (None, "refused by huggingface_hub.ModelCardData"),
+    }
+    card = (saved_folder / "README.md").read_text()
+    block, _, rest = card[4:].partition("\n---")
+    for name, (bad_index, fragment) in cases.items():
+        metadata = yaml.safe_load(block)
+        if bad_index is None:
+            metadata["tags"] = 5
+        else:
+            metadata["model-index"] = bad_index
+        folder = shutil.copytree(saved_folder, tmp_path / name)
+        (folder / "README.md").write_text("---\n" + yaml.safe_dump(metadata, sort_keys=False) + "---" + rest)
+        assert push_main(["--model", folder, "--repo-id", "me/x", "--dry-run"]) == 2, name
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and fragment in errors[0], (name, errors)
+
+
 def test_root_model_card_is_the_released_models_card():
     """model_card.md at the root is what the converter writes for the released model (`make model-card`)."""
     expected = render_model_card(**RELEASED_MODEL_CARD, **RELEASED_MODEL_SUMMARY)

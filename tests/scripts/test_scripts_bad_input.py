@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_script, save_tiny_folder, tagged_pairs, tiny_xlmr, write_jsonl
+from conftest import ROOT, run_script, save_tiny_folder, tagged_pairs, tiny_model, tiny_xlmr, write_jsonl
 
+from xlm_swcm_hf.hub import save_hub_folder
 from xlm_swcm_hf.testing import build_tiny_xlmr_tokenizer
 
 
@@ -188,6 +189,10 @@ def walk(material):
     for name, content in (("notjson", "{ug: [0, 1"), ("badtag", '{"../ug": [0, 2]}'), ("badid", '{"ug": [0, 5000]}')):
         broken_vocabularies[f"vocab_{name}"] = shutil.copytree(model, tmp / f"swcm-vocab-{name}")
         (broken_vocabularies[f"vocab_{name}"] / "output_vocabularies.json").write_text(content)
+    # a Hub-ready folder but for its card, whose model-index huggingface_hub cannot read: an entry without results
+    no_results = save_hub_folder(tmp / "swcm-index-no-results", tiny_model(), build_tiny_xlmr_tokenizer())
+    card = (no_results / "README.md").read_text(encoding="utf-8")
+    (no_results / "README.md").write_text(card.replace("---\n", "---\nmodel-index:\n- name: swcm\n", 1))
     finished = tmp / "finished-eval"
     finished.mkdir()
     (finished / "metrics.json").write_text('{"all": {"chrf": 1.0}}')
@@ -202,7 +207,7 @@ def walk(material):
 
     pq.write_table(pa.Table.from_pylist(other_language), tmp / "otherlang.parquet")
     (tmp / "twice.yaml").write_text((ROOT / "configs" / "tiny.yaml").read_text() + "training:\n  max_steps: 1\n")
-    return {**material, "model": model, "cut": cut, **broken_vocabularies}
+    return {**material, "model": model, "cut": cut, "index_no_results": no_results, **broken_vocabularies}
 
 
 def _train(*overrides):
@@ -434,6 +439,11 @@ WALK = [
     # push_to_hub.py, gpu_check.py, prepare_offline_encoder.py, demo.py, ablation.py, lora_vs_full.py
     ("push_to_hub", _args("--model", "{tmp}/missing", "--repo-id", "me/x", "--dry-run"), "missing is not a folder"),
     ("push_to_hub", _args("--model", "{model}", "--repo-id", "nobody", "--dry-run"), "must look like USER/NAME"),
+    (
+        "push_to_hub",
+        _args("--model", "{index_no_results}", "--repo-id", "me/x", "--dry-run"),
+        "model card model-index entry 1 lacks 'results'",
+    ),
     # --space-app --overwrite once replaced the model itself (or, naming its parent, the whole run) with the app
     (
         "push_to_hub",
