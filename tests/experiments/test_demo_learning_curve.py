@@ -98,3 +98,29 @@ def test_bad_input_is_one_error_line_before_any_work(tmp_path, capsys, argv, fra
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and fragment in errors[0], errors
     assert not (tmp_path / "artifacts").exists() and not (tmp_path / "out" / "run").exists()
+
+
+def test_the_speed_table_renders_beside_the_curve_from_its_own_json(tmp_path):
+    from xlm_swcm_experiments.demo.learning_curve import SPEED_JSON, StepTimer
+
+    timer = StepTimer()
+    for _ in range(3):
+        timer.on_step_begin(None, None, None)
+        timer.on_step_end(None, None, None)
+    assert len(timer.seconds) == 3 and all(seconds >= 0 for seconds in timer.seconds)
+    (tmp_path / CURVE_JSON).write_text(json.dumps(curve_data()))
+    assert "## Training speed" not in write_outputs(tmp_path).read_text()
+    speed = {
+        "threads": 2,
+        "steps": 12,
+        "cpu": "a CPU",
+        "rows": [
+            {"bf16": False, "train_sampling_strategy": "random", "batch_size": 32, "median_step_s": 2.0,
+             "examples_per_s": 16.0},
+            {"bf16": True, "train_sampling_strategy": "group_by_length", "batch_size": 32, "median_step_s": 0.5,
+             "examples_per_s": 64.0},
+        ],
+    }  # fmt: skip
+    (tmp_path / SPEED_JSON).write_text(json.dumps(speed))
+    text = write_outputs(tmp_path).read_text()
+    assert "## Training speed" in text and "| bf16 | group_by_length | 0.500 | 64.0 | 4.00 |" in text

@@ -187,6 +187,7 @@ def render_markdown(data: dict) -> str:
         "",
         "![chrF against training seconds](learning_curve.png)",
         "",
+        *(render_speed(data["speed"]) if data.get("speed") else []),
     ]
     return "\n".join(lines)
 
@@ -220,6 +221,111 @@ def write_outputs(output_dir) -> Path:
     if not (output_dir / CURVE_JSON).is_file():
         raise InputError(f"{output_dir / CURVE_JSON} does not exist; run the learning curve first.")
     data = json.loads((output_dir / CURVE_JSON).read_text(encoding="utf-8"))
+    if (output_dir / SPEED_JSON).is_file():
+        data["speed"] = json.loads((output_dir / SPEED_JSON).read_text(encoding="utf-8"))
     plot(data, output_dir / "learning_curve.png")
     atomic_write_text(output_dir / "learning_curve.md", render_markdown(data))
     return output_dir / "learning_curve.md"
+
+
+# ---------------------------------------------------------------------------------------------- training speed
+
+SPEED_JSON = "training_speed.json"
+#: The settings the demo's budget chose between: precision and how batches are drawn, at the recipe's batch size.
+SPEED_SETTINGS = (
+    {"bf16": False, "train_sampling_strategy": "random"},
+    {"bf16": True, "train_sampling_strategy": "random"},
+    {"bf16": False, "train_sampling_strategy": "group_by_length"},
+    {"bf16": True, "train_sampling_strategy": "group_by_length"},
+)
+
+
+class StepTimer(TrainerCallback):
+    """Seconds of each optimizer step (forward, backward, update), as the Trainer runs them."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+        self._started = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds.append(time.perf_counter() - self._started)
+
+
+def measure_training_speed(
+    output_dir, artifacts="artifacts", recipe_path=None, overrides=None, steps: int = 12, udhr=None
+) -> Path:
+    """Examples per second of the demo recipe's Trainer under each of SPEED_SETTINGS, one after another in one
+    process (median step after 2 warmup steps): which precision and batching the budget uses is measured here."""
+    import torch
+
+    from xlm_swcm_hf.recipe import Recipe
+    from xlm_swcm_hf.training.build import build
+
+    from .pipeline import DEFAULT_RECIPE, DEFAULT_UDHR, demo_recipe, prepare_material
+
+    output_dir, artifacts = Path(output_dir), Path(artifacts)
+    recipe_path = Path(recipe_path or DEFAULT_RECIPE)
+    languages = Recipe.from_yaml(recipe_path, overrides).data.train_languages
+    material = prepare_material(artifacts, languages, Path(udhr or DEFAULT_UDHR))
+    rows = []
+    for setting in SPEED_SETTINGS:
+        recipe = demo_recipe(recipe_path, material, output_dir / "speed-run", "from_encoder", overrides or [])
+        timer = StepTimer()
+        parts = build(recipe, max_steps=steps, save_strategy="no", eval_strategy="no", logging_strategy="no", **setting)
+        parts.trainer.add_callback(timer)
+        parts.trainer.train()
+        measured = sorted(timer.seconds[2:])
+        median = measured[len(measured) // 2]
+        batch = recipe.training["per_device_train_batch_size"]
+        rows.append(
+            {
+                **setting,
+                "batch_size": batch,
+                "median_step_s": round(median, 3),
+                "examples_per_s": round(batch / median, 1),
+            }
+        )
+        print(f"training speed {setting}: {median:.3f} s/step, {batch / median:.1f} examples/s", flush=True)
+    data = {"threads": torch.get_num_threads(), "steps": steps, "rows": rows, "cpu": _cpu_name()}
+    atomic_write_json(output_dir / SPEED_JSON, data)
+    return write_outputs(output_dir) if (output_dir / CURVE_JSON).is_file() else output_dir / SPEED_JSON
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def render_speed(data: dict) -> list[str]:
+    base = data["rows"][0]["examples_per_s"]
+    rows = [
+        [
+            "bf16" if row["bf16"] else "fp32",
+            row["train_sampling_strategy"],
+            f"{row['median_step_s']:.3f}",
+            f"{row['examples_per_s']:.1f}",
+            f"{row['examples_per_s'] / base:.2f}",
+        ]
+        for row in data["rows"]
+    ]
+    return [
+        "## Training speed",
+        "",
+        f"The demo recipe's Trainer, batch {data['rows'][0]['batch_size']}, {data['threads']} thread(s) on "
+        f"{data['cpu']}; median of steps 3 to {data['steps']}, one setting after another in one process.",
+        "",
+        markdown_table(
+            ["precision", "batches", "s/step", "examples/s", "vs first"], rows, numeric=[False, False, True, True, True]
+        ),
+        "",
+    ]
