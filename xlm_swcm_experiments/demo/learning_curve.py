@@ -294,16 +294,22 @@ def measure_training_speed(
     return write_outputs(output_dir) if (output_dir / CURVE_JSON).is_file() else output_dir / SPEED_JSON
 
 
+#: The CPU flags that decide how fast bf16 runs: AMX tiles, AVX-512 bf16 dot products.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
 def _cpu_name() -> str:
+    """The CPU's model name and which of BF16_FLAGS it has (Linux's /proc/cpuinfo; the platform's name elsewhere)."""
     import platform
 
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    name = next((line.partition(":")[2].strip() for line in lines if line.startswith("model name")), "a CPU")
+    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
+    have = [flag for flag in BF16_FLAGS if flag in flags]
+    return f"{name} ({', '.join(have) if have else 'no bf16 instructions'})"
 
 
 def render_speed(data: dict) -> list[str]:
