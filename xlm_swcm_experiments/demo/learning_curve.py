@@ -21,6 +21,7 @@ from xlm_swcm_hf.files import atomic_write_json, atomic_write_text
 from xlm_swcm_hf.training.reporting import markdown_table
 
 
+ROOT = Path(__file__).resolve().parents[2]
 CURVE_JSON = "learning_curve.json"
 #: What the curve sets itself: the last step, the constant rate, no Trainer evaluation, one save at the end.
 CURVE_FIXED = ("training.max_steps", "training.lr_scheduler_type", "training.eval_strategy", "training.save_steps")
@@ -140,7 +141,9 @@ def run_learning_curve(
     memory = memory_scores(_split_rows(material["data_dir"], "train"), validation)
     print(f"translation memory on the validation split: chrF {memory}", flush=True)
     data = {
-        "recipe": str(recipe_path),
+        "recipe": recipe_path.resolve().relative_to(ROOT).as_posix()
+        if recipe_path.resolve().is_relative_to(ROOT)
+        else recipe_path.name,  # never a local path: the JSON is published with the docs
         "overrides": curve_overrides,
         "training": {key: recipe.training.get(key) for key in sorted(recipe.training) if key != "output_dir"},
         "validation_sentences": len(validation),
