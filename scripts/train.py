@@ -3,7 +3,8 @@
 
 python scripts/train.py --config configs/translation.yaml training.learning_rate=3e-5 data.train_languages=[zh]
 python scripts/train.py --config configs/translation.yaml --resume        # continue from the last checkpoint
-accelerate launch --multi_gpu --num_processes 2 scripts/train.py --config ...  /  torchrun --nproc_per_node 2 scripts/train.py ...
+accelerate launch --multi_gpu --num_processes 2 scripts/train.py --config ...
+torchrun --nproc_per_node 2 scripts/train.py --config ...
 """
 
 import argparse
