@@ -29,7 +29,10 @@ BULK_SCALES = {
     "full": {"lines": 20_000, "loop_lines": 5_000, "memory_lines": (10_000, 1_000_000)},
     "smoke": {"lines": 240, "loop_lines": 240, "memory_lines": (200, 2_000)},
 }
-MEMORY_BATCH_SIZE = 256  # the memory runs' batch (both sizes alike): 1M lines in minutes, fewer generate calls
+# The memory runs' batches (both sizes alike): a budget of padded source tokens, so a batch's activations are bounded
+# whatever the input's longest lines are (256 sentences a batch grew peak memory with the input: the longest lines of
+# 1M are longer than those of 10K); large enough for 1M lines in minutes.
+MEMORY_TOKENS_PER_BATCH = 4096
 BULK_NEW_TOKENS = 4  # a few tokens per sentence: the engine's cost, not the tiny model's, is what is measured
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,17 +91,18 @@ def run_child(command: list[str], work: Path) -> dict:
         return {"seconds": seconds, "peak_rss_bytes": usage.ru_maxrss * 1024, "stdout": stdout.read()}
 
 
-def translate_command(model: Path, source: Path, output: Path, batch_size: int, block_size: int, processes: int):
+def translate_command(
+    model: Path, source: Path, output: Path, batch_size: int | None, block_size: int, processes: int,
+    tokens_per_batch: int | None = None,
+):  # fmt: skip
+    """translate.py's command line: batches of `batch_size` sentences, or of `tokens_per_batch` padded tokens."""
     script = [str(ROOT / "scripts" / "translate.py"), "--model", str(model), "--input", str(source)]
     script += ["--output", str(output), "--overwrite", "--no-progress", "--num-beams", "1"]
-    script += [
-        "--max-new-tokens",
-        str(BULK_NEW_TOKENS),
-        "--batch-size",
-        str(batch_size),
-        "--block-size",
-        str(block_size),
-    ]
+    script += ["--max-new-tokens", str(BULK_NEW_TOKENS), "--block-size", str(block_size)]
+    if tokens_per_batch is not None:
+        script += ["--max-tokens-per-batch", str(tokens_per_batch)]
+    else:
+        script += ["--batch-size", str(batch_size)]
     if processes == 1:
         return [sys.executable, *script]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *script]
@@ -132,13 +136,15 @@ def compare_memory(model: Path, work: Path, sizes: tuple[int, int], args, log) -
     for lines in sizes:
         source = write_input(work / f"memory-{lines}.txt", lines, seed=lines)
         output = work / f"memory-{lines}.out"
-        command = translate_command(model, source, output, MEMORY_BATCH_SIZE, TRANSLATION_BLOCK_SIZE, 1)
+        command = translate_command(
+            model, source, output, None, TRANSLATION_BLOCK_SIZE, 1, tokens_per_batch=MEMORY_TOKENS_PER_BATCH
+        )
         child = run_child(command, work)
         rows.append({"lines": lines, "seconds": child["seconds"], "peak_rss_bytes": child["peak_rss_bytes"]})
         log(f"  bulk memory: {lines} lines, peak {child['peak_rss_bytes'] / 2**20:.0f} MiB, {child['seconds']:.1f} s")
         source.unlink(), output.unlink()
     return {
-        "batch_size": MEMORY_BATCH_SIZE,
+        "tokens_per_batch": MEMORY_TOKENS_PER_BATCH,
         "rows": rows,
         "ratio": rows[1]["peak_rss_bytes"] / rows[0]["peak_rss_bytes"],
     }
