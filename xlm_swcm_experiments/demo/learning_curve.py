@@ -302,17 +302,19 @@ BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def _cpu_name() -> str:
-    """The CPU's model name and which of BF16_FLAGS it has (Linux's /proc/cpuinfo; the platform's name elsewhere)."""
+    """The CPU's model name (the serving benchmark's `cpu_name`) and which of BF16_FLAGS it has (Linux's
+    /proc/cpuinfo; the platform's name elsewhere)."""
     import platform
+
+    from ..serving_benchmark.cli import cpu_name
 
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or platform.machine()
-    name = next((line.partition(":")[2].strip() for line in lines if line.startswith("model name")), "a CPU")
     flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
     have = [flag for flag in BF16_FLAGS if flag in flags]
-    return f"{name} ({', '.join(have) if have else 'no bf16 instructions'})"
+    return f"{cpu_name() or 'a CPU'} ({', '.join(have) if have else 'no bf16 instructions'})"
 
 
 def render_speed(data: dict) -> list[str]:

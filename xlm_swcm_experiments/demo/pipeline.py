@@ -272,10 +272,9 @@ def _show_material(material: dict) -> list[dict]:
     return coverage
 
 
-def measure_against_memory(runs: dict, data_dir: Path, per_language: int = SAMPLES_PER_LANGUAGE):
-    """The translation memory's answer for every scored test output (same sentences for every run), each run
-    against it, and the samples (XLM-SWCM's output beside the memory's)."""
-    train_rows = _split_rows(data_dir, "train")
+def measure_against_memory(runs: dict, train_rows: list[dict], per_language: int = SAMPLES_PER_LANGUAGE):
+    """The translation memory's answer (from `train_rows`) for every scored test output (same sentences for every
+    run), each run against it, and the samples (XLM-SWCM's output beside the memory's)."""
     rows = {name: prediction_rows(run) for name, run in runs.items()}
     scored = rows[MAIN_RUN]
     answers = translation_memory(train_rows, scored)
@@ -323,10 +322,11 @@ def run_demo(
 
     final = output_dir / "swcm" / "final"
     _banner("6/7 output vocabularies, the translation memory; reload the Hub-ready folder and translate")
+    train_rows = _split_rows(material["data_dir"], "train")  # the vocabularies' source and the memory's
     vocabulary, restricted = output_vocabulary.measure(
         final,
         runs[MAIN_RUN],
-        _split_rows(material["data_dir"], "train"),
+        train_rows,
         _split_rows(material["data_dir"], "validation"),
         recipes[MAIN_RUN].data.max_source_length,
     )
@@ -337,7 +337,7 @@ def run_demo(
         f"{restricted_off['model']:.1f}%"
     )
     comparisons, samples = measure_against_memory(
-        {**runs, RESTRICTED_RUN: restricted}, material["data_dir"], samples_per_language
+        {**runs, RESTRICTED_RUN: restricted}, train_rows, samples_per_language
     )
     for name, groups in comparisons.items():
         print(f"{name} minus memory, chrF: {stats.format_interval(groups['all']['chrf_difference'], 2)}")
