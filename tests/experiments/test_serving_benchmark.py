@@ -105,6 +105,20 @@ def test_bad_arguments_are_one_error_line(tmp_path, capsys, extra, fragment):
     assert not (tmp_path / "out").exists()
 
 
+def test_loop_throughput_counts_every_process_over_the_slowest_loop():
+    """Two processes' closing lines: all their sentences over the slower loop, since they run side by side."""
+    from xlm_swcm_experiments.serving_benchmark.bulk import loop_sentences_per_s
+
+    stdout = (
+        "process 1 of 2: translated 60 sentences, 240 tokens in 3.0 s: 20.00 sentences/s, 80.0 tokens/s; 0 truncated\n"
+        "process 0 of 2: translated 40 sentences, 160 tokens in 4.0 s: 10.00 sentences/s, 40.0 tokens/s; 0 truncated\n"
+        "wrote out.txt\n"
+    )
+    assert loop_sentences_per_s(stdout) == pytest.approx(100 / 4.0)
+    with pytest.raises(RuntimeError, match="no statistics line"):
+        loop_sentences_per_s("wrote out.txt\n")
+
+
 def test_bulk_part_at_smoke_scale_reports_each_comparison_and_its_target(tmp_path):
     """--parts bulk --bulk-scale smoke: translate.py in 1 and 2 processes, the plain loop and the two memory runs are
     all measured and judged (the values are whatever this machine gives: only their presence and consistency)."""
@@ -119,6 +133,9 @@ def test_bulk_part_at_smoke_scale_reports_each_comparison_and_its_target(tmp_pat
     assert processes["lines"] == scale["lines"] and processes["identical_outputs"] is True
     rates = [processes[f"processes_{n}"]["sentences_per_s"] for n in (1, 2)]
     assert all(rate > 0 for rate in rates) and processes["ratio"] == pytest.approx(rates[1] / rates[0])
+    loops = [processes[f"processes_{n}"]["loop_sentences_per_s"] for n in (1, 2)]
+    assert all(loop > rate for loop, rate in zip(loops, rates))  # the loop alone leaves start-up out
+    assert processes["loop_ratio"] == pytest.approx(loops[1] / loops[0])
     assert bulk["plain_loop"]["sentences"] == scale["loop_lines"] and bulk["plain_loop"]["identical_outputs"] >= 0
     memory = bulk["memory"]
     assert [row["lines"] for row in memory["rows"]] == list(scale["memory_lines"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -24,9 +25,11 @@ from .decoding import time_against_plain_loop
 
 
 # Lines of input per scale: the two-process comparison's (the plain loop's: its first loop_lines), and the memory
-# comparison's small and large inputs. full: about 10 minutes on 2 idle cores, most of it the 1M lines.
+# comparison's small and large inputs. full: about 20 minutes on 2 idle cores. The process comparison's input is
+# large enough (about a minute in one process) that start-up, rendezvous and merging weigh as they do in a bulk job,
+# not as in a 15-second one (20,000 lines: 1.57x, most of the difference start-up).
 BULK_SCALES = {
-    "full": {"lines": 20_000, "loop_lines": 5_000, "memory_lines": (10_000, 1_000_000)},
+    "full": {"lines": 100_000, "loop_lines": 5_000, "memory_lines": (10_000, 1_000_000)},
     "smoke": {"lines": 240, "loop_lines": 240, "memory_lines": (200, 2_000)},
 }
 # The memory runs' batches (both sizes alike): a budget of padded source tokens, so a batch's activations are bounded
@@ -108,23 +111,45 @@ def translate_command(
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *script]
 
 
+# translate.py's closing line per process (TranslationStats.summary): the translating loop alone, start-up left out
+STATS_LINE = re.compile(r"translated (\d+) sentences, \d+ tokens in ([0-9.]+) s")
+
+
+def loop_sentences_per_s(stdout: str) -> float:
+    """Sentences/s of the translating loops alone, from each process's closing line: all sentences over the slowest
+    process's loop seconds (the processes run side by side)."""
+    found = [(int(sentences), float(seconds)) for sentences, seconds in STATS_LINE.findall(stdout)]
+    if not found:
+        raise RuntimeError(f"translate.py printed no statistics line: {stdout[-400:]!r}")
+    return sum(sentences for sentences, _ in found) / max(seconds for _, seconds in found)
+
+
 def compare_processes(model: Path, source: Path, lines: int, work: Path, args, log) -> dict:
     """One process against two under torchrun on the same input, interleaved in every repeat; outputs compared."""
     from xlm_swcm_hf.recipe import TRANSLATION_BLOCK_SIZE
 
     block_size = min(TRANSLATION_BLOCK_SIZE, max(1, lines // 8))  # enough blocks for both processes at any scale
-    runs, outputs = {1: [], 2: []}, {}
+    runs, loops, outputs = {1: [], 2: []}, {1: [], 2: []}, {}
     for repeat in range(args.repeats):
         for processes in (1, 2):
             outputs[processes] = work / f"out-{processes}.txt"
             command = translate_command(model, source, outputs[processes], args.batch_size, block_size, processes)
-            runs[processes].append(run_child(command, work)["seconds"])
-            log(f"  bulk repeat {repeat}: {processes} process(es) {runs[processes][-1]:.1f} s for {lines} lines")
+            child = run_child(command, work)
+            runs[processes].append(child["seconds"])
+            loops[processes].append(loop_sentences_per_s(child["stdout"]))
+            log(f"  bulk repeat {repeat}: {processes} process(es) {runs[processes][-1]:.1f} s for {lines} lines "
+                f"({loops[processes][-1]:.0f} sentences/s in the translating loop)")  # fmt: skip
     one, two = (outputs[n].read_text(encoding="utf-8").splitlines() for n in (1, 2))
     result = {"lines": lines, "block_size": block_size, "batch_size": args.batch_size, "identical_outputs": one == two}
     for processes, seconds in runs.items():
-        result[f"processes_{processes}"] = {**summary(seconds), "sentences_per_s": lines / min(seconds)}
+        result[f"processes_{processes}"] = {
+            **summary(seconds),
+            "sentences_per_s": lines / min(seconds),
+            "loop_sentences_per_s": max(loops[processes]),
+        }
+    # The target's ratio is of whole commands (start-up, rendezvous and merge included); the loops' ratio beside it
     result["ratio"] = result["processes_2"]["sentences_per_s"] / result["processes_1"]["sentences_per_s"]
+    result["loop_ratio"] = result["processes_2"]["loop_sentences_per_s"] / result["processes_1"]["loop_sentences_per_s"]
     return result
 
 

@@ -189,17 +189,26 @@ def bulk_markdown(part: dict) -> list[str]:
     lines = [
         "",
         f"## translate.py past one process ({part['scale']} scale; a tiny random model, {part['new_tokens']} new "
-        f"tokens, one thread per process; sentences/s of the best repeat, wall time of the whole command)",
+        f"tokens, one thread per process; sentences/s of the best repeat, of the whole command (start-up and merge "
+        f"included) and of the translating loops alone (each process's closing line: all sentences over the slowest "
+        f"loop))",
         "",
-        "| run | lines | seconds (median / min) | sentences/s | vs 1 process |",
-        "|---|---:|---:|---:|---:|",
+        "| run | lines | seconds (median / min) | sentences/s | vs 1 process | sentences/s, loop alone | vs 1 process |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for count in (1, 2):
         run = processes[f"processes_{count}"]
         ratio = run["sentences_per_s"] / processes["processes_1"]["sentences_per_s"]
+        loop_rate = run.get("loop_sentences_per_s")  # runs stored before the loops were measured have none
+        loop_cells = (
+            f"{loop_rate:.1f} | {loop_rate / processes['processes_1']['loop_sentences_per_s']:.2f}"
+            if loop_rate
+            else "- | -"
+        )
         lines.append(
             f"| translate.py, {count} process{'es' if count > 1 else ''} | {processes['lines']:,} | "
-            f"{run['median_ms'] / 1e3:.1f} / {run['min_ms'] / 1e3:.1f} | {run['sentences_per_s']:.1f} | {ratio:.2f} |"
+            f"{run['median_ms'] / 1e3:.1f} / {run['min_ms'] / 1e3:.1f} | {run['sentences_per_s']:.1f} | {ratio:.2f} | "
+            f"{loop_cells} |"
         )
     lines += [
         "",
