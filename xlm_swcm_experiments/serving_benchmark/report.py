@@ -193,7 +193,8 @@ def bulk_markdown(part: dict) -> list[str]:
         f"included) and of the translating loops alone (each process's closing line: all sentences over the slowest "
         f"loop))",
         "",
-        "| run | lines | seconds (median / min) | sentences/s | vs 1 process | sentences/s, loop alone | vs 1 process |",
+        "| run | lines | seconds (median / min) | sentences/s | vs 1 process | sentences/s, loop alone | vs 1 process "
+        "|",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for count in (1, 2):
