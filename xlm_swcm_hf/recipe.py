@@ -354,6 +354,8 @@ class PeftRecipe:
 # Our defaults for Seq2SeqTrainingArguments (theirs apply to everything else). Evaluation runs generate() with the
 # model's generation_config, so generation_max_length / generation_num_beams are left unset on purpose.
 TRAINING_DEFAULTS = {"predict_with_generate": True, "report_to": "none", "save_total_limit": 2}
+# training.bf16's third value: bf16 autocast where it measures faster than fp32 here (xlm_swcm_hf/training/precision.py)
+BF16_AUTO: Final[str] = "auto"
 # Recipe-only training keys, handled by the runner rather than Seq2SeqTrainingArguments.
 TRAINING_EXTRAS = ("overwrite_output_dir",)
 # Sentences decoded at once where a caller names no batch size: evaluation after training, evaluate_model.py,
@@ -470,6 +472,8 @@ class Recipe:
                         f"training.{key} is no training argument in transformers 5: use training.{new_key}={value}."
                     )
                 raise RecipeError(f"Unknown recipe key training.{key}{_closest(key, types)}.")
+            if key == "bf16" and training[key] == BF16_AUTO:
+                continue  # measured when the arguments are built (xlm_swcm_hf/training/precision.py)
             training[key] = _check_training_value(key, training[key], types[key])
         if not training.get("output_dir"):
             raise RecipeError("training.output_dir is required.")
@@ -563,6 +567,8 @@ class Recipe:
         from transformers import Seq2SeqTrainingArguments
 
         arguments = {**TRAINING_DEFAULTS, **self.training, **changes}
+        if arguments.get("bf16") == BF16_AUTO:
+            arguments["bf16"] = self.bf16_choice(arguments.get("use_cpu", False)).use_bf16
         for key in TRAINING_EXTRAS:
             arguments.pop(key, None)
         if self.data.task == "denoising":
@@ -578,6 +584,20 @@ class Recipe:
             return Seq2SeqTrainingArguments(**arguments)
         except (ValueError, TypeError) as error:
             raise RecipeError(f"training: {error}") from None
+
+    def bf16_choice(self, use_cpu: bool = False):
+        """`training.bf16: auto` resolved on the device the Trainer will use, by measurement (once a process)."""
+        import torch
+
+        from .training.precision import choose_bf16
+
+        return choose_bf16("cuda" if torch.cuda.is_available() and not use_cpu else "cpu")
+
+    @property
+    def uses_bf16(self) -> bool:
+        """Whether training runs under bf16 autocast: the recipe's value, or what `auto` measures here."""
+        value = self.training.get("bf16", False)
+        return self.bf16_choice(self.training.get("use_cpu", False)).use_bf16 if value == BF16_AUTO else bool(value)
 
     @property
     def output_dir(self) -> Path:

@@ -46,6 +46,7 @@ def test_override_files_merge_section_by_section():
         ("generation.temperature=0", "temperature=0 must be > 0"),
         ("generation.length_penalty=.inf", "generation.length_penalty=inf must be a finite number"),
         ("model.normal_layer_interval=-1", "normal_layer_interval=-1 must be >= 0"),
+        ("training.bf16=sometimes", "training.bf16='sometimes' has the wrong type"),
     ],
 )
 def test_bad_recipes_name_the_key(override, message):
@@ -150,3 +151,33 @@ def test_anchors_and_merge_keys_still_work_and_a_bad_override_value_is_named():
         Recipe.from_yaml(ROOT / "configs" / "translation.yaml", ["training.max_steps=[1"])
 
     assert load_yaml("base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  a: 3\n")["other"] == {"a": 3, "b": 2}
+
+
+@pytest.mark.parametrize("bf16_seconds, expected", [(0.2, True), (0.95, False), (5.0, False)])
+def test_bf16_auto_follows_the_measurement(monkeypatch, bf16_seconds, expected):
+    """`training.bf16: auto` becomes bf16 only where the probe measures it clearly faster than fp32 (fp32 takes 1 s
+    a probe step here): a CPU that emulates bf16 trains in fp32."""
+    from xlm_swcm_hf.training import precision
+
+    monkeypatch.setattr(precision, "_probe_seconds", lambda device, bf16, block, inputs: bf16_seconds if bf16 else 1.0)
+    precision.choose_bf16.cache_clear()
+    try:
+        recipe = Recipe.from_yaml(ROOT / "configs" / "translation.yaml", ["training.bf16=auto"])
+        assert recipe.training["bf16"] == "auto"  # kept as written (the card shows the recipe)
+        assert recipe.training_arguments().bf16 is expected and recipe.uses_bf16 is expected
+        assert recipe.training_arguments(bf16=True).bf16 is True  # an explicit value is not measured
+        choice = precision.choose_bf16("cpu")
+        assert f"{bf16_seconds / 1.0:.2f}x" in choice.summary()
+        assert choice.summary().startswith(f"training.bf16=auto -> {'bf16' if expected else 'fp32'} on cpu")
+    finally:
+        precision.choose_bf16.cache_clear()
+
+
+def test_bf16_auto_probe_runs_on_this_cpu():
+    """The real probe: both timings measured, the choice consistent with them."""
+    from xlm_swcm_hf.training.precision import BF16_MAX_TIME_SHARE, choose_bf16
+
+    choose_bf16.cache_clear()
+    choice = choose_bf16("cpu")
+    assert choice.fp32_s > 0 and choice.bf16_s > 0
+    assert choice.use_bf16 == (choice.bf16_s <= BF16_MAX_TIME_SHARE * choice.fp32_s)

@@ -112,7 +112,7 @@ def report_data(
             "languages": list(recipe.data.train_languages or []),
             "max_steps": recipe.training["max_steps"],
             "batch_size": recipe.training["per_device_train_batch_size"],
-            "precision": "bf16" if recipe.training.get("bf16") else "fp32",
+            "precision": "bf16" if recipe.uses_bf16 else "fp32",
             "generation": dict(recipe.generation.settings()),
         },
         "corpus": {"sha256": material["corpus_sha256"], "sources": dict(sorted(material["corpus_sources"].items()))},
