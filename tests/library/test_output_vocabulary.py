@@ -366,3 +366,40 @@ def test_evaluate_model_py_passes_the_vocabularies_and_full_vocabulary_on(model,
         predictions = [json.loads(line)["prediction"] for line in (out / "predictions.jsonl").read_text().splitlines()]
         assert predictions == [alone(row, full) for row in rows]
     assert alone(rows[0], False) != alone(rows[0], True) or alone(rows[1], False) != alone(rows[1], True)
+
+
+def test_train_py_evaluates_the_test_split_within_the_vocabularies_unless_full_vocabulary(model, tmp_path):
+    """scripts/train.py on a pretrained folder with output vocabularies: the test split's predictions (test/) are
+    the trained model's, each row decoded within its language's vocabulary (xx has none: the whole one), or with
+    the whole vocabulary for every row under --full-vocabulary; final/ keeps the vocabularies."""
+    from conftest import ROOT
+    from transformers import AutoTokenizer
+
+    base = save_tiny_folder(tmp_path / "base", model)
+    rows = [{**row, "lang": tag} for row, tag in zip(tagged_pairs(), ["ug", "zh", "xx", "zh", "ug", "xx"])]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    predictions = {}
+    for full in (False, True):
+        output = tmp_path / f"run-{full}"
+        argv = [
+            *("--config", ROOT / "configs" / "tiny.yaml", "model.init=pretrained", f"model.path={base}"),
+            *(f"data.train_file={data}", f"data.validation_file={data}", f"data.test_file={data}"),
+            *(f"training.output_dir={output}", "training.max_steps=2", "training.save_strategy=no"),
+            *("training.eval_strategy=no", "training.bf16=false", "generation.num_beams=1"),
+            "generation.max_new_tokens=6",
+        ]
+        assert run_script("train", argv + (["--full-vocabulary"] if full else [])) == 0
+        lines = (output / "test" / "predictions.jsonl").read_text("utf-8").splitlines()
+        predictions[full] = [json.loads(line)["prediction"] for line in lines]
+
+        trained = XLMSWCMForConditionalGeneration.from_pretrained(output / "final").eval()
+        assert trained.output_vocabularies == VOCABULARIES
+        tokenizer = AutoTokenizer.from_pretrained(output / "final")
+        expected = []
+        for row in rows:
+            within = {} if full or row["lang"] not in VOCABULARIES else {"output_languages": row["lang"]}
+            with torch.no_grad():
+                ids = trained.generate(**tokenizer([row["source"]], return_tensors="pt"), **within)[0]
+            expected.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        assert predictions[full] == expected, full
+    assert predictions[False] != predictions[True]  # the same training (seeded): only the vocabularies differ
