@@ -7,7 +7,6 @@ attention, masks and decoder embedding itself. It compiles (`torch.compile(fullg
 and exports (`torch.export`): no Python branch depends on a tensor's values inside `forward`.
 """
 
-import inspect
 import json
 import os
 import re
@@ -25,7 +24,7 @@ from transformers.modeling_outputs import (
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
-from transformers.utils import cached_file, logging
+from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .configuration_xlm_swcm import XLMR_FAMILY_MODEL_TYPES, XLMSWCMConfig
 
@@ -1021,7 +1020,8 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
                 "them, then upload the folder (scripts/push_to_hub.py)."
             )
         kwargs.pop("push_to_hub")
-        accepted = inspect.signature(self.push_to_hub).parameters  # PushToHubMixin.push_to_hub's (functools.wraps)
+        code = PushToHubMixin.push_to_hub.__code__  # its parameters differ between transformers releases
+        accepted = set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
         push = {
             name: kwargs.pop(name)
             for name in ("commit_message", "commit_description", "private", "token", "create_pr", "revision", "tags")
