@@ -13,6 +13,7 @@ import logging
 import sys
 
 from xlm_swcm_hf.checks import ScriptArgumentParser, cli_main
+from xlm_swcm_hf.output_vocabulary import add_full_vocabulary_argument
 from xlm_swcm_hf.recipe import Recipe
 from xlm_swcm_hf.training import run_training
 
@@ -27,11 +28,12 @@ def main(argv=None) -> int:
         help="a recipe from configs/; repeat to merge override files (configs/overrides/*.yaml)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    add_full_vocabulary_argument(parser)  # the test split's generation metrics
     parser.add_argument("overrides", nargs="*", help="section.key=value (YAML values), e.g. training.max_steps=100")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     recipe = Recipe.from_yaml(args.config, args.overrides)
-    metrics = run_training(recipe, resume=args.resume)
+    metrics = run_training(recipe, resume=args.resume, full_vocabulary=args.full_vocabulary)
     print(json.dumps(metrics, indent=2, ensure_ascii=False, default=str))
     return 0
 

@@ -24,7 +24,7 @@ from transformers.modeling_outputs import (
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
-from transformers.utils import cached_file, logging
+from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .configuration_xlm_swcm import XLMR_FAMILY_MODEL_TYPES, XLMSWCMConfig
 
@@ -999,24 +999,54 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
         return OutputRows(shared.ids, shared.vocab_size, shared.weight, shared.bias, shared.transposed, allowed)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """As the base class's, plus OUTPUT_VOCABULARIES_FILE when the model has output vocabularies."""
-        if self.output_vocabularies and kwargs.get("push_to_hub"):
-            # transformers uploads the files whose mtimes changed since it listed the folder inside its own save;
-            # this one is written beside that save, and writing it first would leave it unchanged by then
+        """As the base class's, plus OUTPUT_VOCABULARIES_FILE when the model has output vocabularies.
+
+        transformers' `push_to_hub=True` uploads the files whose mtimes changed during its own save, and this file is
+        written after it; so with output vocabularies the folder is saved first (the file included), then pushed by
+        `self.push_to_hub` (transformers' own: it creates the repository, saves the same model with the file into a
+        temporary folder and uploads that with the Hub's model card), taking save_pretrained's push options:
+        `repo_id` (default: the folder's name, as transformers), `commit_message`, `commit_description`, `private`,
+        `token`, `create_pr`, `revision`, `tags` and the saving options push_to_hub shares (`max_shard_size`,
+        transformers 4's `safe_serialization`). The main process alone pushes (`is_main_process`)."""
+        if not (self.output_vocabularies and kwargs.get("push_to_hub")):
+            result = super().save_pretrained(save_directory, *args, **kwargs)
+            self._save_output_vocabularies(save_directory, kwargs.get("is_main_process", True))
+            return result
+        unpushable = sorted(name for name in ("state_dict", "variant", "save_function") if kwargs.get(name) is not None)
+        if args or unpushable:
             raise ValueError(
-                "save_pretrained(push_to_hub=True) would not upload the output vocabularies: save, then push the "
-                "folder (model.push_to_hub(repo_id) or scripts/push_to_hub.py)."
+                "save_pretrained(push_to_hub=True) uploads push_to_hub's own save of the model, so it takes the "
+                f"options by keyword only and none of {', '.join(unpushable) or 'state_dict, variant'}: save with "
+                "them, then upload the folder (scripts/push_to_hub.py)."
             )
-        result = super().save_pretrained(save_directory, *args, **kwargs)
+        kwargs.pop("push_to_hub")
+        code = PushToHubMixin.push_to_hub.__code__  # its parameters differ between transformers releases
+        accepted = set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+        push = {
+            name: kwargs.pop(name)
+            for name in ("commit_message", "commit_description", "private", "token", "create_pr", "revision", "tags")
+            if name in kwargs
+        }
+        push.update({name: kwargs[name] for name in ("max_shard_size", "safe_serialization") if name in kwargs})
+        if "use_temp_dir" in accepted:  # transformers 4: else a folder named like the repository in the working
+            push["use_temp_dir"] = True  # directory would be saved into and uploaded
+        repo_id = kwargs.pop("repo_id", os.path.basename(os.path.normpath(os.fspath(save_directory))))
+        result = super().save_pretrained(save_directory, **kwargs)
+        is_main_process = kwargs.get("is_main_process", True)
+        self._save_output_vocabularies(save_directory, is_main_process)
+        if is_main_process:
+            self.push_to_hub(repo_id, **{name: value for name, value in push.items() if name in accepted})
+        return result
+
+    def _save_output_vocabularies(self, save_directory, is_main_process: bool) -> None:
         path = os.path.join(save_directory, OUTPUT_VOCABULARIES_FILE)
-        if kwargs.get("is_main_process", True):
+        if is_main_process:
             if self.output_vocabularies:
                 with open(path, "w", encoding="utf-8") as handle:
                     json.dump(self.output_vocabularies, handle, separators=(",", ":"))
                     handle.write("\n")
             elif os.path.isfile(path):
                 os.remove(path)  # a stale file from a model saved here before would describe another model
-        return result
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

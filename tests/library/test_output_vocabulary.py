@@ -9,7 +9,9 @@
   full head is never called; its slice is taken once and again after the weights change.
 - Unknown tags are refused listing the known ones; without the argument nothing changes.
 - save_pretrained writes output_vocabularies.json; from_pretrained reads it, also as remote code without the package
-  (a local folder, and a Hub repository id served from the cache).
+  (a local folder, and a Hub repository id served from the cache); save_pretrained(push_to_hub=True) uploads it
+  (the Hub patched offline).
+- train.py's test split decodes within the vocabularies unless --full-vocabulary.
 """
 
 import json
@@ -366,3 +368,107 @@ def test_evaluate_model_py_passes_the_vocabularies_and_full_vocabulary_on(model,
         predictions = [json.loads(line)["prediction"] for line in (out / "predictions.jsonl").read_text().splitlines()]
         assert predictions == [alone(row, full) for row in rows]
     assert alone(rows[0], False) != alone(rows[0], True) or alone(rows[1], False) != alone(rows[1], True)
+
+
+def test_train_py_evaluates_the_test_split_within_the_vocabularies_unless_full_vocabulary(model, tmp_path):
+    """scripts/train.py on a pretrained folder with output vocabularies: the test split's predictions (test/) are
+    the trained model's, each row decoded within its language's vocabulary (xx has none: the whole one), or with
+    the whole vocabulary for every row under --full-vocabulary; final/ keeps the vocabularies."""
+    from conftest import ROOT
+    from transformers import AutoTokenizer
+
+    base = save_tiny_folder(tmp_path / "base", model)
+    rows = [{**row, "lang": tag} for row, tag in zip(tagged_pairs(), ["ug", "zh", "xx", "zh", "ug", "xx"])]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    predictions = {}
+    for full in (False, True):
+        output = tmp_path / f"run-{full}"
+        argv = [
+            *("--config", ROOT / "configs" / "tiny.yaml", "model.init=pretrained", f"model.path={base}"),
+            *(f"data.train_file={data}", f"data.validation_file={data}", f"data.test_file={data}"),
+            *(f"training.output_dir={output}", "training.max_steps=2", "training.save_strategy=no"),
+            *("training.eval_strategy=no", "training.bf16=false", "generation.num_beams=1"),
+            "generation.max_new_tokens=6",
+        ]
+        assert run_script("train", argv + (["--full-vocabulary"] if full else [])) == 0
+        lines = (output / "test" / "predictions.jsonl").read_text("utf-8").splitlines()
+        predictions[full] = [json.loads(line)["prediction"] for line in lines]
+
+        trained = XLMSWCMForConditionalGeneration.from_pretrained(output / "final").eval()
+        assert trained.output_vocabularies == VOCABULARIES
+        tokenizer = AutoTokenizer.from_pretrained(output / "final")
+        expected = []
+        for row in rows:
+            within = {} if full or row["lang"] not in VOCABULARIES else {"output_languages": row["lang"]}
+            with torch.no_grad():
+                ids = trained.generate(**tokenizer([row["source"]], return_tensors="pt"), **within)[0]
+            expected.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        assert predictions[full] == expected, full
+    assert predictions[False] != predictions[True]  # the same training (seeded): only the vocabularies differ
+
+
+# ------------------------------------------------------------------------------------------------- the Hub, offline
+class FakeHub:
+    """HfApi.create_repo / create_commit and ModelCard.load patched: records the repository and every uploaded
+    file's content (read at commit time: push_to_hub's temporary folder is gone afterwards)."""
+
+    def __init__(self, monkeypatch):
+        from huggingface_hub import HfApi, ModelCard
+        from transformers.utils import hub
+
+        self.repos, self.commits = [], []
+
+        def create_repo(repo_id, **options):
+            self.repos.append((repo_id, options))
+            return type("RepoUrl", (), {"repo_id": repo_id if "/" in repo_id else f"me/{repo_id}"})()
+
+        def create_commit(repo_id, operations, **options):
+            files = {}
+            for operation in operations:
+                with open(operation.path_or_fileobj, "rb") as handle:
+                    files[operation.path_in_repo] = handle.read()
+            self.commits.append((repo_id, files, options))
+
+        def no_card(*args, **kwargs):
+            raise hub.EntryNotFoundError("no README.md")
+
+        for name, fake in (("create_repo", create_repo), ("create_commit", create_commit)):
+            monkeypatch.setattr(HfApi, name, lambda api, *args, _fake=fake, **kwargs: _fake(*args, **kwargs))
+            if hasattr(hub, name):  # transformers 4 calls huggingface_hub's module functions, bound at import
+                monkeypatch.setattr(hub, name, fake)
+        monkeypatch.setattr(ModelCard, "load", classmethod(no_card))
+
+
+def test_save_pretrained_push_to_hub_uploads_the_vocabularies(model, tmp_path, monkeypatch):
+    hub = FakeHub(monkeypatch)
+    folder = tmp_path / "tiny-swcm"
+    model.save_pretrained(
+        folder, push_to_hub=True, private=True, token="secret", commit_message="vocabularies", create_pr=True
+    )
+    assert json.loads((folder / OUTPUT_VOCABULARIES_FILE).read_text()) == VOCABULARIES  # saved locally too
+    assert [repo for repo, _ in hub.repos] == ["tiny-swcm"]  # repo_id: the folder's name, as transformers
+    assert hub.repos[0][1]["private"] is True and hub.repos[0][1]["token"] == "secret"
+    ((repo, files, options),) = hub.commits
+    assert repo == "me/tiny-swcm" and options["commit_message"] == "vocabularies" and options["create_pr"] is True
+    assert options["token"] == "secret"
+    assert {OUTPUT_VOCABULARIES_FILE, "config.json", "model.safetensors", "README.md"} <= set(files)
+    assert json.loads(files[OUTPUT_VOCABULARIES_FILE]) == VOCABULARIES
+    uploaded = tmp_path / "uploaded"  # what the Hub holds loads with the vocabularies and the same weights
+    uploaded.mkdir()
+    for name, content in files.items():
+        (uploaded / name).write_bytes(content)
+    assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    assert XLMSWCMForConditionalGeneration.from_pretrained(uploaded).output_vocabularies == VOCABULARIES
+
+    model.save_pretrained(tmp_path / "other", push_to_hub=True, repo_id="someone/named")
+    assert hub.repos[-1][0] == "someone/named" and hub.commits[-1][0] == "someone/named"
+    model.save_pretrained(tmp_path / "rank1", push_to_hub=True, is_main_process=False)
+    assert len(hub.commits) == 2  # only the main process pushes
+    with pytest.raises(ValueError, match="none of state_dict: save with them, then upload the folder"):
+        model.save_pretrained(tmp_path / "refused", push_to_hub=True, state_dict=model.state_dict())
+    assert not (tmp_path / "refused").exists() and len(hub.repos) == 2
+
+    model.set_output_vocabularies(None)  # without vocabularies: transformers' own push, unchanged
+    model.save_pretrained(str(tmp_path / "plain"), push_to_hub=True, repo_id="me/plain")  # 4.46: no Path here
+    assert hub.commits[-1][0] == "me/plain" and OUTPUT_VOCABULARIES_FILE not in hub.commits[-1][1]
+    assert "model.safetensors" in hub.commits[-1][1]

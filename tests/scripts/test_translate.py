@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 from conftest import load_folder, run_script, save_tiny_folder, tiny_model, translating_model_folder
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from xlm_swcm_hf import XLMSWCMForConditionalGeneration
 from xlm_swcm_hf.bulk_translation import scan_input, stream_rows, translate_file
@@ -457,3 +458,104 @@ def test_blocks_of_a_run_with_the_vocabularies_are_not_resumed_with_full_vocabul
     expect_error(capsys, translate(vocabulary_folder, tmp_path / "in.txt", output, *argv, "--full-vocabulary"),
                  "another --full-vocabulary")  # fmt: skip
     assert translate(vocabulary_folder, tmp_path / "in.txt", output, *argv) == 0  # the same options resume
+
+
+# -------------------------------------------------------------- output vocabularies on the other --backend choices
+class KeepOnly(LogitsProcessor):
+    """The direct masked generation: every word outside `ids` at -inf, on the full head."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def __call__(self, input_ids, scores):
+        keep = torch.zeros(scores.shape[-1], dtype=torch.bool)
+        keep[self.ids] = True
+        return scores.masked_fill(~keep, -float("inf"))
+
+
+@pytest.fixture(scope="module")
+def varied_vocabulary_folder(tmp_path_factory):
+    """vocabulary_folder's model with no_repeat_ngram_size 1 saved as its generation default: every output has six
+    different tokens (not one repeated), so a single word outside a vocabulary cannot hide."""
+    path = translating_model_folder(tmp_path_factory.mktemp("varied-vocabularies") / "model")
+    model = XLMSWCMForConditionalGeneration.from_pretrained(path)
+    model.set_output_vocabularies(VOCABULARIES)
+    model.generation_config.no_repeat_ngram_size = 1
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")  # each ONNX backend exports once for the module
+
+
+@pytest.mark.parametrize("backend", ["torch-int8", "onnxruntime", "onnxruntime-int8"])
+def test_other_backends_decode_within_the_target_languages_vocabulary(
+    varied_vocabulary_folder, onnx_cache, tmp_path, monkeypatch, backend
+):
+    """translate.py --backend B --target-language L with output vocabularies: onnxruntime (float32) gives what the
+    PyTorch float32 model gives within L's vocabulary; the int8 backends give what the same backend gives with the
+    full head masked outside it (one sentence per batch there: their dynamic activation quantization is per batch).
+    Every generated id lies in L's vocabulary; --full-vocabulary leaves it on this model."""
+    if backend.startswith("onnxruntime"):
+        pytest.importorskip("onnxruntime", reason="the onnx extra runs the exported graphs")
+        pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
+    else:
+        pytest.importorskip("torch.ao.quantization")
+    from xlm_swcm_hf.inference import load_for_inference
+    from xlm_swcm_hf.onnx_runtime import OnnxRuntimeXLMSWCM
+
+    folder = varied_vocabulary_folder
+    texts = list(TINY_MULTILINGUAL_TEXTS)
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    generated = []
+    for cls in (XLMSWCMForConditionalGeneration, OnnxRuntimeXLMSWCM):
+
+        def recording(self, *args, _original=cls.generate, **kwargs):
+            output = _original(self, *args, **kwargs)
+            generated.append((kwargs.get("output_languages"), output[:, 1:].tolist()))
+            return output
+
+        monkeypatch.setattr(cls, "generate", recording)
+
+    def run(language, *extra):
+        generated.clear()
+        output = tmp_path / f"{language}{len(extra)}.txt"
+        batching = ("--batch-size", "1" if backend.endswith("int8") else "3")
+        argv = ("--backend", backend, "--onnx-cache", onnx_cache, "--target-language", language, *batching, *extra)
+        assert translate(folder, tmp_path / "in.txt", output, *argv) == 0
+        return output.read_text("utf-8").splitlines(), [ids for _, batch in generated for ids in batch]
+
+    if backend == "onnxruntime":
+        reference_model, tokenizer = load_folder(folder)
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        reference_model = None  # loaded once the script has exported (the same cached graphs)
+
+    for language in ("ug", "zh"):
+        restricted, restricted_ids = run(language)
+        assert generated and all(set(tags) == {language} for tags, _ in generated)
+        assert len(restricted_ids) == len(texts) and all(len(set(ids)) == MAX_NEW_TOKENS for ids in restricted_ids)
+        assert all(set(ids) <= set(VOCABULARIES[language]) for ids in restricted_ids)
+        full, full_ids = run(language, "--full-vocabulary")
+        assert all(tags is None for tags, _ in generated)
+        assert sum(i not in VOCABULARIES[language] for ids in full_ids for i in ids) >= len(texts)
+        assert restricted != full
+
+        if reference_model is None:
+            reference_model = load_for_inference(folder, backend, onnx_cache=onnx_cache)
+        expected = []
+        for text in texts:
+            batch = tokenizer([f"{language}: {text}"], return_tensors="pt")
+            within = (
+                {"output_languages": language}
+                if backend == "onnxruntime"  # the PyTorch float32 model
+                else {"logits_processor": LogitsProcessorList([KeepOnly(VOCABULARIES[language])])}
+            )
+            with torch.no_grad():
+                ids = reference_model.generate(**batch, max_new_tokens=MAX_NEW_TOKENS, **within)[0]
+            expected.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+        assert restricted == expected

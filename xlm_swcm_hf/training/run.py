@@ -252,8 +252,12 @@ def base_model_name(recipe: Recipe) -> str | None:
     return None
 
 
-def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = None) -> dict:
+def run_training(
+    recipe: Recipe, resume: bool = False, callbacks: list | None = None, full_vocabulary: bool = False
+) -> dict:
     """Train as the recipe says; write the Hub-ready folder, metrics JSON and loss-curve PNG. Returns the metrics.
+    The test split's generation metrics decode each row within the model's output vocabulary of its language where
+    it has one (`output_vocabularies.json` of a pretrained model.path), unless `full_vocabulary`.
 
     Refused before any work: an output folder another run is writing to (a lock), or one that holds an earlier
     run's checkpoints or results (unless `resume`, or `training.overwrite_output_dir`). `resume` continues from the
@@ -262,7 +266,7 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
         if _is_main_launch_process():  # one run per output folder; released when this process ends in any way
             stack.enter_context(output_lock(recipe.output_dir, "training.output_dir"))
         try:
-            return _run_training(recipe, resume, callbacks)
+            return _run_training(recipe, resume, callbacks, full_vocabulary)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted (Ctrl-C); {rerun_advice(recipe, resume)}") from None
         except Exception as error:
@@ -273,7 +277,7 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list | None = 
             raise InputError(f"{where}{os_error_message(failure)} Then: {rerun_advice(recipe, resume)}") from error
 
 
-def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
+def _run_training(recipe: Recipe, resume: bool, callbacks: list | None, full_vocabulary: bool = False) -> dict:
     from transformers import set_seed
 
     from ..checks import looks_like_local_path
@@ -329,6 +333,7 @@ def _run_training(recipe: Recipe, resume: bool, callbacks: list | None) -> dict:
             parts.formatted["test"],
             output_dir / "test",
             max_source_length=recipe.data.max_source_length,
+            full_vocabulary=full_vocabulary,
         )
     atomic_write_json(output_dir / "metrics.json", metrics)
     languages = sorted(key for key in metrics.get("test", {}) if key != "all") or recipe.data.eval_languages
