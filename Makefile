@@ -30,7 +30,7 @@ check-lock: install  ## the installed versions equal requirements/dev.txt (one l
 # find-links folder where torch's CPU build lies), and writes hashes pip checks. In its own virtualenv, pinned.
 LOCK_VENV ?= .venv-lock
 PIP_TOOLS_VERSION := 7.7.0
-DEV_EXTRAS := dev demo serve plot peft onnx vocabulary-data
+DEV_EXTRAS := dev demo serve plot peft onnx vocabulary-data peers
 PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 	--no-emit-find-links $(LOCK_ARGS)
 LOCK_ARGS ?=

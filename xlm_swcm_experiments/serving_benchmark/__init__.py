@@ -3,8 +3,10 @@ BART, and translate.py's throughput against a plain loop. Entry point: scripts/b
 
 Three parts, each interleaving what it compares inside every repeat (so load changes on a shared machine hit all
 alike; compare ratios within one run):
-- `candidates`: the CPU backends of `xlm_swcm_hf.inference` plus compiled fp32/int8, at random full-size weights:
-  ms per token (greedy, forced length, batch 1 and 8), resident memory (a fresh process each), conversion time; then
+- `candidates`: the CPU backends of `xlm_swcm_hf.inference` plus compiled fp32/int8 and bf16 weights, each also
+  decoding as one target language with a 20,000-row output vocabulary (`+vocab`), and the peers: BART of the same
+  shape in PyTorch and in CTranslate2 int8; at random full-size weights: ms per token (greedy, forced length, batch 1
+  and 8) against the weights-read bounds, resident memory (a fresh process each), conversion time; then
   quality on a trained model (the demo's): test NLL per token, chrF of greedy outputs, share of outputs identical to
   fp32's.
 - `compiled`: `generate(cache_implementation="static")` with a `torch.compile(fullgraph=True)` forward, for this model
@@ -16,9 +18,10 @@ alike; compare ratios within one run):
   the batching engine against the plain loop, and peak resident memory on 10K against 1M lines (--bulk-scale smoke for
   seconds), on a tiny random model and generated input.
 
-Modules: settings (what is compared, targets), measure (CPU paths, memory, quality), decoding (compiled rows,
-throughput), bulk (translate.py in child processes), report (targets, chosen path, markdown), cli. Not part of the
-Hub remote code. See docs/benchmark.md ("Serving") for how to read it, docs/translate.md ("How fast") for bulk.
+Modules: settings (what is compared, targets), measure (CPU paths, memory, quality), peers (BART, CTranslate2),
+decoding (compiled rows, throughput), bulk (translate.py in child processes), report (targets, chosen path,
+markdown), cli. Not part of the Hub remote code. See docs/benchmark.md ("Serving") for how to read it,
+docs/translate.md ("How fast") for bulk.
 """
 
 from .cli import main, merge_parts, parse_args

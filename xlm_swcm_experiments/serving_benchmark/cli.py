@@ -15,7 +15,7 @@ import torch
 from ..benchmark import DECODE_CONFIGS, DEMO_MODEL, DEMO_TEST, SIZES, build_swcm
 from .bulk import BULK_SCALES, run_bulk
 from .decoding import run_compiled, run_throughput
-from .measure import memory_child, run_candidates, run_quality
+from .measure import build_base, memory_child, run_candidates, run_quality, weights_read
 from .report import choose_path, evaluate_targets, markdown
 from .settings import CANDIDATES, COMPILED_IMPLS, DEFAULT_PARTS, DTYPES, PARTS, REFERENCE, fresh_compiles
 
@@ -172,15 +172,21 @@ def merge_parts(report: dict, earlier: dict, parts_run: list[str], path: str) ->
     """The parts of `earlier` that neither this run nor an earlier merge gave, with where and when they were
     measured."""
     have = set(parts_run) | {part for entry in report["meta"].get("merged", []) for part in entry["parts"]}
-    taken = []
+    sources: dict[int, tuple[dict, list[str]]] = {}  # one entry per run the taken parts were measured by
     for part, keys in MERGED_KEYS.items():
         if part not in have and part in earlier:
             for key in keys:
                 if key in earlier:
                     report[key] = earlier[key]
-            taken.append(part)
-    if taken:
-        entry = {"from": path, "parts": taken, **{key: earlier["meta"].get(key) for key in CONDITION_KEYS}}
+            # a part `earlier` merged itself keeps the conditions of the run that measured it
+            origin = next((entry for entry in earlier["meta"].get("merged", []) if part in entry["parts"]), None)
+            if origin is None:
+                origin = {"from": path, **{key: earlier["meta"].get(key) for key in CONDITION_KEYS}}
+            else:
+                origin = {**origin, "from": f"{origin['from']} (by way of {path})"}
+            sources.setdefault(origin["from"], (origin, []))[1].append(part)
+    for origin, taken in sources.values():
+        entry = {"from": origin["from"], "parts": taken, **{key: origin.get(key) for key in CONDITION_KEYS}}
         report["meta"].setdefault("merged", []).append(entry)
 
 
@@ -211,6 +217,13 @@ def main(argv=None) -> dict:
             report["bandwidth_bound_ms_per_token"] = weights["bytes"] / (bandwidth["GBps"] * 1e9) * 1e3
             log("candidates:")
             report["candidates"] = run_candidates(args, log)
+            model = build_base(args.size)
+            restricted = report["candidates"]["restricted_vocabulary"]["rows"]
+            heads = {"full": model.config.vocab_size, "restricted": restricted}
+            report["candidates"]["bounds"] = {
+                head: weights_read(model, rows, bandwidth["GBps"]) for head, rows in heads.items()
+            }
+            del model
         if "quality" in args.parts:
             log("quality:")
             report["quality"] = run_quality(args, log)

@@ -24,18 +24,118 @@ from ..benchmark import (
     summary,
     token_agreement,
 )
-from .settings import REFERENCE, compile_forward, forget_compiled, short_error
+from .peers import prepare_peer
+from .settings import (
+    PEERS,
+    REFERENCE,
+    RESTRICTED_LANGUAGE,
+    RESTRICTED_ROWS,
+    RESTRICTED_SEED,
+    agreement_reference,
+    compile_forward,
+    forget_compiled,
+    is_restricted,
+    restricted_base,
+    short_error,
+)
 
 
 # --------------------------------------------------------------------------------------------------- candidates
 
 
-def prepare_candidate(name: str, base, work: Path) -> dict:
+def restricted_rows(vocab_size: int) -> int:
+    """The restricted head's size: RESTRICTED_ROWS, or a fifth of a smaller vocabulary (the tiny size's)."""
+    return min(RESTRICTED_ROWS, vocab_size // 5)
+
+
+def benchmark_vocabularies(config) -> dict[str, list[int]]:
+    """{RESTRICTED_LANGUAGE: ids}: `restricted_rows` ids, the special tokens generation may emit or starts from
+    (XLM-R's <s>, <pad>, </s>, <unk> at 0-3 and the config's) plus a random choice (seed RESTRICTED_SEED) of the
+    rest. Random weights have no language, so any choice of that size costs the head the same."""
+    special = {0, 1, 2, 3}
+    special |= {getattr(config, key, None) for key in ("pad_token_id", "bos_token_id", "eos_token_id")}
+    special |= {getattr(config, "decoder_start_token_id", None)}
+    special = sorted(i for i in special if isinstance(i, int))
+    others = [i for i in range(config.vocab_size) if i not in special]
+    generator = torch.Generator().manual_seed(RESTRICTED_SEED)
+    chosen = torch.randperm(len(others), generator=generator)[: restricted_rows(config.vocab_size) - len(special)]
+    return {RESTRICTED_LANGUAGE: sorted(special + [others[i] for i in chosen.tolist()])}
+
+
+def build_base(size: str):
+    """The fp32 model every candidate comes from, with the benchmark's output vocabulary (which changes nothing for
+    a generate call that does not name a language; the ONNX exports then hold its `head.<lang>.onnx`)."""
+    base = build_swcm(size)
+    base.set_output_vocabularies(benchmark_vocabularies(base.config))
+    return base
+
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # the CPU instructions that decide how fast bf16 runs
+
+
+def cpu_with_bf16_flags() -> str:
+    """The CPU's name (cli.cpu_name) and which of BF16_FLAGS /proc/cpuinfo lists: what the bf16 row ran on."""
+    from .cli import cpu_name
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
+    have = [flag for flag in BF16_FLAGS if flag in flags]
+    return f"{cpu_name() or 'a CPU'} ({', '.join(have) if have else 'no ' + ' or '.join(BF16_FLAGS)})"
+
+
+def weights_read(model, head_rows: int, bandwidth_GBps: float) -> dict:
+    """What one cached decode step reads (`benchmark.weights_read_per_token`'s parameters: the decoder layers
+    without the cross-attention k/v, the LM head) with a head of `head_rows` rows, in bytes for each weight format
+    (fp32; bf16; int8: matrices at one byte plus a float32 scale per output channel, vectors at float32) and as
+    the ms per token reading them at `bandwidth_GBps` takes: the bound a batch-1 step cannot beat."""
+    matrices = vectors = channels = 0
+    named = [(name, p) for layer in model.model.decoder.layers for name, p in layer.named_parameters()]
+    for name, param in named:
+        if "encoder_attn.k_proj" in name or "encoder_attn.v_proj" in name:
+            continue
+        if param.dim() >= 2:
+            matrices, channels = matrices + param.numel(), channels + param.shape[0]
+        else:
+            vectors += param.numel()
+    head = model.lm_head
+    matrices, channels = matrices + head_rows * head.in_features, channels + head_rows
+    vectors += head_rows if head.bias is not None else 0
+    parameters = matrices + vectors
+    bytes_ = {"fp32": 4 * parameters, "bf16": 2 * parameters, "int8": matrices + 4 * (channels + vectors)}
+    ms = {name: value / (bandwidth_GBps * 1e9) * 1e3 for name, value in bytes_.items()}
+    return {"head_rows": head_rows, "parameters": parameters, "bytes": bytes_, "ms_per_token": ms}
+
+
+def prepare_candidate(name: str, base, work: Path, built: dict | None = None, size: str | None = None) -> dict:
     """Candidate `name` from the fp32 model `base` (not changed): the model to call `generate` on, the extra
-    `generate` arguments, the conversion seconds. A candidate that fails to build is returned with its error."""
+    `generate` arguments, the conversion seconds. A candidate that fails to build is returned with its error.
+    A restricted candidate takes its base candidate's build from `built` ({name: row}, this run's) when it is
+    there, and adds `output_languages`; the peers are built from `size` (BART of base's shape)."""
     from xlm_swcm_hf.onnx_runtime import OnnxRuntimeXLMSWCM, export_onnx
     from xlm_swcm_hf.quantization import quantize_for_cpu
 
+    built = {} if built is None else built
+    rows = {"head_rows": base.config.vocab_size}
+    if is_restricted(name):
+        rows = {"head_rows": len(base.output_vocabularies[RESTRICTED_LANGUAGE])}
+        plain = restricted_base(name)
+        shared = built.get(plain)
+        row = shared if shared and "model" in shared else prepare_candidate(plain, base, work)
+        if "error" in row:
+            return {"candidate": name, "error": row["error"], **rows}
+        generate = {**row["generate"], "output_languages": RESTRICTED_LANGUAGE}
+        convert_s = 0.0 if row is shared else row["convert_s"]
+        extra = {"shares_build_of": plain} if row is shared else {}
+        return {"candidate": name, "model": row["model"], "generate": generate, "convert_s": convert_s, **rows, **extra}
+    if name in PEERS:
+        try:
+            row = prepare_peer(name, size, work, built)
+        except Exception as error:
+            row = {"error": short_error(error)}
+        return {"candidate": name, **rows, **row}
     start = time.perf_counter()
     try:
         generate_kwargs = {}
@@ -43,18 +143,22 @@ def prepare_candidate(name: str, base, work: Path) -> dict:
             model = base
         elif name in ("torch-int8", "compiled-int8"):
             model = quantize_for_cpu(copy.deepcopy(base), "int8")
+        elif name == "torch-bf16":
+            model = copy.deepcopy(base).to(torch.bfloat16)
         elif name == "compiled":
             model = copy.deepcopy(base)
         else:
             directory = work / name
-            export_onnx(base, directory, quantize="int8" if name.endswith("int8") else None)
+            if not (directory / "onnx_export.json").is_file():
+                export_onnx(base, directory, quantize="int8" if name.endswith("int8") else None)
             model = OnnxRuntimeXLMSWCM.from_exported(directory)
         if name.startswith("compiled"):
             compile_forward(model)
             generate_kwargs = {"cache_implementation": "static"}
     except Exception as error:  # a candidate that cannot be built is a result too
-        return {"candidate": name, "error": short_error(error)}
-    return {"candidate": name, "model": model, "generate": generate_kwargs, "convert_s": time.perf_counter() - start}
+        return {"candidate": name, "error": short_error(error), **rows}
+    convert_s = time.perf_counter() - start
+    return {"candidate": name, "model": model, "generate": generate_kwargs, "convert_s": convert_s, **rows}
 
 
 def greedy(model, source, new_tokens: int, **generate_kwargs):
@@ -91,20 +195,24 @@ def time_candidates(rows: list[dict], size: str, length: int, repeats: int, log)
             live = [row for row in live if "error" not in row]
         for row in live:
             row[config] = summary(row.pop(f"{config}_runs"))
-            row[f"{config}_agreement"] = token_agreement(outputs[REFERENCE], outputs[row["candidate"]])
+            reference = agreement_reference(row["candidate"])
+            if reference in outputs:
+                row["agreement_with"] = reference
+                row[f"{config}_agreement"] = token_agreement(outputs[reference], outputs[row["candidate"]])
 
 
 def memory_child(name: str, size: str, work: str) -> dict:
     """Resident memory of one candidate in this (fresh) process after building it and one short generate."""
-    base = build_swcm(size)
+    base = build_base(size)
     if name.startswith("onnxruntime"):
         from xlm_swcm_hf.onnx_runtime import OnnxRuntimeXLMSWCM
 
+        languages = {"output_languages": RESTRICTED_LANGUAGE} if is_restricted(name) else {}
         del base
         gc.collect()
-        row = {"model": OnnxRuntimeXLMSWCM.from_exported(Path(work) / name), "generate": {}}
+        row = {"model": OnnxRuntimeXLMSWCM.from_exported(Path(work) / restricted_base(name)), "generate": languages}
     else:
-        row = prepare_candidate(name, base, Path(work))
+        row = prepare_candidate(name, base, Path(work), size=size)
         if row["model"] is not base:
             del base
     gc.collect()
@@ -133,22 +241,28 @@ def measure_memory(rows: list[dict], args, log) -> None:
 
 def run_candidates(args, log) -> dict:
     forget_compiled()
-    base = build_swcm(args.size)
-    rows = []
+    base = build_base(args.size)
+    rows, built = [], {}
     for name in args.candidates:
         log(f"  preparing {name} ...")
-        rows.append(prepare_candidate(name, base, args.work))
+        rows.append(prepare_candidate(name, base, args.work, built, args.size))
+        built[name] = rows[-1]
         if "error" in rows[-1]:
             log(f"  {name}: FAILED {rows[-1]['error']}")
     time_candidates(rows, args.size, args.length, args.repeats, log)
     for row in rows:
         row.pop("model", None)
-        row.pop("generate", None)
-    del base
+        generate = row.pop("generate", None) or {}
+        if "output_languages" in generate:
+            row["output_languages"] = generate["output_languages"]
+    vocabulary = {"language": RESTRICTED_LANGUAGE, "rows": len(base.output_vocabularies[RESTRICTED_LANGUAGE])}
+    vocabulary["seed"] = RESTRICTED_SEED
+    del base, built
     gc.collect()
     if args.memory:
         measure_memory(rows, args, log)
-    return {"new_tokens": args.length, "source_length": SIZES[args.size]["source_length"], "rows": rows}
+    part = {"new_tokens": args.length, "source_length": SIZES[args.size]["source_length"], "rows": rows}
+    return {**part, "restricted_vocabulary": vocabulary, "cpu": cpu_with_bf16_flags()}
 
 
 # ------------------------------------------------------------------------------------------------------ quality
@@ -200,6 +314,10 @@ def run_quality(args, log) -> dict:
     for name in args.candidates:
         if name.startswith("compiled"):  # every new batch shape recompiles; the function is the eager one's
             result["rows"].append({"candidate": name, "skipped": "not measured: computes the eager model's function"})
+            continue
+        if is_restricted(name) or name in PEERS:
+            why = "a random BART, another model" if name in PEERS else "the benchmark's vocabulary is random ids"
+            result["rows"].append({"candidate": name, "skipped": f"not measured: {why}"})
             continue
         row = prepare_candidate(name, base, args.work / "quality")
         if "error" in row:
