@@ -1121,7 +1121,7 @@ class XLMSWCMForConditionalGeneration(XLMSWCMPreTrainedModel, GenerationMixin):
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """The LM head. Inside `generate(output_languages=...)` only the rows of those languages are computed (the
         others come out at the dtype's minimum); otherwise every row (`full_vocabulary_logits`)."""
-        rows = self.__dict__.get("_output_rows_in_use")
+        rows = getattr(self, "_output_rows_in_use", None)  # an attribute read: dynamo guards on it
         if rows is None:
             return self.full_vocabulary_logits(hidden_states)
         if rows.weight is None:  # a head without a plain weight to slice (quantized): every row, then the mask

@@ -132,6 +132,26 @@ def test_static_cache_and_compiled_forward(model, mode):
     torch.testing.assert_close(compiled, dynamic, rtol=0, atol=0)
 
 
+@pytest.mark.skipif(not STATIC_CACHE_SUPPORTED, reason="static caches need transformers 5")
+def test_a_compiled_forward_follows_each_calls_output_languages(model):
+    """One compiled model, calls alternating between the whole vocabulary and different languages: each output equals
+    the uncompiled run's (the restriction is read where dynamo guards on it, so a graph compiled for one call is not
+    reused for another that restricts differently)."""
+    from transformers import CompileConfig
+
+    calls = [None, ["ug", "zh"], None, "zh", ["ug", "zh"]]
+    expected = [generate(model, "greedy", output_languages=languages).sequences for languages in calls]
+    torch.compiler.reset()
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, backend="eager")
+    compile_config._compile_all_devices = True
+    for languages, reference in zip(calls, expected):
+        compiled = generate(
+            model, "greedy", output_languages=languages, cache_implementation="static", compile_config=compile_config
+        ).sequences
+        torch.testing.assert_close(compiled, reference, rtol=0, atol=0, msg=f"output_languages={languages}")
+    assert hasattr(model, "_compiled_call") and not torch.equal(expected[0], expected[1])
+
+
 def test_the_full_head_is_never_computed_and_its_slice_follows_the_weights(model, monkeypatch):
     before = generate(model, "greedy", output_languages="ug").sequences
     slices = model.__dict__["_output_head_slices"][("ug",)][1]
