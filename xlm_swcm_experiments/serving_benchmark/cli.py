@@ -33,8 +33,8 @@ def parse_args(argv=None):
         f"{','.join(DEFAULT_PARTS)}; bulk: translate.py over files in child processes)",
     )  # fmt: skip
     parser.add_argument(
-        "--bulk-scale", choices=list(BULK_SCALES), default="full", help="bulk's input sizes: full (20K lines for the "
-        "process comparison, 10K against 1M for memory; about 10 minutes on 2 idle cores) or smoke (seconds)",
+        "--bulk-scale", choices=list(BULK_SCALES), default="full", help="bulk's input sizes: full (100K lines for the "
+        "process comparison, 10K against 1M for memory; about 20 minutes on 2 idle cores) or smoke (seconds)",
     )  # fmt: skip
     parser.add_argument("--size", choices=list(SIZES), default="full")
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help=f"from {', '.join(CANDIDATES)}")
