@@ -181,3 +181,22 @@ def test_bf16_auto_probe_runs_on_this_cpu():
     choice = choose_bf16("cpu")
     assert choice.fp32_s > 0 and choice.bf16_s > 0
     assert choice.use_bf16 == (choice.bf16_s <= BF16_MAX_TIME_SHARE * choice.fp32_s)
+
+
+def test_bf16_auto_on_a_gpu_is_its_bf16_support(monkeypatch):
+    """On CUDA the probe is not timed (too small for a GPU): bf16 where the GPU supports it."""
+    import torch
+
+    from xlm_swcm_hf.training import precision
+
+    def untimed(*args):
+        raise AssertionError("the probe ran on the GPU")
+
+    monkeypatch.setattr(precision, "_probe_seconds", untimed)
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
+        precision.choose_bf16.cache_clear()
+        choice = precision.choose_bf16("cuda")
+        assert choice.use_bf16 is supported
+        assert choice.summary().endswith("supports bf16" if supported else "lacks bf16")
+    precision.choose_bf16.cache_clear()
