@@ -297,24 +297,14 @@ def measure_training_speed(
     return write_outputs(output_dir) if (output_dir / CURVE_JSON).is_file() else output_dir / SPEED_JSON
 
 
-#: The CPU flags that decide how fast bf16 runs: AMX tiles, AVX-512 bf16 dot products.
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
 def _cpu_name() -> str:
-    """The CPU's model name (the serving benchmark's `cpu_name`) and which of BF16_FLAGS it has (Linux's
-    /proc/cpuinfo; the platform's name elsewhere)."""
+    """The CPU's model name and which bf16 instructions it has (the serving benchmark's `cpu_with_bf16_flags`); the
+    platform's name where there is no /proc/cpuinfo."""
     import platform
 
-    from ..serving_benchmark.cli import cpu_name
+    from ..serving_benchmark.cli import cpu_with_bf16_flags
 
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
-    have = [flag for flag in BF16_FLAGS if flag in flags]
-    return f"{cpu_name() or 'a CPU'} ({', '.join(have) if have else 'no bf16 instructions'})"
+    return cpu_with_bf16_flags() or platform.processor() or platform.machine()
 
 
 def render_speed(data: dict) -> list[str]:

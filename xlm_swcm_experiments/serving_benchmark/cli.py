@@ -15,7 +15,7 @@ import torch
 from ..benchmark import DECODE_CONFIGS, DEMO_MODEL, DEMO_TEST, SIZES, build_swcm
 from .bulk import BULK_SCALES, run_bulk
 from .decoding import run_compiled, run_throughput
-from .measure import build_base, memory_child, run_candidates, run_quality, weights_read
+from .measure import memory_child, run_candidates, run_quality
 from .report import choose_path, evaluate_targets, markdown
 from .settings import CANDIDATES, COMPILED_IMPLS, DEFAULT_PARTS, DTYPES, PARTS, REFERENCE, fresh_compiles
 
@@ -123,6 +123,22 @@ def cpu_name() -> str | None:
         return None
 
 
+# The CPU flags that decide how fast bf16 runs: AMX tiles, AVX-512 bf16 dot products.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_with_bf16_flags() -> str | None:
+    """The CPU's name (`cpu_name`) and which of BF16_FLAGS /proc/cpuinfo lists; None where there is no
+    /proc/cpuinfo."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
+    have = [flag for flag in BF16_FLAGS if flag in flags]
+    return f"{cpu_name() or 'a CPU'} ({', '.join(have) if have else 'no bf16 instructions'})"
+
+
 def meta(args) -> dict:
     import platform
 
@@ -216,14 +232,7 @@ def main(argv=None) -> dict:
             report["bandwidth"], report["weights_read_per_token"] = bandwidth, weights
             report["bandwidth_bound_ms_per_token"] = weights["bytes"] / (bandwidth["GBps"] * 1e9) * 1e3
             log("candidates:")
-            report["candidates"] = run_candidates(args, log)
-            model = build_base(args.size)
-            restricted = report["candidates"]["restricted_vocabulary"]["rows"]
-            heads = {"full": model.config.vocab_size, "restricted": restricted}
-            report["candidates"]["bounds"] = {
-                head: weights_read(model, rows, bandwidth["GBps"]) for head, rows in heads.items()
-            }
-            del model
+            report["candidates"] = run_candidates(args, log, bandwidth["GBps"])
         if "quality" in args.parts:
             log("quality:")
             report["quality"] = run_quality(args, log)

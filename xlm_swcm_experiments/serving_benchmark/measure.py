@@ -70,22 +70,6 @@ def build_base(size: str):
     return base
 
 
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # the CPU instructions that decide how fast bf16 runs
-
-
-def cpu_with_bf16_flags() -> str:
-    """The CPU's name (cli.cpu_name) and which of BF16_FLAGS /proc/cpuinfo lists: what the bf16 row ran on."""
-    from .cli import cpu_name
-
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
-    have = [flag for flag in BF16_FLAGS if flag in flags]
-    return f"{cpu_name() or 'a CPU'} ({', '.join(have) if have else 'no ' + ' or '.join(BF16_FLAGS)})"
-
-
 def weights_read(model, head_rows: int, bandwidth_GBps: float) -> dict:
     """What one cached decode step reads (`benchmark.weights_read_per_token`'s parameters: the decoder layers
     without the cross-attention k/v, the LM head) with a head of `head_rows` rows, in bytes for each weight format
@@ -114,7 +98,7 @@ def prepare_candidate(name: str, base, work: Path, built: dict | None = None, si
     `generate` arguments, the conversion seconds. A candidate that fails to build is returned with its error.
     A restricted candidate takes its base candidate's build from `built` ({name: row}, this run's) when it is
     there, and adds `output_languages`; the peers are built from `size` (BART of base's shape)."""
-    from xlm_swcm_hf.onnx_runtime import OnnxRuntimeXLMSWCM, export_onnx
+    from xlm_swcm_hf.onnx_runtime import EXPORT_RECORD, OnnxRuntimeXLMSWCM, export_onnx
     from xlm_swcm_hf.quantization import quantize_for_cpu
 
     built = {} if built is None else built
@@ -149,7 +133,7 @@ def prepare_candidate(name: str, base, work: Path, built: dict | None = None, si
             model = copy.deepcopy(base)
         else:
             directory = work / name
-            if not (directory / "onnx_export.json").is_file():
+            if not (directory / EXPORT_RECORD).is_file():
                 export_onnx(base, directory, quantize="int8" if name.endswith("int8") else None)
             model = OnnxRuntimeXLMSWCM.from_exported(directory)
         if name.startswith("compiled"):
@@ -239,7 +223,11 @@ def measure_memory(rows: list[dict], args, log) -> None:
         log(f"  memory {row['candidate']:18s}: {row['rss_bytes'] / 2**20:8.0f} MiB resident")
 
 
-def run_candidates(args, log) -> dict:
+def run_candidates(args, log, bandwidth_GBps: float) -> dict:
+    """Every candidate built from one fp32 model, timed interleaved, then (args.memory) each one's memory; with the
+    weights-read bounds of the whole and the restricted head at `bandwidth_GBps`."""
+    from .cli import cpu_with_bf16_flags
+
     forget_compiled()
     base = build_base(args.size)
     rows, built = [], {}
@@ -257,12 +245,14 @@ def run_candidates(args, log) -> dict:
             row["output_languages"] = generate["output_languages"]
     vocabulary = {"language": RESTRICTED_LANGUAGE, "rows": len(base.output_vocabularies[RESTRICTED_LANGUAGE])}
     vocabulary["seed"] = RESTRICTED_SEED
+    heads = {"full": base.config.vocab_size, "restricted": vocabulary["rows"]}
+    bounds = {head: weights_read(base, rows, bandwidth_GBps) for head, rows in heads.items()}
     del base, built
     gc.collect()
     if args.memory:
         measure_memory(rows, args, log)
     part = {"new_tokens": args.length, "source_length": SIZES[args.size]["source_length"], "rows": rows}
-    return {**part, "restricted_vocabulary": vocabulary, "cpu": cpu_with_bf16_flags()}
+    return {**part, "restricted_vocabulary": vocabulary, "cpu": cpu_with_bf16_flags() or "a CPU", "bounds": bounds}
 
 
 # ------------------------------------------------------------------------------------------------------ quality

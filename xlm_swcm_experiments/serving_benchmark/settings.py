@@ -10,9 +10,8 @@ from xlm_swcm_hf.inference import BACKENDS
 # A restricted candidate ("torch+vocab") is its base candidate decoding as one target language
 # (`generate(output_languages=RESTRICTED_LANGUAGE)`, the public path translate.py takes) with a per-language output
 # vocabulary of RESTRICTED_ROWS ids: a seeded random choice plus the special tokens (a fifth of the vocabulary where
-# it is smaller, at the tiny size). Not for compiled: its `torch.compile`d forward does not see the head rows that
-# `generate(output_languages=...)` sets (dynamo does not guard on them: at tiny size it decoded the whole vocabulary's
-# tokens once a full-vocabulary call had compiled).
+# it is smaller, at the tiny size). Not for compiled: its row was left out while a compiled forward ignored the head
+# rows `generate(output_languages=...)` sets, and has not been added since that was fixed (92407f9).
 RESTRICTED_SUFFIX = "+vocab"
 RESTRICTED_ROWS = 20_000
 RESTRICTED_LANGUAGE = "ug"
