@@ -474,6 +474,8 @@ class Recipe:
                 raise RecipeError(f"Unknown recipe key training.{key}{_closest(key, types)}.")
             if key == "bf16" and training[key] == BF16_AUTO:
                 continue  # measured when the arguments are built (xlm_swcm_hf/training/precision.py)
+            if key == "bf16" and not isinstance(training[key], bool):
+                raise RecipeError(f"training.bf16={training[key]!r} has the wrong type: expected true, false or auto.")
             training[key] = _check_training_value(key, training[key], types[key])
         if not training.get("output_dir"):
             raise RecipeError("training.output_dir is required.")

@@ -46,7 +46,7 @@ def test_override_files_merge_section_by_section():
         ("generation.temperature=0", "temperature=0 must be > 0"),
         ("generation.length_penalty=.inf", "generation.length_penalty=inf must be a finite number"),
         ("model.normal_layer_interval=-1", "normal_layer_interval=-1 must be >= 0"),
-        ("training.bf16=sometimes", "training.bf16='sometimes' has the wrong type"),
+        ("training.bf16=sometimes", "training.bf16='sometimes' has the wrong type: expected true, false or auto"),
     ],
 )
 def test_bad_recipes_name_the_key(override, message):
